@@ -1,0 +1,137 @@
+"""The rollback invariants, as functions that return violations (an empty list means it holds).
+
+1. Terminal means settled: committed => every leg at target; rolled_back => flat;
+   failed => ``residual_exposure`` equals the ledger exactly and an alert was raised.
+2. No orphans: no order of a terminal group is live (or unknown) at the broker.
+3. Conservation: each ticket's filled quantity is the sum of its distinct fills, and the group
+   ledger is the signed sum over all its tickets (entry and unwind).
+4. Legality: every state change is a row of the machine's declared table.
+5. Determinism: replaying the group's audit trail reproduces its state.
+6. Exposure bound: no leg holds more than its target, unless the broker over-filled (flagged).
+"""
+
+from __future__ import annotations
+
+from fsm.group import COMMITTED, FAILED, GROUP_MACHINE, INVALID, ROLLED_BACK, TERMINAL_STATES, AtomicOrderGroup
+from fsm.ledger import ledger_from_tickets
+from fsm.ticket import TICKET_MACHINE, UNSETTLED_STATES
+
+_GROUP_CHANGES = GROUP_MACHINE.allowed_changes()
+_TICKET_CHANGES = TICKET_MACHINE.allowed_changes()
+
+
+def terminal_settled(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 1."""
+    gid, state, out = group.group_id, group.state, []
+    if state == COMMITTED:
+        for symbol, target in group.targets.items():
+            net = group.ledger.net(symbol)
+            if net != target:
+                out.append(f"{gid}: committed but {symbol.occ} net {net} != target {target}")
+        extra = set(group.ledger.positions()) - set(group.targets)
+        if extra:
+            out.append(f"{gid}: committed but holds symbols outside its legs: {sorted(s.occ for s in extra)}")
+    elif state == ROLLED_BACK:
+        if not group.ledger.is_flat:
+            out.append(f"{gid}: rolled_back but not flat: {_fmt(group.ledger.positions())}")
+    elif state == FAILED:
+        if group.residual_exposure != group.ledger.positions():
+            residual, ledger = _fmt(group.residual_exposure), _fmt(group.ledger.positions())
+            out.append(f"{gid}: failed with residual {residual} != ledger {ledger}")
+        if not group.alerts:
+            out.append(f"{gid}: failed without an alert")
+    elif state == INVALID and group.tickets and any(t.state != "new" for t in group.tickets):
+        out.append(f"{gid}: invalid but an order was sent")
+    return out
+
+
+def no_orphans(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 2."""
+    if group.state not in TERMINAL_STATES:
+        return []
+    return [
+        f"{group.group_id}: {group.state} but {t.order_ref} is {t.state}"
+        for t in group.tickets
+        if t.state in UNSETTLED_STATES
+    ]
+
+
+def conservation(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 3."""
+    out = []
+    for t in group.tickets:
+        ids = [f.fill_id for f in t.fills]
+        if len(ids) != len(set(ids)):
+            out.append(f"{t.order_ref}: the same fill id was applied twice")
+        total = sum(f.quantity for f in t.fills)
+        if t.quantity_filled != total:
+            out.append(f"{t.order_ref}: quantity_filled {t.quantity_filled} != sum of distinct fills {total}")
+    expected = ledger_from_tickets(group.tickets)
+    actual = group.ledger.positions()
+    if expected != actual:
+        out.append(f"{group.group_id}: ledger {_fmt(actual)} != signed sum of ticket fills {_fmt(expected)}")
+    return out
+
+
+def legality(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 4."""
+    out = []
+    for rec in group.audit:
+        if (rec.source, rec.trigger, rec.dest) not in _GROUP_CHANGES:
+            out.append(f"{group.group_id}: {rec.source} --{rec.trigger}--> {rec.dest} is not in the table")
+    for t in group.tickets:
+        for trec in t.order_events:
+            if (trec.source, trec.trigger, trec.dest) not in _TICKET_CHANGES:
+                out.append(f"{t.order_ref}: {trec.source} --{trec.trigger}--> {trec.dest} is not in the table")
+    return out
+
+
+def replay_matches(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 5 (costs a full replay; run it at the end or in tests)."""
+    try:
+        fresh = group.replay()
+    except Exception as err:  # a replay that raises is itself the violation being reported
+        return [f"{group.group_id}: replay raised {err!r}"]
+    out = []
+    if fresh.state != group.state:
+        out.append(f"{group.group_id}: replay state {fresh.state} != {group.state}")
+    if fresh.ledger.positions() != group.ledger.positions():
+        out.append(f"{group.group_id}: replay ledger differs")
+    mine = [(t.order_ref, t.state, t.quantity_filled) for t in group.tickets]
+    theirs = [(t.order_ref, t.state, t.quantity_filled) for t in fresh.tickets]
+    if mine != theirs:
+        out.append(f"{group.group_id}: replay tickets {theirs} != {mine}")
+    return out
+
+
+def exposure_bound(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 6."""
+    if group.flagged:
+        return []
+    out = []
+    for symbol, net in group.ledger.positions().items():
+        target = group.targets.get(symbol, 0)
+        lo, hi = min(0, target), max(0, target)
+        if not lo <= net <= hi:
+            out.append(f"{group.group_id}: {symbol.occ} net {net} outside [0, target {target}] without an over-fill")
+    return out
+
+
+def check_group(group: AtomicOrderGroup, replay: bool = False) -> list[str]:
+    """All invariants (replay only when asked: it is the expensive one)."""
+    out = terminal_settled(group) + no_orphans(group) + conservation(group) + legality(group) + exposure_bound(group)
+    if replay:
+        out += replay_matches(group)
+    return out
+
+
+def check_step(group: AtomicOrderGroup) -> list[str]:
+    """The cheap checks to run after every event: orphans, terminal settlement, exposure bound.
+
+    Conservation and legality walk the whole history, so they run at the end of a group.
+    """
+    return terminal_settled(group) + no_orphans(group) + exposure_bound(group)
+
+
+def _fmt(positions: dict) -> dict[str, int]:  # type: ignore[type-arg]
+    return {s.occ: q for s, q in positions.items()}

@@ -1,0 +1,116 @@
+"""What crosses the line between the executor and a broker backend, as plain values.
+
+The executor sends :class:`OrderRequest`; the backend answers with :class:`BrokerEvent`
+(one ticket event for one order) and, when asked, :class:`OrderReport`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+
+import attrs
+
+from fsm.errors import ValidationError
+from fsm.events import BrokerStatus, Fill, TicketEvent
+from fsm.leg import Leg
+from fsm.symbol import OptionSymbol
+
+
+class OrderType(StrEnum):
+    """Limit or market."""
+
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+class TimeInForce(StrEnum):
+    """How long an order works: the session (day) or until canceled."""
+
+    DAY = "day"
+    GTC = "gtc"
+
+
+class Purpose(StrEnum):
+    """Why an order exists: to build the strategy (entry) or to undo it (unwind)."""
+
+    ENTRY = "entry"
+    UNWIND = "unwind"
+
+
+def _check_legs(_inst: object, _attr: object, value: tuple[Leg, ...]) -> None:
+    if not isinstance(value, tuple) or not 1 <= len(value) <= 4 or not all(isinstance(x, Leg) for x in value):
+        raise ValidationError("legs", value, "must be a tuple of 1-4 Leg")
+
+
+def _check_quantity(_inst: object, _attr: object, value: int) -> None:
+    if type(value) is not int or value <= 0:
+        raise ValidationError("quantity", value, "must be a positive int")
+
+
+@attrs.frozen
+class OrderRequest:
+    """One order as the broker will see it.
+
+    ``order_ref`` is our external identifier (unique per order, derived from group, leg and
+    attempt): the key for reconciliation after an ambiguous submission. For a multi-leg (combo)
+    order ``quantity`` is in strategy units and ``limit_price`` is the signed net per unit
+    (positive = debit, negative = credit); for a single leg it is contracts at a positive price.
+    """
+
+    order_ref: str
+    group_id: str
+    purpose: Purpose
+    legs: tuple[Leg, ...] = attrs.field(validator=_check_legs)
+    quantity: int = attrs.field(validator=_check_quantity)
+    order_type: OrderType = OrderType.LIMIT
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+
+    def __attrs_post_init__(self) -> None:
+        if self.order_type is OrderType.LIMIT:
+            if not isinstance(self.limit_price, Decimal) or not self.limit_price.is_finite():
+                raise ValidationError("limit_price", self.limit_price, "a limit order needs a finite Decimal price")
+            if len(self.legs) == 1 and self.limit_price <= 0:
+                raise ValidationError("limit_price", self.limit_price, "a single-leg limit price must be positive")
+        elif self.limit_price is not None:
+            raise ValidationError("limit_price", self.limit_price, "a market order carries no limit price")
+
+    @property
+    def is_combo(self) -> bool:
+        """True when the order has more than one leg (fills come in strategy units)."""
+        return len(self.legs) > 1
+
+
+@attrs.frozen
+class BrokerEvent:
+    """One ticket event about the order ``order_ref``, as delivered by the broker's stream."""
+
+    order_ref: str
+    event: TicketEvent
+
+
+@attrs.frozen
+class OrderReport:
+    """The broker's view of one order, answering a reconciliation query."""
+
+    order_ref: str
+    status: BrokerStatus
+    fills: tuple[Fill, ...] = ()
+    broker_order_id: str | None = None
+
+
+@attrs.frozen
+class Quote:
+    """Top of book for one option: bid and ask as Decimals."""
+
+    symbol: OptionSymbol
+    bid: Decimal
+    ask: Decimal
+    time: dt.datetime
+
+    @property
+    def mid(self) -> Decimal:
+        """The midpoint of bid and ask."""
+        return (self.bid + self.ask) / 2

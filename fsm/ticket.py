@@ -1,0 +1,542 @@
+"""OrderTicket: the state machine of one broker order.
+
+The table below is the machine. Fills are never dropped: a duplicate fill id is counted and
+ignored, a fill beyond the order's quantity (or after ``filled``) is an over-fill, and a fill
+after ``canceled``/``expired``/``rejected`` is a late fill; both are recorded in the ticket's
+ledger and raise an anomaly flag. ``unknown`` (the outcome of a submission is not known) is
+left only through ``reconciled``, never by resubmitting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+from transitions import MachineError
+
+from fsm.errors import AtomicOrdersError, InvalidTransition, ValidationError
+from fsm.events import (
+    BrokerStatus,
+    Fill,
+    Reconciled,
+    Submit,
+    TicketEvent,
+    UpdateRequested,
+)
+from fsm.leg import Leg
+from fsm.machine import MachineSpec, Row, build_runtime_machine
+from fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class TicketState(StrEnum):
+    """The states of an :class:`OrderTicket`."""
+
+    NEW = "new"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    CANCEL_PENDING = "cancel_pending"
+    UPDATE_PENDING = "update_pending"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+NEW, SUBMITTING, SUBMITTED, PARTIALLY_FILLED = "new", "submitting", "submitted", "partially_filled"
+CANCEL_PENDING, UPDATE_PENDING, FILLED, CANCELED = "cancel_pending", "update_pending", "filled", "canceled"
+REJECTED, EXPIRED, UNKNOWN = "rejected", "expired", "unknown"
+
+TICKET_STATES: tuple[str, ...] = tuple(s.value for s in TicketState)
+#: States after which the broker will not work the order any more (late fills may still arrive).
+FINAL_STATES: frozenset[str] = frozenset({FILLED, CANCELED, REJECTED, EXPIRED})
+#: States in which the order is, or may be, live at the broker.
+WORKING_STATES: frozenset[str] = frozenset({SUBMITTING, SUBMITTED, PARTIALLY_FILLED, CANCEL_PENDING, UPDATE_PENDING})
+#: Working at the broker or possibly so: nothing may be decided about these without the broker.
+UNSETTLED_STATES: frozenset[str] = WORKING_STATES | {UNKNOWN}
+#: States from which a cancel may be requested.
+CANCELABLE_STATES: frozenset[str] = frozenset({SUBMITTED, PARTIALLY_FILLED, UPDATE_PENDING})
+
+_LIVE = (SUBMITTED, PARTIALLY_FILLED, CANCEL_PENDING, UPDATE_PENDING)
+_AFTER_SUBMIT = (SUBMITTING, *_LIVE, FILLED, CANCELED, REJECTED, EXPIRED, UNKNOWN)
+_RECONCILABLE = (SUBMITTING, *_LIVE, UNKNOWN)
+
+# fmt: off
+#: The OrderTicket machine. Read top to bottom; rows for one (state, trigger) are tried in order.
+TICKET_TRANSITIONS: tuple[Row, ...] = (
+    Row("submit", NEW, SUBMITTING, before="record_submission"),
+
+    Row("acknowledged", SUBMITTING, SUBMITTED, before="record_broker_id"),
+    Row("acknowledged", _AFTER_SUBMIT[1:], None, before="record_broker_id",
+        note="late or duplicate acknowledgement: remember the id, change nothing"),
+
+    # Fills: duplicates first, then completion, then partial. Every non-duplicate fill is recorded.
+    Row("fill", _AFTER_SUBMIT, None, conditions="is_duplicate_fill", before="count_duplicate_fill"),
+    Row("fill", (SUBMITTING, SUBMITTED, PARTIALLY_FILLED, CANCEL_PENDING, UPDATE_PENDING, CANCELED, EXPIRED),
+        FILLED, conditions="completes_order", before="record_fill",
+        note="a fill larger than what remains is an over-fill: recorded and flagged"),
+    Row("fill", (SUBMITTING, SUBMITTED, PARTIALLY_FILLED), PARTIALLY_FILLED, conditions="is_partial_fill",
+        before="record_fill"),
+    Row("fill", (CANCEL_PENDING, UPDATE_PENDING), None, conditions="is_partial_fill", before="record_fill",
+        note="cancel/update race: the fill applies, the request stays pending"),
+    Row("fill", (FILLED, CANCELED, EXPIRED, REJECTED, UNKNOWN), None, before="record_fill",
+        note="over-fill or late fill (flagged), or a fill while unknown (kept for reconciliation)"),
+
+    Row("rejected", (SUBMITTING, SUBMITTED), REJECTED, before="record_reason"),
+    Row("rejected", REJECTED, None, note="duplicate delivery"),
+
+    Row("cancel_requested", (SUBMITTED, PARTIALLY_FILLED, UPDATE_PENDING), CANCEL_PENDING),
+
+    Row("canceled", (SUBMITTING, *_LIVE), CANCELED),
+    Row("canceled", CANCELED, None, note="duplicate delivery"),
+
+    Row("cancel_rejected", CANCEL_PENDING, PARTIALLY_FILLED, conditions="has_fills", before="record_reason"),
+    Row("cancel_rejected", CANCEL_PENDING, SUBMITTED, unless="has_fills", before="record_reason"),
+    Row("cancel_rejected", (FILLED, CANCELED, EXPIRED), None, before="record_reason",
+        note="the order finished before the cancel reached it"),
+
+    Row("update_requested", (SUBMITTED, PARTIALLY_FILLED), UPDATE_PENDING, before="stash_update"),
+    Row("updated", UPDATE_PENDING, PARTIALLY_FILLED, conditions="has_fills", before="apply_update"),
+    Row("updated", UPDATE_PENDING, SUBMITTED, unless="has_fills", before="apply_update"),
+    Row("updated", (CANCEL_PENDING, FILLED, CANCELED, EXPIRED), None, before="apply_update"),
+    Row("update_rejected", UPDATE_PENDING, PARTIALLY_FILLED, conditions="has_fills", before="drop_update"),
+    Row("update_rejected", UPDATE_PENDING, SUBMITTED, unless="has_fills", before="drop_update"),
+    Row("update_rejected", (CANCEL_PENDING, FILLED, CANCELED, EXPIRED), None, before="drop_update"),
+
+    Row("expired", (SUBMITTING, *_LIVE), EXPIRED),
+    Row("expired", EXPIRED, None, note="duplicate delivery"),
+
+    Row("submission_unknown", (SUBMITTING, *_LIVE), UNKNOWN, before="record_reason"),
+    Row("submission_unknown", UNKNOWN, None, before="record_reason"),
+
+    # Reconciliation: the broker's answer moves the ticket to what the broker says.
+    Row("reconciled", _RECONCILABLE, SUBMITTED, conditions="reconciles_to_submitted", before="apply_reconciliation"),
+    Row("reconciled", _RECONCILABLE, PARTIALLY_FILLED, conditions="reconciles_to_partially_filled",
+        before="apply_reconciliation"),
+    Row("reconciled", _RECONCILABLE, FILLED, conditions="reconciles_to_filled", before="apply_reconciliation"),
+    Row("reconciled", _RECONCILABLE, CANCELED, conditions="reconciles_to_canceled", before="apply_reconciliation"),
+    Row("reconciled", _RECONCILABLE, REJECTED, conditions="reconciles_to_rejected", before="apply_reconciliation"),
+    Row("reconciled", _RECONCILABLE, EXPIRED, conditions="reconciles_to_expired", before="apply_reconciliation"),
+    Row("reconciled", (FILLED, CANCELED, REJECTED, EXPIRED), None, before="apply_reconciliation",
+        note="a final order: pick up any fill we missed, keep the state"),
+)
+# fmt: on
+
+TICKET_MACHINE = MachineSpec(
+    name="OrderTicket",
+    states=TICKET_STATES,
+    initial=NEW,
+    terminal=FINAL_STATES,
+    rows=TICKET_TRANSITIONS,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Guards: small named predicates over (ticket, event). They never change anything.
+
+
+def is_duplicate_fill(t: OrderTicket, e: Fill) -> bool:
+    """The fill id was applied before."""
+    return e.fill_id in t._fill_ids
+
+
+def completes_order(t: OrderTicket, e: Fill) -> bool:
+    """The fill covers everything that remains (or more: an over-fill)."""
+    return e.quantity >= t.quantity - t.quantity_filled
+
+
+def is_partial_fill(t: OrderTicket, e: Fill) -> bool:
+    """0 < quantity < what remains."""
+    return e.quantity < t.quantity - t.quantity_filled
+
+
+def has_fills(t: OrderTicket, _e: Any) -> bool:
+    """Something has filled already."""
+    return t.quantity_filled > 0
+
+
+def _reconciled_state(t: OrderTicket, e: Reconciled) -> str:
+    seen = t._fill_ids
+    filled = t.quantity_filled + sum(f.quantity for f in e.fills if f.fill_id not in seen)
+    status = e.status
+    if status is BrokerStatus.WORKING or status is BrokerStatus.PARTIALLY_FILLED:
+        if filled >= t.quantity:
+            return FILLED
+        return PARTIALLY_FILLED if filled > 0 else SUBMITTED
+    return _STATUS_TO_STATE[status]
+
+
+_STATUS_TO_STATE: dict[BrokerStatus, str] = {
+    BrokerStatus.FILLED: FILLED,
+    BrokerStatus.CANCELED: CANCELED,
+    BrokerStatus.REJECTED: REJECTED,
+    BrokerStatus.NOT_FOUND: REJECTED,
+    BrokerStatus.EXPIRED: EXPIRED,
+}
+
+
+def reconciles_to_submitted(t: OrderTicket, e: Reconciled) -> bool:
+    """The broker says the order works with nothing filled."""
+    return _reconciled_state(t, e) == SUBMITTED
+
+
+def reconciles_to_partially_filled(t: OrderTicket, e: Reconciled) -> bool:
+    """The broker says the order works and part of it filled."""
+    return _reconciled_state(t, e) == PARTIALLY_FILLED
+
+
+def reconciles_to_filled(t: OrderTicket, e: Reconciled) -> bool:
+    """The broker says the order filled."""
+    return _reconciled_state(t, e) == FILLED
+
+
+def reconciles_to_canceled(t: OrderTicket, e: Reconciled) -> bool:
+    """The broker says the order was canceled."""
+    return _reconciled_state(t, e) == CANCELED
+
+
+def reconciles_to_rejected(t: OrderTicket, e: Reconciled) -> bool:
+    """The broker rejected the order or never received it."""
+    return _reconciled_state(t, e) == REJECTED
+
+
+def reconciles_to_expired(t: OrderTicket, e: Reconciled) -> bool:
+    """The broker says the order expired."""
+    return _reconciled_state(t, e) == EXPIRED
+
+
+TICKET_GUARDS: dict[str, Callable[[Any, Any], bool]] = {
+    f.__name__: f
+    for f in (
+        is_duplicate_fill,
+        completes_order,
+        is_partial_fill,
+        has_fills,
+        reconciles_to_submitted,
+        reconciles_to_partially_filled,
+        reconciles_to_filled,
+        reconciles_to_canceled,
+        reconciles_to_rejected,
+        reconciles_to_expired,
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Effects: run before the state changes (so a failure leaves the ticket untouched).
+
+
+def record_submission(t: OrderTicket, e: Submit) -> None:
+    """Fix the price the order is sent with."""
+    if e.limit_price is not None:
+        t.limit_price = e.limit_price
+    if t.order_type is OrderType.LIMIT and t.limit_price is None:
+        raise ValidationError("limit_price", None, f"ticket {t.order_ref!r} is a limit order without a price")
+
+
+def record_broker_id(t: OrderTicket, e: Any) -> None:
+    """Remember the broker's id for this order (first one wins; a replace sends a new one)."""
+    if t.broker_order_id is None:
+        t.broker_order_id = e.broker_order_id
+
+
+def count_duplicate_fill(t: OrderTicket, _e: Fill) -> None:
+    """A fill id seen before: count it, change nothing else."""
+    t.duplicate_fills += 1
+
+
+def _record(t: OrderTicket, e: Fill) -> None:
+    late = t.state in _LATE_FILL_STATES
+    t._fill_ids.add(e.fill_id)
+    t.fills.append(e)
+    before = t.quantity_filled
+    t.quantity_filled = before + e.quantity
+    t._notional += e.quantity * e.price
+    if late:
+        t.late_fill_quantity += e.quantity
+        t.anomalies.append(f"late fill {e.fill_id} ({e.quantity}) after {t.state}")
+    elif t.state == UNKNOWN:
+        pass  # expected: the order did reach the broker; reconciliation settles the state
+    excess = t.quantity_filled - max(before, t.quantity)
+    if excess > 0:
+        t.overfill_quantity += excess
+        t.anomalies.append(f"over-fill {e.fill_id}: {excess} beyond quantity {t.quantity}")
+    hook = t.on_fill
+    if hook is not None:
+        hook(t, e)
+
+
+_LATE_FILL_STATES = frozenset({CANCELED, EXPIRED, REJECTED})
+
+
+def record_fill(t: OrderTicket, e: Fill) -> None:
+    """Apply a new fill to the ticket's ledger, flagging over-fills and late fills."""
+    _record(t, e)
+
+
+def record_reason(t: OrderTicket, e: Any) -> None:
+    """Keep the broker's (or transport's) reason."""
+    t.reason = e.reason
+
+
+def stash_update(t: OrderTicket, e: UpdateRequested) -> None:
+    """Remember what we asked to change until the broker answers."""
+    t._pending_update = e
+
+
+def apply_update(t: OrderTicket, e: Any) -> None:
+    """The broker applied our update: adopt the new price/quantity (and id, after a replace)."""
+    pending = t._pending_update
+    if pending is not None:
+        if pending.limit_price is not None:
+            t.limit_price = pending.limit_price
+        if pending.quantity is not None:
+            t.quantity = pending.quantity
+        t._pending_update = None
+    if e.broker_order_id is not None:
+        t.broker_order_id = e.broker_order_id
+
+
+def drop_update(t: OrderTicket, e: Any) -> None:
+    """The broker refused our update: forget it."""
+    t._pending_update = None
+    t.reason = e.reason
+
+
+def apply_reconciliation(t: OrderTicket, e: Reconciled) -> None:
+    """Add every fill the broker knows and we do not; note contradictions."""
+    if e.broker_order_id is not None and t.broker_order_id is None:
+        t.broker_order_id = e.broker_order_id
+    for fill in e.fills:
+        if fill.fill_id not in t._fill_ids:
+            _record(t, fill)
+    if e.status is BrokerStatus.NOT_FOUND and t.quantity_filled > 0:
+        t.anomalies.append(f"broker reports {t.order_ref!r} not found but {t.quantity_filled} filled")
+    t.reconciliations += 1
+
+
+TICKET_EFFECTS: dict[str, Callable[[Any, Any], None]] = {
+    f.__name__: f  # type: ignore[misc]
+    for f in (
+        record_submission,
+        record_broker_id,
+        count_duplicate_fill,
+        record_fill,
+        record_reason,
+        stash_update,
+        apply_update,
+        drop_update,
+        apply_reconciliation,
+    )
+}
+
+_RUNTIME = build_runtime_machine(TICKET_MACHINE, TICKET_GUARDS, TICKET_EFFECTS)
+_EVENTS = _RUNTIME.events
+
+
+@attrs.frozen
+class AuditRecord:
+    """One applied event: when, from which state, which event, to which state."""
+
+    time: dt.datetime
+    source: str
+    trigger: str
+    dest: str
+    event: Any
+
+
+class TicketRouter(Protocol):
+    """What a ticket calls to reach the broker: only the executor implements it."""
+
+    def request_cancel(self, ticket: OrderTicket) -> None:
+        """Send a cancel for the ticket's order."""
+
+    def request_update(self, ticket: OrderTicket, limit_price: Decimal | None, quantity: int | None) -> None:
+        """Send an update (replace) for the ticket's order."""
+
+
+class OrderTicket:
+    """One broker order as a state machine, with LEAN's ticket surface.
+
+    ``quantity`` is in strategy units for a multi-leg (combo) order and in contracts for a
+    single leg. ``fills`` is the ticket's ledger of distinct fills; ``order_events`` is the audit
+    trail of every applied event.
+    """
+
+    __slots__ = (
+        "state",
+        "order_ref",
+        "group_id",
+        "purpose",
+        "legs",
+        "quantity",
+        "order_type",
+        "limit_price",
+        "time_in_force",
+        "broker_order_id",
+        "fills",
+        "_fill_ids",
+        "quantity_filled",
+        "_notional",
+        "duplicate_fills",
+        "overfill_quantity",
+        "late_fill_quantity",
+        "anomalies",
+        "order_events",
+        "reason",
+        "reconciliations",
+        "_pending_update",
+        "router",
+        "on_fill",
+    )
+
+    def __init__(
+        self,
+        order_ref: str,
+        legs: tuple[Leg, ...],
+        quantity: int,
+        *,
+        group_id: str = "",
+        purpose: Purpose = Purpose.ENTRY,
+        order_type: OrderType = OrderType.LIMIT,
+        limit_price: Decimal | None = None,
+        time_in_force: TimeInForce = TimeInForce.DAY,
+    ) -> None:
+        if type(quantity) is not int or quantity <= 0:
+            raise ValidationError("quantity", quantity, f"ticket {order_ref!r}: must be a positive int")
+        if not legs:
+            raise ValidationError("legs", legs, f"ticket {order_ref!r}: needs at least one leg")
+        self.state: str = NEW
+        self.order_ref = order_ref
+        self.group_id = group_id
+        self.purpose = purpose
+        self.legs = legs
+        self.quantity = quantity
+        self.order_type = order_type
+        self.limit_price = limit_price
+        self.time_in_force = time_in_force
+        self.broker_order_id: str | None = None
+        self.fills: list[Fill] = []
+        self._fill_ids: set[str] = set()
+        self.quantity_filled = 0
+        self._notional = Decimal(0)
+        self.duplicate_fills = 0
+        self.overfill_quantity = 0
+        self.late_fill_quantity = 0
+        self.anomalies: list[str] = []
+        self.order_events: list[AuditRecord] = []
+        self.reason: str | None = None
+        self.reconciliations = 0
+        self._pending_update: UpdateRequested | None = None
+        #: Set by the executor: the only path from a ticket to a broker.
+        self.router: TicketRouter | None = None
+        #: Called with (ticket, fill) for every new fill, before the state changes.
+        self.on_fill: Callable[[OrderTicket, Fill], None] | None = None
+
+    # -- the machine --------------------------------------------------------------------------
+
+    def apply(self, event: TicketEvent) -> str:
+        """Apply one event; return the new state.
+
+        Raises :class:`InvalidTransition` (ticket unchanged) when the table does not allow the
+        event in the current state.
+        """
+        source = self.state
+        trigger = event.trigger
+        try:
+            ok = _EVENTS[trigger].trigger(self, event)
+        except MachineError:
+            raise InvalidTransition("OrderTicket", self.order_ref, source, trigger) from None
+        if not ok:  # a legal pair whose guards all failed: the table has a gap for this input
+            raise InvalidTransition("OrderTicket", self.order_ref, source, trigger)
+        self.order_events.append(AuditRecord(event.time, source, trigger, self.state, event))
+        return self.state
+
+    def can_apply(self, trigger: str) -> bool:
+        """True when the table has a row for ``trigger`` in the current state."""
+        return TICKET_MACHINE.is_legal(self.state, trigger)
+
+    # -- derived views ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> TicketState:
+        """The current state as a :class:`TicketState`."""
+        return TicketState(self.state)
+
+    @property
+    def order_id(self) -> str:
+        """Our identifier for the order (LEAN's ``order_id``); the external id sent to the broker."""
+        return self.order_ref
+
+    @property
+    def quantity_remaining(self) -> int:
+        """What is left to fill (never negative)."""
+        return max(self.quantity - self.quantity_filled, 0)
+
+    @property
+    def average_fill_price(self) -> Decimal:
+        """Volume-weighted average price of the distinct fills (0 before any fill, as LEAN)."""
+        if not self.quantity_filled:
+            return Decimal(0)
+        return self._notional / self.quantity_filled
+
+    @property
+    def is_final(self) -> bool:
+        """The broker will not work this order any more."""
+        return self.state in FINAL_STATES
+
+    @property
+    def is_unsettled(self) -> bool:
+        """The order is, or may be, live at the broker (working, in flight or unknown)."""
+        return self.state in UNSETTLED_STATES
+
+    @property
+    def is_combo(self) -> bool:
+        """True for a multi-leg order (fills in strategy units)."""
+        return len(self.legs) > 1
+
+    @property
+    def flagged(self) -> bool:
+        """An over-fill or late fill happened on this ticket."""
+        return bool(self.overfill_quantity or self.late_fill_quantity)
+
+    def to_request(self) -> OrderRequest:
+        """The order as the broker will see it."""
+        return OrderRequest(
+            order_ref=self.order_ref,
+            group_id=self.group_id,
+            purpose=self.purpose,
+            legs=self.legs,
+            quantity=self.quantity,
+            order_type=self.order_type,
+            limit_price=self.limit_price if self.order_type is OrderType.LIMIT else None,
+            time_in_force=self.time_in_force,
+        )
+
+    # -- LEAN-style requests (routed through the executor, never around it) ---------------------
+
+    def cancel(self) -> None:
+        """Ask the broker to cancel this order, through the executor that owns it."""
+        if self.router is None:
+            raise AtomicOrdersError(f"ticket {self.order_ref!r} is not attached to an executor; nothing was sent")
+        self.router.request_cancel(self)
+
+    def update(self, limit_price: Decimal | None = None, quantity: int | None = None) -> None:
+        """Ask the broker to change this order's limit price and/or quantity, through the executor."""
+        if self.router is None:
+            raise AtomicOrdersError(f"ticket {self.order_ref!r} is not attached to an executor; nothing was sent")
+        self.router.request_update(self, limit_price, quantity)
+
+    def __repr__(self) -> str:
+        return (
+            f"OrderTicket({self.order_ref!r}, state={self.state!r}, filled={self.quantity_filled}/{self.quantity}, "
+            f"limit={self.limit_price})"
+        )
+
