@@ -36,7 +36,7 @@ case "$cmd" in
   simulate)
     need_dot; venv
     .venv/bin/atomic-orders diagrams
-    .venv/bin/atomic-orders simulate "$@"
+    .venv/bin/atomic-orders simulate --json out/session.json --events out/events.jsonl "$@"
     ;;
   test)
     need_dot; venv

@@ -102,6 +102,10 @@ GROUP_MACHINE = MachineSpec(
 )
 
 
+#: Reason carried by the evaluation the group fires on itself when it enters ``rolling_back``.
+REEVALUATE = "re-evaluate on entering rolling_back"
+
+
 @attrs.frozen
 class GroupEvent:
     """An input of the group machine: a group-level event, or a ticket event it re-evaluates on."""
@@ -465,6 +469,10 @@ class AtomicOrderGroup:
             GroupAuditRecord(event.time, source, event.trigger, self.state, event.order_ref, event.ticket_event,
                              event.reason)
         )
+        if self.state == ROLLING_BACK and source != ROLLING_BACK:
+            # Entering rollback: decide at once, there may be nothing left to wait for (e.g. the
+            # only order was rejected unfilled). No later event would trigger this evaluation.
+            self._fire(GroupEvent(event.time, "ticket_update", REEVALUATE))
         return self.state
 
     def validate(self, time: dt.datetime) -> str:
@@ -568,6 +576,8 @@ class AtomicOrderGroup:
         """A fresh group with the same definition, driven through ``audit`` (default: this one's)."""
         fresh = self.clone_definition()
         for rec in list(self.audit if audit is None else audit):
+            if rec.reason == REEVALUATE:
+                continue  # the fresh group fires its own re-evaluation
             if rec.trigger == "validate":
                 fresh.validate(rec.time)
             elif rec.trigger == "ticket_update":

@@ -1,0 +1,786 @@
+"""AtomicOrderExecutor: the only way an order leaves the program.
+
+The executor owns the groups it executes and one backend. It sends what each group says is
+sendable, prices it (mid first, then stepping toward the natural price), cancels and unwinds
+when a group rolls back, reconciles every ``unknown`` order with the broker before any decision,
+and checks the invariants after every event (a violation is logged loudly and counted).
+
+It is driven from outside: :meth:`process_events` applies what the broker reported, and
+:meth:`on_timer` runs the clocks (price steps, deadlines, reconciliation, retries).
+:meth:`next_wakeup` says when the timers next need to run, so a discrete-event simulation
+can jump straight there and a live loop can sleep until then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fsm import invariants
+from fsm.clock import Clock
+from fsm.errors import (
+    BrokerUnavailable,
+    InvalidTransition,
+    SubmissionOutcomeUnknown,
+    SubmissionRefused,
+    ValidationError,
+)
+from fsm.events import (
+    CancelRequested,
+    Reconciled,
+    Rejected,
+    SubmissionUnknown,
+    Submit,
+    TicketEvent,
+    UpdateRequested,
+)
+from fsm.execution_policy import ExecutionPolicy
+from fsm.group import AtomicOrderGroup, ExecutionMode
+from fsm.leg import Leg, PositionEffect, Side
+from fsm.orders import BrokerEvent, OrderType, Purpose
+from fsm.pricing import PriceEffect
+from fsm.strategy import StrategyKind
+from fsm.symbol import OptionSymbol
+from fsm.ticket import CANCEL_PENDING, CANCELABLE_STATES, NEW, SUBMITTING, UPDATE_PENDING, OrderTicket
+
+if TYPE_CHECKING:
+    from backends.base import ExecutionBackend
+
+log = logging.getLogger("atomic_orders.executor")
+
+_ONE_SECOND = dt.timedelta(seconds=1)
+
+
+@attrs.frozen
+class GroupSummary:
+    """What remains of a finished group once it is released from memory."""
+
+    group_id: str
+    strategy: str
+    mode: str
+    quantity: int
+    state: str
+    rollback_reason: str | None
+    fills: int
+    unwind_orders: int
+    residual_exposure: dict[str, int]
+    #: Seconds from the first fill of the group to its terminal state (None without fills).
+    settle_seconds: float | None
+    #: Price paid beyond the mid at submission, per strategy unit (positive = worse than mid).
+    slippage_per_unit: Decimal | None
+    anomalies: int
+    alerts: tuple[str, ...]
+    violations: tuple[str, ...]
+    flagged: bool
+
+
+@attrs.define
+class ExecutorStats:
+    """Counters of what the executor did."""
+
+    groups: int = 0
+    invalid: int = 0
+    orders_sent: int = 0
+    cancels_sent: int = 0
+    updates_sent: int = 0
+    broker_events: int = 0
+    anomalies: int = 0
+    stray_events: int = 0
+    stray_duplicates: int = 0
+    reconciliations: int = 0
+    reconcile_failures: int = 0
+    submissions_unknown: int = 0
+    submissions_refused: int = 0
+    invariant_violations: int = 0
+
+
+class AtomicOrderExecutor:
+    """Executes :class:`AtomicOrderGroup` s through one backend, atomically."""
+
+    def __init__(
+        self,
+        backend: ExecutionBackend,
+        policy: ExecutionPolicy | None = None,
+        *,
+        clock: Clock | None = None,
+        on_finished: Callable[[AtomicOrderGroup, GroupSummary], None] | None = None,
+        on_alert: Callable[[str], None] | None = None,
+        release_finished: bool = False,
+        verify_replay: bool = False,
+        id_prefix: str = "G",
+    ) -> None:
+        self.backend = backend
+        self.policy = policy if policy is not None else ExecutionPolicy()
+        self.clock: Clock = clock if clock is not None else backend.clock
+        self.on_finished = on_finished
+        self.on_alert = on_alert
+        self.release_finished = release_finished
+        self.verify_replay = verify_replay
+        self.id_prefix = id_prefix
+        self.stats = ExecutorStats()
+        self.violations: list[str] = []
+        self.stray_events: list[BrokerEvent] = []
+        #: Fill ids of released groups, so a late duplicate is told apart from a lost fill.
+        self._released_fills: dict[str, frozenset[str]] = {}
+        self.summaries: dict[str, GroupSummary] = {}
+        self._groups: dict[str, AtomicOrderGroup] = {}
+        self._route: dict[str, AtomicOrderGroup] = {}
+        self._active: set[str] = set()
+        self._timers: list[tuple[dt.datetime, int, str]] = []
+        self._timer_seq = 0
+        self._seq = 0
+        self._started: dict[str, dt.datetime] = {}
+        self._finished_at: dict[str, dt.datetime] = {}
+        self._sent_at: dict[str, dt.datetime] = {}
+        self._pending_since: dict[str, dt.datetime] = {}
+        self._not_before: dict[str, dt.datetime] = {}
+        self._next_step: dict[str, dt.datetime] = {}
+        self._mid_at_submit: dict[str, Decimal] = {}
+        self._reconcile_after: dict[str, dt.datetime] = {}
+        self._first_fill: dict[str, dt.datetime] = {}
+        self._release_at: dict[str, dt.datetime] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Public entry points
+
+    def new_group_id(self) -> str:
+        """A fresh, deterministic group id (``G000001``, ...)."""
+        self._seq += 1
+        return f"{self.id_prefix}{self._seq:06d}"
+
+    def execute(self, group: AtomicOrderGroup) -> AtomicOrderGroup:
+        """Validate and start ``group``; send its first orders. Returns the group.
+
+        An invalid group ends in ``invalid`` with nothing sent; ``group.validation_errors`` says
+        why, each error naming the leg and field.
+        """
+        if group.group_id in self._groups or group.group_id in self.summaries:
+            raise ValidationError("group_id", group.group_id, "is already used by this executor")
+        now = self.clock.now()
+        self.stats.groups += 1
+        group.validate(now)
+        if group.state != "validated":
+            self.stats.invalid += 1
+            self._finish(group, now)
+            return group
+        group.start(now)
+        self._groups[group.group_id] = group
+        self._active.add(group.group_id)
+        self._started[group.group_id] = now
+        for ticket in group.tickets:
+            self._adopt(group, ticket)
+        self._schedule(group.group_id, now + dt.timedelta(seconds=self.policy.deadline_seconds))
+        self._dispatch(group)
+        return group
+
+    def execute_iron_condor(
+        self,
+        short_call: OptionSymbol,
+        long_call: OptionSymbol,
+        short_put: OptionSymbol,
+        long_put: OptionSymbol,
+        quantity: int,
+        *,
+        mode: ExecutionMode = ExecutionMode.COMBO,
+        limit_price: Decimal | None = None,
+        price_effect: PriceEffect = PriceEffect.CREDIT,
+        position_effect: PositionEffect = PositionEffect.OPEN,
+        group_id: str | None = None,
+        longs_first: bool = True,
+    ) -> AtomicOrderGroup:
+        """Sell an iron condor (short call/put inside, long wings outside) as one atomic group."""
+        legs = (
+            Leg(short_call, Side.SELL, 1, position_effect),
+            Leg(long_call, Side.BUY, 1, position_effect),
+            Leg(short_put, Side.SELL, 1, position_effect),
+            Leg(long_put, Side.BUY, 1, position_effect),
+        )
+        return self.execute(
+            self._group(group_id, legs, quantity, StrategyKind.IRON_CONDOR, mode, limit_price, price_effect,
+                        longs_first)
+        )
+
+    def execute_vertical(
+        self,
+        long_leg: OptionSymbol,
+        short_leg: OptionSymbol,
+        quantity: int,
+        *,
+        mode: ExecutionMode = ExecutionMode.COMBO,
+        limit_price: Decimal | None = None,
+        price_effect: PriceEffect = PriceEffect.DEBIT,
+        position_effect: PositionEffect = PositionEffect.OPEN,
+        group_id: str | None = None,
+    ) -> AtomicOrderGroup:
+        """Buy ``long_leg`` and sell ``short_leg`` (same right and expiry) as one atomic group."""
+        legs = (Leg(long_leg, Side.BUY, 1, position_effect), Leg(short_leg, Side.SELL, 1, position_effect))
+        return self.execute(
+            self._group(group_id, legs, quantity, StrategyKind.VERTICAL, mode, limit_price, price_effect, True)
+        )
+
+    def execute_strangle(
+        self,
+        call: OptionSymbol,
+        put: OptionSymbol,
+        quantity: int,
+        *,
+        side: Side = Side.SELL,
+        mode: ExecutionMode = ExecutionMode.COMBO,
+        limit_price: Decimal | None = None,
+        price_effect: PriceEffect | None = None,
+        position_effect: PositionEffect = PositionEffect.OPEN,
+        group_id: str | None = None,
+    ) -> AtomicOrderGroup:
+        """Sell (default) or buy a call and a put together as one atomic group."""
+        effect = price_effect or (PriceEffect.CREDIT if side is Side.SELL else PriceEffect.DEBIT)
+        legs = (Leg(call, side, 1, position_effect), Leg(put, side, 1, position_effect))
+        return self.execute(self._group(group_id, legs, quantity, StrategyKind.STRANGLE, mode, limit_price, effect,
+                                        True))
+
+    def _group(
+        self,
+        group_id: str | None,
+        legs: Sequence[Leg],
+        quantity: int,
+        kind: StrategyKind,
+        mode: ExecutionMode,
+        limit_price: Decimal | None,
+        price_effect: PriceEffect | None,
+        longs_first: bool,
+    ) -> AtomicOrderGroup:
+        return AtomicOrderGroup(
+            group_id or self.new_group_id(),
+            legs,
+            quantity,
+            strategy=kind,
+            mode=mode,
+            limit_price=limit_price,
+            price_effect=price_effect if limit_price is not None else None,
+            max_unwind_retries=self.policy.max_unwind_retries,
+            longs_first=longs_first,
+            created_at=self.clock.now(),
+        )
+
+    def abort(self, group_id: str, reason: str = "aborted by user") -> AtomicOrderGroup:
+        """Stop executing a group: cancel what works and unwind what filled."""
+        group = self._groups[group_id]
+        group.abort(self.clock.now(), reason)
+        self._after_change(group)
+        return group
+
+    # ------------------------------------------------------------------------------------------
+    # Driving
+
+    def process_events(self) -> int:
+        """Apply every broker event that arrived; return how many were processed."""
+        events = self.backend.poll_events()
+        for be in events:
+            self._on_broker_event(be)
+        return len(events)
+
+    def on_timer(self) -> None:
+        """Run every timer that is due: price steps, deadlines, reconciliation, retries, release."""
+        now = self.clock.now()
+        due: list[str] = []
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, gid = heapq.heappop(timers)
+            if gid not in due:
+                due.append(gid)
+        for gid in due:
+            group = self._groups.get(gid)
+            if group is None:
+                continue
+            if gid in self._active:
+                self._service(group, now)
+            elif self.release_finished:
+                self._maybe_release(group, now)
+
+    def next_wakeup(self) -> dt.datetime | None:
+        """When :meth:`on_timer` next has something to do (None: nothing scheduled)."""
+        return self._timers[0][0] if self._timers else None
+
+    def run_until_settled(self, advance: Callable[[dt.datetime | None], bool], max_steps: int = 1_000_000) -> None:
+        """Drive events and timers until every group is terminal.
+
+        ``advance(when)`` moves the outside world (a simulator) to ``when`` (or to its own next
+        event when ``None``) and returns False when nothing more can happen.
+        """
+        for _ in range(max_steps):
+            if not self._active:
+                return
+            self.process_events()
+            self.on_timer()
+            if not self._active:
+                return
+            if not advance(self.next_wakeup()):
+                self.process_events()
+                self.on_timer()
+                return
+
+    # ------------------------------------------------------------------------------------------
+    # Views
+
+    def group(self, group_id: str) -> AtomicOrderGroup:
+        """A group still held by the executor."""
+        return self._groups[group_id]
+
+    def open_groups(self) -> list[AtomicOrderGroup]:
+        """Groups not yet terminal."""
+        return [self._groups[g] for g in sorted(self._active)]
+
+    def groups(self) -> list[AtomicOrderGroup]:
+        """Every group still held in memory (finished ones until released)."""
+        return list(self._groups.values())
+
+    def owns_order(self, order_ref: str) -> bool:
+        """True when ``order_ref`` belongs to a group this executor executes or executed."""
+        if order_ref in self._route:
+            return True
+        gid = order_ref.rsplit("-", 1)[0]
+        return gid in self.summaries
+
+    # ------------------------------------------------------------------------------------------
+    # TicketRouter: LEAN-style ticket.cancel() / ticket.update() come back here
+
+    def request_cancel(self, ticket: OrderTicket) -> None:
+        """Cancel one order of a group (through the backend; never around the executor)."""
+        group = self._route.get(ticket.order_ref)
+        if group is None:
+            raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
+        self._cancel(group, ticket, self.clock.now())
+
+    def request_update(self, ticket: OrderTicket, limit_price: Decimal | None, quantity: int | None) -> None:
+        """Change one order's limit price and/or quantity (through the backend)."""
+        group = self._route.get(ticket.order_ref)
+        if group is None:
+            raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
+        if limit_price is None and quantity is None:
+            raise ValidationError("update", None, "give a limit_price or a quantity")
+        self._replace(group, ticket, limit_price if limit_price is not None else ticket.limit_price, quantity,
+                      self.clock.now())
+
+    # ------------------------------------------------------------------------------------------
+    # Internals: events
+
+    def _on_broker_event(self, be: BrokerEvent) -> None:
+        self.stats.broker_events += 1
+        group = self._route.get(be.order_ref)
+        if group is None:
+            # Never dropped: kept, counted and alerted (a fill here is exposure outside any group).
+            self.stray_events.append(be)
+            self.stats.stray_events += 1
+            event = be.event
+            if event.trigger == "fill":
+                known = self._released_fills.get(be.order_ref, frozenset())
+                if event.fill_id in known:  # type: ignore[union-attr]
+                    self.stats.stray_duplicates += 1
+                    return
+                self._violation(f"fill {be.order_ref} {event!r} arrived for no open group")
+            self._alert(f"broker event for an order no open group owns: {be.order_ref} {event!r}")
+            return
+        self._apply(group, be.order_ref, be.event)
+        self._after_change(group)
+
+    def _apply(self, group: AtomicOrderGroup, order_ref: str, event: TicketEvent) -> bool:
+        ticket = group.ticket(order_ref)
+        had_fill = bool(ticket.fills)
+        try:
+            group.apply_ticket_event(order_ref, event)
+        except InvalidTransition as err:
+            self.stats.anomalies += 1
+            group.record_anomaly(f"{event.time.isoformat()} {err}")
+            log.warning("ignored broker event (recorded as anomaly): %s", err)
+            return False
+        if not had_fill and ticket.fills and group.group_id not in self._first_fill:
+            self._first_fill[group.group_id] = event.time
+        return True
+
+    def _after_change(self, group: AtomicOrderGroup) -> None:
+        """After anything happened to a group: check it, then act on its new state."""
+        for v in invariants.check_step(group):
+            self._violation(v)
+        gid = group.group_id
+        if group.is_terminal:
+            if gid in self._active:
+                self._finish(group, self.clock.now())
+            return
+        if gid not in self._active:
+            # A settled group re-opened (a fill after settlement): manage it again.
+            self._active.add(gid)
+            self._schedule(gid, self.clock.now() + dt.timedelta(seconds=self.policy.step_seconds))
+        self._dispatch(group)
+
+    def _violation(self, text: str) -> None:
+        self.stats.invariant_violations += 1
+        self.violations.append(text)
+        log.error("INVARIANT VIOLATION: %s", text)
+
+    def _alert(self, text: str) -> None:
+        log.warning("ALERT: %s", text)
+        if self.on_alert is not None:
+            self.on_alert(text)
+
+    # ------------------------------------------------------------------------------------------
+    # Internals: actions
+
+    def _adopt(self, group: AtomicOrderGroup, ticket: OrderTicket) -> None:
+        if ticket.order_ref not in self._route:
+            self._route[ticket.order_ref] = group
+            ticket.router = self
+
+    def _dispatch(self, group: AtomicOrderGroup) -> None:
+        """Do what the group's state asks for: cancel, reconcile, send; repeat while that progresses."""
+        now = self.clock.now()
+        # A few rounds at most: a synchronous refusal can make a new unwind sendable, but every
+        # retry after a failure is held back by a delay, so the loop always ends.
+        for _ in range(8):
+            if group.is_terminal:
+                break
+            for ticket in group.tickets:
+                self._adopt(group, ticket)
+            for ticket in group.cancelable_tickets():
+                self._cancel(group, ticket, now)
+            if group.unknown_tickets():
+                self._reconcile(group, now)
+            sent = False
+            for ticket in group.sendable_tickets():
+                if ticket.state != NEW or group.is_terminal:
+                    continue
+                hold = self._not_before.get(ticket.order_ref)
+                if hold is None and ticket.purpose is Purpose.UNWIND:
+                    failures = group.unwind_failures.get(ticket.legs[0].symbol, 0)
+                    if failures:
+                        hold = now + dt.timedelta(seconds=self.policy.unwind_retry_delay * failures)
+                        self._not_before[ticket.order_ref] = hold
+                        self._schedule(group.group_id, hold)
+                if hold is not None and hold > now:
+                    continue
+                sent = self._send(group, ticket, now) or sent
+            if not sent:
+                break
+        for v in invariants.check_step(group):
+            self._violation(v)
+        if group.is_terminal and group.group_id in self._active:
+            self._finish(group, now)
+
+    def _send(self, group: AtomicOrderGroup, ticket: OrderTicket, now: dt.datetime) -> bool:
+        """Submit one new ticket; True when a request went out (whatever its outcome)."""
+        try:
+            price, mid = self._initial_price(group, ticket)
+        except BrokerUnavailable:
+            self._schedule(group.group_id, now + dt.timedelta(seconds=self.policy.reconcile_interval))
+            return False
+        # Write-ahead: the ticket records the intent (and its price) before the request leaves.
+        if not self._apply(group, ticket.order_ref, Submit(now, price)):
+            return False
+        self._sent_at[ticket.order_ref] = now
+        if mid is not None:
+            self._mid_at_submit[ticket.order_ref] = mid
+        self.stats.orders_sent += 1
+        try:
+            self.backend.submit(ticket.to_request())
+        except SubmissionRefused as err:
+            self.stats.submissions_refused += 1
+            self._apply(group, ticket.order_ref, Rejected(now, err.reason or "refused"))
+        except (SubmissionOutcomeUnknown, BrokerUnavailable) as err:
+            # Never resend: the order may be at the broker. Reconcile by our reference first.
+            self.stats.submissions_unknown += 1
+            self._apply(group, ticket.order_ref, SubmissionUnknown(now, str(err) or "unknown"))
+            retry = now + dt.timedelta(seconds=self.policy.reconcile_interval)
+            self._reconcile_after[group.group_id] = retry
+            self._schedule(group.group_id, retry)
+        except Exception as err:  # a bug or an unexpected transport failure: outcome unknown
+            log.exception("submit of %s raised", ticket.order_ref)
+            self.stats.submissions_unknown += 1
+            self._apply(group, ticket.order_ref, SubmissionUnknown(now, f"submit raised {type(err).__name__}"))
+            if group.state == "executing":
+                group.submit_failed(now, f"{ticket.order_ref}: {type(err).__name__}")
+        self._schedule(group.group_id, now + dt.timedelta(seconds=min(self.policy.step_seconds,
+                                                                          self.policy.ack_timeout)))
+        return True
+
+    def _cancel(self, group: AtomicOrderGroup, ticket: OrderTicket, now: dt.datetime) -> None:
+        if ticket.state not in CANCELABLE_STATES:
+            return
+        try:
+            self.backend.cancel(ticket.order_ref)
+        except BrokerUnavailable:
+            self._schedule(group.group_id, now + dt.timedelta(seconds=self.policy.reconcile_interval))
+            return
+        self.stats.cancels_sent += 1
+        if self._apply(group, ticket.order_ref, CancelRequested(now)):
+            self._pending_since[ticket.order_ref] = now
+            self._schedule(group.group_id, now + dt.timedelta(seconds=self.policy.pending_timeout))
+
+    def _replace(
+        self, group: AtomicOrderGroup, ticket: OrderTicket, price: Decimal | None, quantity: int | None,
+        now: dt.datetime,
+    ) -> None:
+        if price is None:
+            return
+        try:
+            self.backend.replace(ticket.order_ref, price, quantity)
+        except BrokerUnavailable:
+            return
+        self.stats.updates_sent += 1
+        if self._apply(group, ticket.order_ref, UpdateRequested(now, limit_price=price, quantity=quantity)):
+            self._pending_since[ticket.order_ref] = now
+
+    def _reconcile(self, group: AtomicOrderGroup, now: dt.datetime, refs: Iterable[str] | None = None) -> None:
+        wanted = list(refs) if refs is not None else [t.order_ref for t in group.unknown_tickets()]
+        if not wanted:
+            return
+        after = self._reconcile_after.get(group.group_id)
+        if refs is None and after is not None and now < after:
+            self._schedule(group.group_id, after)
+            return
+        try:
+            reports = self.backend.reconcile(wanted)
+        except BrokerUnavailable:
+            self.stats.reconcile_failures += 1
+            retry = now + dt.timedelta(seconds=self.policy.reconcile_interval)
+            self._reconcile_after[group.group_id] = retry
+            self._schedule(group.group_id, retry)
+            return
+        self._reconcile_after.pop(group.group_id, None)
+        for ref in wanted:
+            report = reports.get(ref)
+            if report is None:
+                continue
+            self.stats.reconciliations += 1
+            self._apply(
+                group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id)
+            )
+            self._pending_since.pop(ref, None)
+
+    # ------------------------------------------------------------------------------------------
+    # Internals: timers
+
+    def _schedule(self, group_id: str, when: dt.datetime) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (when, self._timer_seq, group_id))
+
+    def _service(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        gid = group.group_id
+        policy = self.policy
+        if group.state == "executing" and now >= self._started[gid] + dt.timedelta(seconds=policy.deadline_seconds):
+            group.deadline(now, f"not filled within {policy.deadline_seconds:g}s")
+            self._after_change(group)
+            if group.is_terminal:
+                return
+        # Stale in-flight requests: no acknowledgement, or no answer to a cancel/update.
+        stale: list[str] = []
+        for ticket in group.tickets:
+            ref = ticket.order_ref
+            if ticket.state == SUBMITTING:
+                sent = self._sent_at.get(ref, now)
+                if now - sent >= dt.timedelta(seconds=policy.ack_timeout):
+                    self._apply(group, ref, SubmissionUnknown(now, f"no acknowledgement in {policy.ack_timeout:g}s"))
+            elif ticket.state in (CANCEL_PENDING, UPDATE_PENDING):
+                since = self._pending_since.get(ref, now)
+                if now - since >= dt.timedelta(seconds=policy.pending_timeout):
+                    stale.append(ref)
+        if stale:
+            self._reconcile(group, now, stale)
+            for ref in stale:
+                self._pending_since[ref] = now
+        if group.state == "executing":
+            self._step_prices(group, now)
+        elif group.state == "rolling_back":
+            limit = dt.timedelta(seconds=policy.unwind_timeout)
+            for ticket in group.unwind_tickets:
+                sent_at = self._sent_at.get(ticket.order_ref)
+                if ticket.state in CANCELABLE_STATES and sent_at is not None and now - sent_at >= limit:
+                    self._cancel(group, ticket, now)
+        self._after_change(group)
+        if gid in self._active:
+            self._schedule(gid, now + dt.timedelta(seconds=policy.step_seconds))
+
+    def _step_prices(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        step = dt.timedelta(seconds=self.policy.step_seconds)
+        for ticket in group.entry_tickets:
+            if ticket.state not in ("submitted", "partially_filled") or ticket.limit_price is None:
+                continue
+            ref = ticket.order_ref
+            due = self._next_step.get(ref)
+            if due is None:
+                self._next_step[ref] = self._sent_at.get(ref, now) + step
+                continue
+            if now < due:
+                continue
+            self._next_step[ref] = now + step
+            try:
+                new_price = self._stepped_price(group, ticket)
+            except BrokerUnavailable:
+                continue
+            if new_price is not None and new_price != ticket.limit_price:
+                self._replace(group, ticket, new_price, None, now)
+
+    # ------------------------------------------------------------------------------------------
+    # Internals: pricing (signed net per unit for combos, debit positive; per contract for legs)
+
+    def _leg_quote(self, symbol: OptionSymbol) -> tuple[Decimal, Decimal]:
+        q = self.backend.quote(symbol)
+        return q.bid, q.ask
+
+    def _combo_quote(self, legs: Sequence[Leg]) -> tuple[Decimal, Decimal]:
+        """(mid, natural) per strategy unit, signed: what a buyer of the package pays."""
+        mid = Decimal(0)
+        natural = Decimal(0)
+        for leg in legs:
+            bid, ask = self._leg_quote(leg.symbol)
+            leg_mid = (bid + ask) / 2
+            if leg.side is Side.BUY:
+                mid += leg_mid * leg.ratio
+                natural += ask * leg.ratio
+            else:
+                mid -= leg_mid * leg.ratio
+                natural -= bid * leg.ratio
+        return mid, natural
+
+    def _initial_price(self, group: AtomicOrderGroup, ticket: OrderTicket) -> tuple[Decimal | None, Decimal | None]:
+        if ticket.order_type is OrderType.MARKET:
+            return None, None
+        ticks = group.ticks
+        if ticket.purpose is Purpose.UNWIND:
+            leg = ticket.legs[0]
+            bid, ask = self._leg_quote(leg.symbol)
+            through = self.policy.unwind_ticks_through
+            if leg.side is Side.BUY:
+                price = ticks.round(ask, up=True) + ticks.tick_for(ask) * through
+            else:
+                price = bid - ticks.tick_for(bid) * through
+                price = max(ticks.round(price, up=False), ticks.below_threshold)
+            return price, (bid + ask) / 2
+        if ticket.is_combo:
+            mid, natural = self._combo_quote(ticket.legs)
+            price = ticks.round(mid, combo=True, up=False)
+            cap = self._combo_cap(group, mid, natural)
+            return min(price, cap), mid
+        leg = ticket.legs[0]
+        bid, ask = self._leg_quote(leg.symbol)
+        mid = (bid + ask) / 2
+        if leg.side is Side.BUY:
+            price = max(ticks.round(mid, up=False), ticks.below_threshold)
+        else:
+            price = max(ticks.round(mid, up=True), ticks.below_threshold)
+        return price, mid
+
+    def _combo_cap(self, group: AtomicOrderGroup, mid: Decimal, natural: Decimal) -> Decimal:
+        ticks = group.ticks
+        cap = min(natural, mid + self.policy.max_slippage)
+        limit = group.signed_limit_price
+        if limit is not None:
+            cap = min(cap, limit)
+        return ticks.round(cap, combo=True, up=False)
+
+    def _stepped_price(self, group: AtomicOrderGroup, ticket: OrderTicket) -> Decimal | None:
+        ticks = group.ticks
+        current = ticket.limit_price
+        if current is None:
+            return None
+        n = self.policy.step_ticks
+        if ticket.is_combo:
+            mid, natural = self._combo_quote(ticket.legs)
+            cap = self._combo_cap(group, mid, natural)
+            candidate = min(current + ticks.combo_tick * n, cap)
+            return candidate if candidate > current else None
+        leg = ticket.legs[0]
+        bid, ask = self._leg_quote(leg.symbol)
+        mid = (bid + ask) / 2
+        slip = self.policy.max_slippage
+        if leg.side is Side.BUY:
+            cap = ticks.round(min(ask, mid + slip), up=False)
+            candidate = min(current + ticks.tick_for(current) * n, cap)
+            return candidate if candidate > current else None
+        floor = max(ticks.round(max(bid, mid - slip), up=True), ticks.below_threshold)
+        candidate = max(current - ticks.tick_for(current) * n, floor)
+        candidate = ticks.round(candidate, up=True)
+        return candidate if candidate < current else None
+
+    # ------------------------------------------------------------------------------------------
+    # Internals: finishing
+
+    def _finish(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        gid = group.group_id
+        self._active.discard(gid)
+        violations = invariants.check_group(group, replay=self.verify_replay)
+        for v in violations:
+            self._violation(v)
+        for alert in group.alerts:
+            self._alert(alert)
+        summary = self._summarise(group, now, violations)
+        self.summaries[gid] = summary
+        self._finished_at[gid] = now
+        if self.on_finished is not None:
+            self.on_finished(group, summary)
+        if self.release_finished and gid in self._groups:
+            release_at = now + dt.timedelta(seconds=self.policy.linger_seconds)
+            self._release_at[gid] = release_at
+            self._schedule(gid, release_at)
+
+    def _maybe_release(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        gid = group.group_id
+        release_at = self._release_at.get(gid)
+        if release_at is None or now < release_at:
+            return  # an older timer of the group; its release timer is still ahead
+        if group.live_tickets():
+            self._release_at[gid] = now + dt.timedelta(seconds=self.policy.linger_seconds)
+            self._schedule(gid, self._release_at[gid])
+            return
+        # Forget everything about the group; a later event for it becomes a stray (kept, alerted).
+        for ticket in group.tickets:
+            ref = ticket.order_ref
+            self._route.pop(ref, None)
+            if ticket.fills:
+                self._released_fills[ref] = frozenset(f.fill_id for f in ticket.fills)
+            for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
+                          self._mid_at_submit):
+                table.pop(ref, None)
+        for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at):
+            gtable.pop(gid, None)
+        del self._groups[gid]
+
+    def _summarise(self, group: AtomicOrderGroup, now: dt.datetime, violations: list[str]) -> GroupSummary:
+        first = self._first_fill.get(group.group_id)
+        settle = (now - first) / _ONE_SECOND if first is not None else None
+        return GroupSummary(
+            group_id=group.group_id,
+            strategy=group.strategy.value,
+            mode=group.mode.value,
+            quantity=group.quantity,
+            state=group.state,
+            rollback_reason=group.rollback_reason,
+            fills=sum(len(t.fills) for t in group.tickets),
+            unwind_orders=sum(1 for t in group.unwind_tickets if t.state != NEW),
+            residual_exposure={s.occ: q for s, q in group.ledger.positions().items()},
+            settle_seconds=settle,
+            slippage_per_unit=self._slippage(group),
+            anomalies=len(group.anomalies),
+            alerts=tuple(group.alerts),
+            violations=tuple(violations),
+            flagged=group.flagged,
+        )
+
+    def _slippage(self, group: AtomicOrderGroup) -> Decimal | None:
+        """Per strategy unit, what the entry cost beyond the mid at submission (positive = worse)."""
+        if group.state != "committed" or not group.quantity:
+            return None
+        total = Decimal(0)
+        for t in group.entry_tickets:
+            mid = self._mid_at_submit.get(t.order_ref)
+            if mid is None or not t.quantity_filled:
+                return None
+            if t.is_combo:
+                total += (t.average_fill_price - mid) * t.quantity_filled
+            else:
+                sign = t.legs[0].side.sign
+                total += sign * (t.average_fill_price - mid) * t.quantity_filled
+        return total / group.quantity

@@ -1,0 +1,119 @@
+"""The ``atomic-orders`` command line: simulate, diagrams, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fsm.group import ExecutionMode
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator.session import SessionConfig, format_report, run_session
+
+    config = SessionConfig(
+        seed=args.seed,
+        groups=args.groups,
+        profile=args.profile,
+        mode=ExecutionMode(args.mode),
+        max_quantity=args.max_quantity,
+        verify_replay=args.verify_replay,
+    )
+    events_path = Path(args.events) if args.events else None
+    if events_path is not None:
+        events_path.parent.mkdir(parents=True, exist_ok=True)
+    show_progress = not args.quiet and sys.stderr.isatty()
+    if show_progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("[bold]simulating[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("groups", total=config.groups)
+            report = run_session(
+                config, events_path=events_path, on_group_finished=lambda done, _total: progress.update(task, completed=done)
+            )
+    else:
+        report = run_session(config, events_path=events_path)
+    print(format_report(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"\nreport written to {path}")
+    if events_path is not None:
+        print(f"event log written to {events_path}")
+    return 0 if report.ok else 1
+
+
+def _cmd_diagrams(args: argparse.Namespace) -> int:
+    from fsm.diagrams import render_all
+
+    for path in render_all(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from simulator.bench import format_report, run_bench
+
+    result = run_bench(quick=args.quick)
+    print(format_report(result))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        print(f"\nbench written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``atomic-orders`` command."""
+    parser = argparse.ArgumentParser(prog="atomic-orders", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="simulate a trading session of iron condors against a chaotic broker")
+    sim.add_argument("--seed", type=int, default=7, help="one seed makes the whole session (default 7)")
+    sim.add_argument("--groups", type=_positive_int, default=500, help="iron condors placed over the day (default 500)")
+    sim.add_argument("--profile", choices=("calm", "rough", "hostile"), default="rough", help="chaos preset")
+    sim.add_argument("--mode", choices=[m.value for m in ExecutionMode], default="combo", help="combo or legged")
+    sim.add_argument("--max-quantity", type=int, default=5, help="condors are 1..N units (default 5)")
+    sim.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    sim.add_argument("--events", metavar="PATH", help="write the broker event log (JSON lines) for replay")
+    sim.add_argument("--verify-replay", action="store_true", help="also replay every group's audit trail at its end")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(func=_cmd_simulate)
+
+    dia = sub.add_parser("diagrams", help="render every state machine from its table (graphviz)")
+    dia.add_argument("--out", default="diagrams", help="output directory (default diagrams/)")
+    dia.set_defaults(func=_cmd_diagrams)
+
+    bench = sub.add_parser("bench", help="measure the machines and the simulator; print figures")
+    bench.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures are noisy)")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atomic-orders`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
