@@ -145,6 +145,7 @@ class AtomicOrderExecutor:
         self._reconcile_after: dict[str, dt.datetime] = {}
         self._first_fill: dict[str, dt.datetime] = {}
         self._release_at: dict[str, dt.datetime] = {}
+        self._adopted: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------------
     # Public entry points
@@ -404,7 +405,8 @@ class AtomicOrderExecutor:
 
     def _after_change(self, group: AtomicOrderGroup) -> None:
         """After anything happened to a group: check it, then act on its new state."""
-        for v in invariants.check_step(group):
+        violations = invariants.check_step(group)
+        for v in violations:
             self._violation(v)
         gid = group.group_id
         if group.is_terminal:
@@ -440,11 +442,14 @@ class AtomicOrderExecutor:
         now = self.clock.now()
         # A few rounds at most: a synchronous refusal can make a new unwind sendable, but every
         # retry after a failure is held back by a delay, so the loop always ends.
+        acted = False
         for _ in range(8):
             if group.is_terminal:
                 break
-            for ticket in group.tickets:
-                self._adopt(group, ticket)
+            if len(group._tickets) != self._adopted.get(group.group_id):
+                for ticket in group.tickets:
+                    self._adopt(group, ticket)
+                self._adopted[group.group_id] = len(group._tickets)
             for ticket in group.cancelable_tickets():
                 self._cancel(group, ticket, now)
             if group.unknown_tickets():
@@ -465,8 +470,10 @@ class AtomicOrderExecutor:
                 sent = self._send(group, ticket, now) or sent
             if not sent:
                 break
-        for v in invariants.check_step(group):
-            self._violation(v)
+            acted = True
+        if acted or group.state == "rolling_back":
+            for v in invariants.check_step(group):
+                self._violation(v)
         if group.is_terminal and group.group_id in self._active:
             self._finish(group, now)
 
@@ -744,7 +751,8 @@ class AtomicOrderExecutor:
             for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
                           self._mid_at_submit):
                 table.pop(ref, None)
-        for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at):
+        for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at,
+                       self._adopted):
             gtable.pop(gid, None)
         del self._groups[gid]
 

@@ -26,7 +26,7 @@ from transitions import MachineError
 from fsm.errors import InvalidTransition, ValidationError
 from fsm.events import Fill, TicketEvent
 from fsm.ledger import Ledger
-from fsm.leg import Leg, Side
+from fsm.leg import Leg, PositionEffect, Side
 from fsm.machine import MachineSpec, Row, build_runtime_machine
 from fsm.orders import OrderType, Purpose
 from fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
@@ -173,8 +173,12 @@ def is_flat(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
 
 
 def unwind_retries_exhausted(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
-    """An unwind failed more often than allowed and nothing is live any more."""
-    return g.exhausted_symbols() != [] and not _unsettled(g)
+    """An unwind failed more often than allowed, nothing is live and no other unwind can still be sent.
+
+    A buy-back of another symbol that is still sendable (e.g. waiting for its retry) only reduces
+    risk: it goes out before the group gives up.
+    """
+    return g.exhausted_symbols() != [] and not _unsettled(g) and not g.sendable_tickets()
 
 
 def is_disturbed(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
@@ -249,8 +253,9 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
             continue
         g._unwind_seq += 1
         side = Side.SELL if qty > 0 else Side.BUY
-        # Closing what this group opened (or re-opening what it closed): the opposite effect.
-        effect = leg.position_effect.opposite if side is leg.side.opposite else leg.position_effect
+        # Closing what this group opened (or re-opening what it closed): the opposite effect. An
+        # unwind on the leg's own side only undoes an over-filled unwind: it always closes.
+        effect = leg.position_effect.opposite if side is leg.side.opposite else PositionEffect.CLOSE
         ticket = OrderTicket(
             f"{g.group_id}-U{g._unwind_seq}",
             (Leg(symbol, side, 1, effect),),

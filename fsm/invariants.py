@@ -128,9 +128,19 @@ def check_group(group: AtomicOrderGroup, replay: bool = False) -> list[str]:
 def check_step(group: AtomicOrderGroup) -> list[str]:
     """The cheap checks to run after every event: orphans, terminal settlement, exposure bound.
 
-    Conservation and legality walk the whole history, so they run at the end of a group.
+    Conservation and legality walk the whole history, so they run at the end of a group. This
+    runs after every broker event, so the common case (a working group inside its bounds) is a
+    single pass over the ledger.
     """
-    return terminal_settled(group) + no_orphans(group) + exposure_bound(group)
+    if group.state in TERMINAL_STATES:
+        return terminal_settled(group) + no_orphans(group) + exposure_bound(group)
+    targets = group.targets
+    for symbol, net in group.ledger._net.items():
+        if net:
+            target = targets.get(symbol, 0)
+            if (net > target and net > 0) or (net < target and net < 0):
+                return exposure_bound(group)
+    return []
 
 
 def _fmt(positions: dict) -> dict[str, int]:  # type: ignore[type-arg]

@@ -138,10 +138,13 @@ class OptionSymbol:
             raise ValidationError("occ symbol", text, "strike part must be positive")
         # normalize() can yield exponent form (5E+3); quantize keeps a plain representation.
         strike = strike.quantize(Decimal(1)) if strike == strike.to_integral_value() else strike
-        return cls(
-            underlying=underlying if underlying is not None else WEEKLY_ROOTS.get(root, root),
-            root=root,
-            expiry=expiry,
-            right=Right(raw_right),
-            strike=strike,
-        )
+        try:
+            return cls(
+                underlying=underlying if underlying is not None else WEEKLY_ROOTS.get(root, root),
+                root=root,
+                expiry=expiry,
+                right=Right(raw_right),
+                strike=strike,
+            )
+        except ValidationError as err:  # e.g. an all-digit root has no upper-case underlying
+            raise ValidationError("occ symbol", text, f"{err.field} {err.value!r}: {err.reason}") from None

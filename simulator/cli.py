@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,9 @@ def _positive_int(text: str) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.session import SessionConfig, format_report, run_session
+
+    # Alerts are counted in the report; print each one only when asked. Violations always print.
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
 
     config = SessionConfig(
         seed=args.seed,
@@ -45,7 +49,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         ) as progress:
             task = progress.add_task("groups", total=config.groups)
             report = run_session(
-                config, events_path=events_path, on_group_finished=lambda done, _total: progress.update(task, completed=done)
+                config,
+                events_path=events_path,
+                on_group_finished=lambda done, _total: progress.update(task, completed=done),
             )
     else:
         report = run_session(config, events_path=events_path)
@@ -96,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--events", metavar="PATH", help="write the broker event log (JSON lines) for replay")
     sim.add_argument("--verify-replay", action="store_true", help="also replay every group's audit trail at its end")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--verbose", action="store_true", help="print every alert as it is raised")
     sim.set_defaults(func=_cmd_simulate)
 
     dia = sub.add_parser("diagrams", help="render every state machine from its table (graphviz)")

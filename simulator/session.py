@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 
 from backends.simulated import SimulatedBackend
-from fsm.executor import AtomicOrderExecutor, GroupSummary
 from fsm.execution_policy import ExecutionPolicy
+from fsm.executor import AtomicOrderExecutor, GroupSummary
 from fsm.group import AtomicOrderGroup, ExecutionMode
 from simulator.broker import BrokerSimulator
 from simulator.chaos import ChaosProfile
@@ -46,7 +46,7 @@ class SessionConfig:
     max_quantity: int = 5
     widths: tuple[int, ...] = (10, 25)
     wing_distances: tuple[float, ...] = (30.0, 45.0, 60.0, 80.0)
-    policy: ExecutionPolicy = ExecutionPolicy()
+    policy: ExecutionPolicy = attrs.field(factory=ExecutionPolicy)
     session_seconds: float = 6.5 * 3600
     verify_replay: bool = False
     event_log: bool = False
@@ -76,6 +76,7 @@ class SessionReport:
     events: int
     stray_events: int
     anomalies: int
+    alerts: int
     flagged_groups: int
     settle_p50: float | None
     settle_p99: float | None
@@ -109,6 +110,7 @@ class SessionReport:
             "events": self.events,
             "stray_events": self.stray_events,
             "anomalies": self.anomalies,
+            "alerts": self.alerts,
             "flagged_groups": self.flagged_groups,
             "settle_seconds_p50": self.settle_p50,
             "settle_seconds_p99": self.settle_p99,
@@ -138,6 +140,7 @@ class _Tally:
         self.slippage: dict[str, Decimal] = {}
         self.failed: dict[str, dict[str, Any]] = {}
         self.flagged: set[str] = set()
+        self.alerts: dict[str, int] = {}
         self.final_positions: dict[str, dict[str, int]] = {}
 
     def record(self, group: AtomicOrderGroup, s: GroupSummary) -> None:
@@ -152,6 +155,7 @@ class _Tally:
             self.slippage[gid] = s.slippage_per_unit
         if s.flagged:
             self.flagged.add(gid)
+        self.alerts[gid] = len(s.alerts)
         self.final_positions[gid] = dict(s.residual_exposure)
         if s.state == "failed":
             self.failed[gid] = {"group": gid, "residual_exposure": dict(s.residual_exposure),
@@ -173,6 +177,7 @@ def run_session(
     *,
     on_group_finished: Callable[[int, int], None] | None = None,
     events_path: Path | None = None,
+    on_end: Callable[[BrokerSimulator, AtomicOrderExecutor], None] | None = None,
 ) -> SessionReport:
     """Run one session on the built-in simulator and return its report."""
     wall_start = time.perf_counter()
@@ -246,6 +251,8 @@ def run_session(
 
     executor.process_events()
     wall = time.perf_counter() - wall_start
+    if on_end is not None:
+        on_end(broker, executor)
 
     if events_path is not None:
         with events_path.open("w", encoding="utf-8") as fh:
@@ -286,6 +293,7 @@ def run_session(
         events=stats.broker_events,
         stray_events=stats.stray_events,
         anomalies=stats.anomalies,
+        alerts=sum(tally.alerts.values()),
         flagged_groups=len(tally.flagged),
         settle_p50=_percentile(list(tally.settle.values()), 0.50),
         settle_p99=_percentile(list(tally.settle.values()), 0.99),
@@ -303,6 +311,7 @@ def run_session(
 def format_report(report: SessionReport) -> str:
     """A plain-text summary table of a session."""
     j = report.to_json()
+    residual = sum(abs(v) for v in j["residual_exposure"].values())
     lines = [
         f"atomic-orders simulate: seed={j['seed']} profile={j['profile']} mode={j['mode']} groups={j['groups']}",
         "",
@@ -313,13 +322,15 @@ def format_report(report: SessionReport) -> str:
         f"  unfinished           {len(j['unfinished_groups']):>8}",
         f"  invariant violations {j['invariant_violations']:>8}   (must be 0)",
         f"  unaccounted exposure {len(j['unaccounted_exposure']):>8}   (broker positions no group explains; must be 0)",
-        f"  residual exposure    {sum(abs(v) for v in j['residual_exposure'].values()):>8}   contracts (failed groups only)",
+        f"  residual exposure    {residual:>8}   contracts (failed groups only)",
         f"  fills                {j['fills']:>8}",
         f"  orders sent          {j['orders_sent']:>8}   ({j['unwind_orders']} unwinds)",
         f"  anomalies flagged    {j['anomalies']:>8}   ({j['flagged_groups']} groups over-/late-filled)",
+        f"  alerts raised        {j['alerts']:>8}   (re-opened or failed groups; --verbose prints them)",
         f"  settle p50 / p99     {_fmt(j['settle_seconds_p50']):>8} / {_fmt(j['settle_seconds_p99'])} s"
         "   (first fill -> committed or rolled back, simulated)",
-        f"  slippage vs mid      {_fmt(j['slippage_per_unit_mean']):>8}   $/unit mean (p50 {_fmt(j['slippage_per_unit_p50'])})",
+        f"  slippage vs mid      {_fmt(j['slippage_per_unit_mean']):>8}   $/unit mean"
+        f" (p50 {_fmt(j['slippage_per_unit_p50'])})",
         f"  broker events        {j['events']:>8}   ({j['events_per_second']:,.0f} per wall-clock second)",
         f"  wall time            {j['wall_seconds']:>8} s",
     ]

@@ -1,0 +1,130 @@
+"""ScriptedBackend: a backend whose broker is a script (tests, property checks, replays).
+
+Nothing happens unless the script says so: every request is recorded, and the script decides
+what the broker answers (``push`` events, ``refuse``/``lose`` submissions, set what
+``reconcile`` reports, take the broker down). Quotes are fixed per symbol.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+
+from backends.base import ExecutionBackend
+from fsm.clock import ManualClock
+from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from fsm.events import BrokerStatus, Fill, TicketEvent
+from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from fsm.symbol import OptionSymbol
+
+#: What the script decides for a submission: None (accepted), or raise an exception.
+SubmitRule = Callable[[OrderRequest], BaseException | None]
+
+
+class ScriptedBackend(ExecutionBackend):
+    """A broker driven entirely by the test: requests are recorded, answers are pushed."""
+
+    name = "scripted"
+
+    def __init__(self, clock: ManualClock | None = None, default_quote: tuple[str, str] = ("1.00", "1.20")) -> None:
+        self._clock = clock if clock is not None else ManualClock()
+        self.submitted: list[OrderRequest] = []
+        self.cancels: list[str] = []
+        self.replaces: list[tuple[str, Decimal, int | None]] = []
+        self.reconcile_calls: list[tuple[str, ...]] = []
+        self.reports: dict[str, OrderReport] = {}
+        self.quotes: dict[OptionSymbol, tuple[Decimal, Decimal]] = {}
+        self.default_quote = (Decimal(default_quote[0]), Decimal(default_quote[1]))
+        self.submit_rule: SubmitRule | None = None
+        self.down = False
+        self._outbox: list[BrokerEvent] = []
+        self._fill_ids: set[str] = set()
+        self._positions: dict[OptionSymbol, int] = {}
+
+    @property
+    def clock(self) -> ManualClock:
+        """The script's manual clock."""
+        return self._clock
+
+    # -- the script's controls -------------------------------------------------------------------
+
+    def push(self, order_ref: str, event: TicketEvent) -> None:
+        """Queue a broker event for the executor's next :meth:`poll_events`.
+
+        A fill whose id is new moves the scripted broker's positions (a re-sent id does not).
+        """
+        if isinstance(event, Fill) and event.fill_id not in self._fill_ids:
+            self._fill_ids.add(event.fill_id)
+            req = self.request(order_ref)
+            for leg in req.legs:
+                per_unit = leg.signed_ratio if req.is_combo else leg.side.sign
+                self._positions[leg.symbol] = self._positions.get(leg.symbol, 0) + per_unit * event.quantity
+        self._outbox.append(BrokerEvent(order_ref, event))
+
+    def now(self) -> dt.datetime:
+        """The script's current time."""
+        return self._clock.now()
+
+    def request(self, order_ref: str) -> OrderRequest:
+        """The request the broker received under ``order_ref``."""
+        for req in self.submitted:
+            if req.order_ref == order_ref:
+                return req
+        raise KeyError(f"no order {order_ref!r} was submitted")
+
+    def fill_all(self, order_ref: str, price: Decimal | None = None, fill_id: str | None = None) -> None:
+        """Push an acknowledgement and a complete fill for a submitted order."""
+        from fsm.events import Acknowledged
+
+        req = self.request(order_ref)
+        now = self.now()
+        self.push(order_ref, Acknowledged(now, f"B-{order_ref}"))
+        px = price if price is not None else (req.limit_price if req.limit_price is not None else Decimal("1.00"))
+        self.push(order_ref, Fill(now, fill_id or f"F-{order_ref}", req.quantity, px))
+
+    # -- ExecutionBackend ------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest) -> None:
+        """Record the request; the submit rule may refuse it or make its outcome unknown."""
+        if self.down:
+            raise SubmissionOutcomeUnknown(request.order_ref, "broker down (scripted)")
+        outcome = self.submit_rule(request) if self.submit_rule is not None else None
+        if isinstance(outcome, SubmissionRefused):
+            raise outcome
+        self.submitted.append(request)
+        if outcome is not None:
+            raise outcome
+
+    def cancel(self, order_ref: str) -> None:
+        """Record a cancel request."""
+        if self.down:
+            raise BrokerUnavailable("broker down (scripted)")
+        self.cancels.append(order_ref)
+
+    def replace(self, order_ref: str, limit_price: Decimal, quantity: int | None = None) -> None:
+        """Record a replace request."""
+        if self.down:
+            raise BrokerUnavailable("broker down (scripted)")
+        self.replaces.append((order_ref, limit_price, quantity))
+
+    def poll_events(self) -> list[BrokerEvent]:
+        """Hand over everything pushed so far."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
+        """Answer from :attr:`reports` (``NOT_FOUND`` for anything the script did not set)."""
+        self.reconcile_calls.append(tuple(order_refs))
+        if self.down:
+            raise BrokerUnavailable("broker down (scripted)")
+        return {ref: self.reports.get(ref, OrderReport(ref, BrokerStatus.NOT_FOUND)) for ref in order_refs}
+
+    def quote(self, symbol: OptionSymbol) -> Quote:
+        """The fixed quote for ``symbol``."""
+        bid, ask = self.quotes.get(symbol, self.default_quote)
+        return Quote(symbol, bid, ask, self.now())
+
+    def positions(self) -> Mapping[OptionSymbol, int]:
+        """Signed net positions from every distinct fill the script pushed."""
+        return {s: q for s, q in self._positions.items() if q}

@@ -1,0 +1,251 @@
+"""The executor against a scripted broker: every decision it makes, step by step."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from backends.scripted import ScriptedBackend
+from fsm import invariants
+from fsm.errors import AtomicOrdersError, SubmissionOutcomeUnknown, SubmissionRefused
+from fsm.events import Acknowledged, BrokerStatus, Canceled, Fill, Rejected, Updated
+from fsm.execution_policy import ExecutionPolicy
+from fsm.executor import AtomicOrderExecutor
+from fsm.group import ExecutionMode
+from fsm.leg import Side
+from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Purpose
+from fsm.symbol import OptionSymbol
+
+EXP = dt.date(2026, 1, 16)
+SC = OptionSymbol.of("SPXW", EXP, "C", "5100")
+LC = OptionSymbol.of("SPXW", EXP, "C", "5125")
+SP = OptionSymbol.of("SPXW", EXP, "P", "4900")
+LP = OptionSymbol.of("SPXW", EXP, "P", "4875")
+
+
+def make(policy: ExecutionPolicy | None = None) -> tuple[ScriptedBackend, AtomicOrderExecutor]:
+    backend = ScriptedBackend()
+    backend.quotes = {
+        SC: (Decimal("4.00"), Decimal("4.20")),
+        LC: (Decimal("1.50"), Decimal("1.60")),
+        SP: (Decimal("3.80"), Decimal("4.00")),
+        LP: (Decimal("1.40"), Decimal("1.50")),
+    }
+    return backend, AtomicOrderExecutor(backend, policy or ExecutionPolicy())
+
+
+def pump(backend: ScriptedBackend, executor: AtomicOrderExecutor, seconds: float = 0.0) -> None:
+    if seconds:
+        backend.clock.advance(seconds)
+    executor.process_events()
+    executor.on_timer()
+
+
+def settled(group) -> None:  # type: ignore[no-untyped-def]
+    assert invariants.check_group(group, replay=True) == []
+
+
+def test_combo_condor_commits_at_mid_credit() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 3)
+    assert g.state == "executing"
+    [req] = backend.submitted
+    assert req.is_combo and req.quantity == 3 and req.purpose is Purpose.ENTRY
+    # net mid per unit = -4.10 + 1.55 - 3.90 + 1.45 = -5.00: a credit, so a negative signed limit
+    assert req.limit_price == Decimal("-5.00")
+    backend.fill_all(req.order_ref)
+    pump(backend, ex)
+    assert g.state == "committed"
+    assert g.ledger.positions() == {SC: -3, LC: 3, SP: -3, LP: 3}
+    assert dict(backend.positions()) == g.ledger.positions()
+    settled(g)
+
+
+def test_legged_sends_protective_longs_first_then_shorts() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED)
+    assert [r.legs[0].symbol for r in backend.submitted] == [LC, LP]
+    assert all(r.legs[0].side is Side.BUY for r in backend.submitted)
+    backend.fill_all(backend.submitted[0].order_ref)
+    pump(backend, ex)
+    assert len(backend.submitted) == 2  # shorts wait until both longs are filled
+    backend.fill_all(backend.submitted[1].order_ref)
+    pump(backend, ex)
+    assert [r.legs[0].symbol for r in backend.submitted[2:]] == [SC, SP]
+    for r in backend.submitted[2:]:
+        backend.fill_all(r.order_ref)
+    pump(backend, ex)
+    assert g.state == "committed"
+    settled(g)
+
+
+def test_legged_rollback_cancels_then_buys_back_shorts_before_selling_longs() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED)
+    for r in list(backend.submitted):
+        backend.fill_all(r.order_ref)
+    pump(backend, ex)
+    short_call, short_put = backend.submitted[2], backend.submitted[3]
+    now = backend.now()
+    backend.push(short_call.order_ref, Acknowledged(now, "B-sc"))
+    backend.push(short_call.order_ref, Fill(now, "sc-1", 1, Decimal("4.10")))
+    backend.push(short_put.order_ref, Rejected(now, "halted"))
+    pump(backend, ex)
+    assert g.state == "rolling_back"
+    assert backend.cancels == [short_call.order_ref]  # the working short is canceled first
+    backend.push(short_call.order_ref, Canceled(backend.now()))
+    pump(backend, ex)
+    unwinds = [r for r in backend.submitted if r.purpose is Purpose.UNWIND]
+    # only the buy-back of the short call goes out while a short position is open
+    assert [(r.legs[0].symbol, r.legs[0].side, r.quantity) for r in unwinds] == [(SC, Side.BUY, 1)]
+    assert unwinds[0].limit_price is not None and unwinds[0].limit_price > Decimal("4.20")  # marketable
+    backend.fill_all(unwinds[0].order_ref)
+    pump(backend, ex)
+    sells = [r for r in backend.submitted if r.purpose is Purpose.UNWIND][1:]
+    assert sorted((r.legs[0].symbol.occ, r.legs[0].side, r.quantity) for r in sells) == sorted(
+        [(LC.occ, Side.SELL, 2), (LP.occ, Side.SELL, 2)]
+    )
+    for r in sells:
+        backend.fill_all(r.order_ref)
+    pump(backend, ex)
+    assert g.state == "rolled_back"
+    assert g.ledger.positions() == {} and dict(backend.positions()) == {}
+    settled(g)
+
+
+def test_combo_deadline_cancels_and_unwinds_the_partial_fill() -> None:
+    backend, ex = make(ExecutionPolicy(deadline_seconds=30.0, step_seconds=5.0))
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 3)
+    [req] = backend.submitted
+    backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
+    backend.push(req.order_ref, Fill(backend.now(), "f1", 1, Decimal("-5.00")))
+    pump(backend, ex)
+    for _ in range(5):
+        pump(backend, ex, 5.0)
+        if g.tickets[0].state == "update_pending":  # the broker confirms each replace
+            backend.push(req.order_ref, Updated(backend.now()))
+    assert backend.replaces, "the price steps toward natural while working"
+    assert all(price > Decimal("-5.00") for _, price, _ in backend.replaces)  # less credit each step
+    assert g.state == "executing"
+    pump(backend, ex, 10.0)
+    assert g.state == "rolling_back" and "deadline" in (g.rollback_reason or "")
+    assert backend.cancels == [req.order_ref]
+    backend.push(req.order_ref, Canceled(backend.now()))
+    pump(backend, ex)
+    first = [r for r in backend.submitted if r.purpose is Purpose.UNWIND]
+    assert {(r.legs[0].symbol, r.legs[0].side) for r in first} == {(SC, Side.BUY), (SP, Side.BUY)}
+    for r in first:
+        backend.fill_all(r.order_ref)
+    pump(backend, ex)
+    second = [r for r in backend.submitted if r.purpose is Purpose.UNWIND][2:]
+    assert {(r.legs[0].symbol, r.legs[0].side) for r in second} == {(LC, Side.SELL), (LP, Side.SELL)}
+    for r in second:
+        backend.fill_all(r.order_ref)
+    pump(backend, ex)
+    assert g.state == "rolled_back"
+    settled(g)
+
+
+def test_unwind_rejected_beyond_retries_fails_with_exact_residual_and_alert() -> None:
+    alerts: list[str] = []
+    backend, ex = make(ExecutionPolicy(max_unwind_retries=1, unwind_retry_delay=1.0))
+    ex.on_alert = alerts.append
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED)
+    lc, lp = backend.submitted
+    backend.fill_all(lc.order_ref)
+    backend.push(lp.order_ref, Rejected(backend.now(), "insufficient buying power"))
+    pump(backend, ex)
+    assert g.state == "rolling_back"
+    for attempt in range(2):  # the first try and one retry, both rejected
+        unwinds = [r for r in backend.submitted if r.purpose is Purpose.UNWIND]
+        assert len(unwinds) == attempt + 1
+        backend.push(unwinds[-1].order_ref, Rejected(backend.now(), "halted"))
+        pump(backend, ex)
+        pump(backend, ex, 5.0)
+    assert g.state == "failed"
+    assert g.residual_exposure == {LC: 2} == g.ledger.positions()
+    assert alerts and "FAILED" in alerts[-1]
+    settled(g)
+
+
+def test_submission_outcome_unknown_is_reconciled_never_resent() -> None:
+    backend, ex = make(ExecutionPolicy(reconcile_interval=3.0))
+
+    def timeout_first(req: OrderRequest) -> BaseException | None:
+        return SubmissionOutcomeUnknown(req.order_ref, "read timed out") if req.is_combo else None
+
+    backend.submit_rule = timeout_first
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    [req] = backend.submitted
+    ticket = g.ticket(req.order_ref)
+    assert ticket.state == "unknown"
+    backend.down = True  # the broker cannot answer yet: still unknown, nothing resent
+    pump(backend, ex, 3.0)
+    assert ticket.state == "unknown" and len(backend.submitted) == 1
+    backend.down = False
+    fill = Fill(backend.now(), "late-1", 2, Decimal("-5.00"))
+    backend.reports[req.order_ref] = OrderReport(req.order_ref, BrokerStatus.FILLED, (fill,), "B9")
+    pump(backend, ex, 3.0)
+    assert ticket.state == "filled" and g.state == "committed"
+    assert len(backend.submitted) == 1, "an order with an unknown outcome is never submitted twice"
+    assert backend.reconcile_calls and all(call == (req.order_ref,) for call in backend.reconcile_calls)
+    settled(g)
+
+
+def test_unknown_submission_not_found_at_broker_rolls_back_without_resending() -> None:
+    backend, ex = make()
+    backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "connection reset")
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    pump(backend, ex, 5.0)
+    assert g.state == "rolled_back"
+    assert g.tickets[0].state == "rejected" and len(backend.submitted) == 1
+    settled(g)
+
+
+def test_refused_submission_rolls_back_and_nothing_is_left() -> None:
+    backend, ex = make()
+    backend.submit_rule = lambda req: SubmissionRefused(req.order_ref, "invalid price")
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    assert g.state == "rolled_back" and backend.submitted == []
+    settled(g)
+
+
+def test_invalid_group_sends_nothing_and_names_the_field() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 0)
+    assert g.state == "invalid" and backend.submitted == []
+    assert any(err.field == "quantity" for err in g.validation_errors)
+    bad = ex.execute_iron_condor(LC, SC, SP, LP, 1)  # short call above the long call
+    assert bad.state == "invalid" and backend.submitted == []
+    assert any("strike" in err.field for err in bad.validation_errors)
+
+
+def test_lean_style_ticket_cancel_goes_through_the_executor() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    ticket = g.tickets[0]
+    backend.push(ticket.order_ref, Acknowledged(backend.now(), "B1"))
+    pump(backend, ex)
+    ticket.cancel()
+    assert backend.cancels == [ticket.order_ref] and ticket.state == "cancel_pending"
+    backend.push(ticket.order_ref, Canceled(backend.now()))
+    pump(backend, ex)
+    assert g.state == "rolled_back"
+    detached = g.clone_definition()
+    detached.validate(backend.now())
+    with pytest.raises(AtomicOrdersError, match="not attached to an executor"):
+        detached.tickets[0].cancel()
+
+
+def test_unexpected_fill_is_kept_as_stray_and_counted_as_violation() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    backend.fill_all(g.tickets[0].order_ref)
+    pump(backend, ex)
+    assert g.state == "committed"
+    backend._outbox.append(BrokerEvent("nobody-1", Fill(backend.now(), "x", 1, Decimal(1))))  # nobody placed it
+    pump(backend, ex)
+    assert ex.stats.stray_events == 1 and ex.stats.invariant_violations == 1
+    assert ex.stray_events[0].order_ref == "nobody-1"
