@@ -54,7 +54,8 @@ def test_every_order_the_broker_saw_belongs_to_a_group() -> None:
         seen["groups"] = {r.group_id for r in broker.orders_seen}
         seen["known"] = set(executor.summaries)
 
-    report = run_session(SessionConfig(seed=4, groups=120, profile="hostile", mode=ExecutionMode.LEGGED), on_end=inspect)
+    config = SessionConfig(seed=4, groups=120, profile="hostile", mode=ExecutionMode.LEGGED)
+    report = run_session(config, on_end=inspect)
     orders = seen["orders"]
     assert isinstance(orders, list) and len(orders) >= 120 * 4
     assert all(seen["owned"]), "an order reached the broker outside every group"
