@@ -237,15 +237,21 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
     """Open a closing ticket for every non-zero position, once no entry order is live.
 
     One unwind per symbol at a time; a symbol whose unwinds failed more than the retry limit
-    gets no more.
+    gets no more. An unwind never sent whose side or size no longer fits the position (a late
+    fill moved it) is dropped, so it can neither block its symbol nor be sent the wrong way.
     """
     if g.state != ROLLING_BACK:
         return
+    net = g.ledger._net
+    for t in [u for u in g.unwind_tickets if u.state == NEW]:
+        held = net.get(t.legs[0].symbol, 0)
+        if held == 0 or t.legs[0].side is not (Side.SELL if held > 0 else Side.BUY) or t.quantity > abs(held):
+            g.unwind_tickets.remove(t)
+            del g._tickets[t.order_ref]
     for t in g.entry_tickets:
         if t.state in UNSETTLED_STATES:
             return
     busy = {t.legs[0].symbol for t in g.unwind_tickets if t.state == NEW or t.state in UNSETTLED_STATES}
-    net = g.ledger._net
     for leg in g.legs:
         symbol = leg.symbol
         qty = net.get(symbol, 0)

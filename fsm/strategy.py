@@ -23,7 +23,10 @@ def _err(errors: list[ValidationError], field: str, value: object, reason: str) 
 
 
 def validate_legs(kind: StrategyKind, legs: tuple[Leg, ...]) -> list[ValidationError]:
-    """Every reason ``legs`` is not a valid ``kind``, each naming the leg and field (empty = valid)."""
+    """Every reason ``legs`` is not a valid ``kind``, each naming the leg and field (empty = valid).
+
+    Written as single passes over the legs: it runs for every group an executor creates.
+    """
     errors: list[ValidationError] = []
     if not isinstance(legs, tuple) or not 1 <= len(legs) <= 4:
         _err(errors, "legs", legs, "a group has 1 to 4 legs")
@@ -33,16 +36,17 @@ def validate_legs(kind: StrategyKind, legs: tuple[Leg, ...]) -> list[ValidationE
             _err(errors, f"legs[{i}]", leg, "must be a Leg")
     if errors:
         return errors
+    first = legs[0].symbol
+    underlying = first.underlying
     seen: dict[object, int] = {}
     for i, leg in enumerate(legs):
-        if leg.symbol in seen:
-            first = seen[leg.symbol]
-            _err(errors, f"legs[{i}].symbol", leg.symbol.occ, f"repeats legs[{first}] (legs must be distinct)")
-        seen.setdefault(leg.symbol, i)
-    underlying = legs[0].symbol.underlying
-    for i, leg in enumerate(legs[1:], start=1):
-        if leg.symbol.underlying != underlying:
-            _err(errors, f"legs[{i}].symbol.underlying", leg.symbol.underlying, f"differs from legs[0] ({underlying})")
+        symbol = leg.symbol
+        if symbol in seen:
+            _err(errors, f"legs[{i}].symbol", symbol.occ, f"repeats legs[{seen[symbol]}] (legs must be distinct)")
+        else:
+            seen[symbol] = i
+        if symbol.underlying != underlying:
+            _err(errors, f"legs[{i}].symbol.underlying", symbol.underlying, f"differs from legs[0] ({underlying})")
     if kind is StrategyKind.IRON_CONDOR:
         _check_iron_condor(legs, errors)
     elif kind is StrategyKind.VERTICAL:
@@ -52,43 +56,49 @@ def validate_legs(kind: StrategyKind, legs: tuple[Leg, ...]) -> list[ValidationE
     return errors
 
 
-def _same(legs: tuple[Leg, ...], errors: list[ValidationError], attr: str, what: str) -> None:
-    first = getattr(legs[0], attr) if attr in ("ratio", "position_effect") else getattr(legs[0].symbol, attr)
-    for i, leg in enumerate(legs[1:], start=1):
-        value = getattr(leg, attr) if attr in ("ratio", "position_effect") else getattr(leg.symbol, attr)
-        if value != first:
-            field = f"legs[{i}].{attr}" if attr in ("ratio", "position_effect") else f"legs[{i}].symbol.{attr}"
-            _err(errors, field, value, f"{what} must match legs[0] ({first})")
+def _same_shape(legs: tuple[Leg, ...], errors: list[ValidationError], right: bool = False) -> None:
+    """Every leg shares legs[0]'s expiry, ratio and position effect (and right, when asked)."""
+    l0 = legs[0]
+    expiry, ratio, effect, kind = l0.symbol.expiry, l0.ratio, l0.position_effect, l0.symbol.right
+    for i in range(1, len(legs)):
+        leg = legs[i]
+        symbol = leg.symbol
+        if symbol.expiry != expiry:
+            _err(errors, f"legs[{i}].symbol.expiry", symbol.expiry, f"expiry must match legs[0] ({expiry})")
+        if leg.ratio != ratio:
+            _err(errors, f"legs[{i}].ratio", leg.ratio, f"ratio must match legs[0] ({ratio})")
+        if leg.position_effect is not effect:
+            _err(errors, f"legs[{i}].position_effect", leg.position_effect,
+                 f"position effect must match legs[0] ({effect})")
+        if right and symbol.right is not kind:
+            _err(errors, f"legs[{i}].symbol.right", symbol.right, f"right must match legs[0] ({kind})")
 
 
 def _check_iron_condor(legs: tuple[Leg, ...], errors: list[ValidationError]) -> None:
     if len(legs) != 4:
         _err(errors, "legs", len(legs), "an iron condor has exactly 4 legs")
         return
-    _same(legs, errors, "expiry", "expiry")
-    _same(legs, errors, "ratio", "ratio")
-    _same(legs, errors, "position_effect", "position effect")
-    calls = [(i, leg) for i, leg in enumerate(legs) if leg.symbol.right is Right.CALL]
-    puts = [(i, leg) for i, leg in enumerate(legs) if leg.symbol.right is Right.PUT]
-    if len(calls) != 2 or len(puts) != 2:
+    _same_shape(legs, errors)
+    calls = sum(1 for leg in legs if leg.symbol.right is Right.CALL)
+    if calls != 2:
         _err(errors, "legs.right", [leg.symbol.right.value for leg in legs], "an iron condor has 2 calls and 2 puts")
         return
-    roles = {}
-    for name, pair in (("call", calls), ("put", puts)):
-        sides = sorted(leg.side.value for _, leg in pair)
-        if sides != ["buy", "sell"]:
-            i = pair[1][0]
-            _err(errors, f"legs[{i}].side", pair[1][1].side.value, f"the two {name}s must be one buy and one sell")
+    # (index, leg) by (right, side): exactly one of each of the four roles.
+    roles: dict[tuple[Right, Side], tuple[int, Leg]] = {}
+    for i, leg in enumerate(legs):
+        key = (leg.symbol.right, leg.side)
+        if key in roles:
+            name = "call" if key[0] is Right.CALL else "put"
+            _err(errors, f"legs[{i}].side", leg.side.value,
+                 f"an iron condor has one bought and one sold {name}; legs[{roles[key][0]}] is also {leg.side.value}")
             return
-        for i, leg in pair:
-            roles[(name, leg.side)] = (i, leg)
-    # Whether the condor is bought or sold, the outer strikes must straddle the inner ones.
-    lp_i, lp = roles[("put", Side.BUY)]
-    sp_i, sp = roles[("put", Side.SELL)]
-    sc_i, sc = roles[("call", Side.SELL)]
-    lc_i, lc = roles[("call", Side.BUY)]
-    sold = lp.symbol.strike < sp.symbol.strike  # a short (credit) condor: long wings outside
-    if sold:
+        roles[key] = (i, leg)
+    lp_i, lp = roles[(Right.PUT, Side.BUY)]
+    sp_i, sp = roles[(Right.PUT, Side.SELL)]
+    sc_i, sc = roles[(Right.CALL, Side.SELL)]
+    lc_i, lc = roles[(Right.CALL, Side.BUY)]
+    # Whether the condor is sold (long wings outside) or bought, outer strikes straddle inner ones.
+    if lp.symbol.strike < sp.symbol.strike:
         lo, li, hi, ho = (lp_i, lp), (sp_i, sp), (sc_i, sc), (lc_i, lc)
         names = ("long put", "short put", "short call", "long call")
     else:
@@ -106,9 +116,7 @@ def _check_vertical(legs: tuple[Leg, ...], errors: list[ValidationError]) -> Non
     if len(legs) != 2:
         _err(errors, "legs", len(legs), "a vertical has exactly 2 legs")
         return
-    _same(legs, errors, "expiry", "expiry")
-    _same(legs, errors, "right", "right")
-    _same(legs, errors, "ratio", "ratio")
+    _same_shape(legs, errors, right=True)
     if legs[0].side is legs[1].side:
         _err(errors, "legs[1].side", legs[1].side.value, "a vertical buys one strike and sells the other")
     if legs[0].symbol.strike == legs[1].symbol.strike:
@@ -119,8 +127,7 @@ def _check_strangle(legs: tuple[Leg, ...], errors: list[ValidationError]) -> Non
     if len(legs) != 2:
         _err(errors, "legs", len(legs), "a strangle has exactly 2 legs")
         return
-    _same(legs, errors, "expiry", "expiry")
-    _same(legs, errors, "ratio", "ratio")
+    _same_shape(legs, errors)
     if legs[0].side is not legs[1].side:
         _err(errors, "legs[1].side", legs[1].side.value, "both legs of a strangle are bought or both sold")
     rights = {leg.symbol.right for leg in legs}

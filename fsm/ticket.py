@@ -121,6 +121,10 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
 
     Row("submission_unknown", (SUBMITTING, *_LIVE), UNKNOWN, before="record_reason"),
     Row("submission_unknown", UNKNOWN, None, before="record_reason"),
+    Row("rejected", UNKNOWN, None, before="record_reason",
+        note="the broker's answer to a submission we could not confirm: kept; reconciliation decides"),
+    Row("canceled", UNKNOWN, None, note="kept; reconciliation decides"),
+    Row("expired", UNKNOWN, None, note="kept; reconciliation decides"),
 
     # Reconciliation: the broker's answer moves the ticket to what the broker says.
     Row("reconciled", _RECONCILABLE, SUBMITTED, conditions="reconciles_to_submitted", before="apply_reconciliation"),
@@ -329,7 +333,7 @@ def apply_reconciliation(t: OrderTicket, e: Reconciled) -> None:
 
 
 TICKET_EFFECTS: dict[str, Callable[[Any, Any], None]] = {
-    f.__name__: f  # type: ignore[misc]
+    f.__name__: f
     for f in (
         record_submission,
         record_broker_id,

@@ -67,22 +67,30 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagrams(args: argparse.Namespace) -> int:
-    from fsm.diagrams import render_all
+    from fsm.diagrams import check_all, render_all
 
+    if args.check:
+        stale = check_all(Path(args.out))
+        for line in stale:
+            print(line)
+        return 1 if stale else 0
     for path in render_all(Path(args.out)):
         print(path)
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from simulator.bench import format_report, run_bench
+    from simulator.bench import format_report, run_bench, to_json
+    from simulator.throughput import simulation_figures
 
-    result = run_bench(quick=args.quick)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+    sim = None if args.no_sim else (lambda: simulation_figures(quick=args.quick))
+    result = run_bench(quick=args.quick, sim=sim, progress=lambda line: print(line, file=sys.stderr))
     print(format_report(result))
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        path.write_text(to_json(result), encoding="utf-8")
         print(f"\nbench written to {path}")
     return 0
 
@@ -107,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     dia = sub.add_parser("diagrams", help="render every state machine from its table (graphviz)")
     dia.add_argument("--out", default="diagrams", help="output directory (default diagrams/)")
+    dia.add_argument("--check", action="store_true", help="only list diagrams that no longer match their tables")
     dia.set_defaults(func=_cmd_diagrams)
 
     bench = sub.add_parser("bench", help="measure the machines and the simulator; print figures")
     bench.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures are noisy)")
+    bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -1,0 +1,19 @@
+"""A deterministic, event-driven broker simulator for atomic-orders.
+
+One integer seed makes a whole session: the market path, every latency, every fill and every
+piece of chaos. Nothing reads the wall clock; a virtual clock moves only when the simulation is
+advanced.
+
+Modules:
+
+- :mod:`simulator.engine` -- the discrete-event core (:class:`~simulator.engine.VirtualClock`,
+  :class:`~simulator.engine.Scheduler`) and the seed derivation used everywhere.
+- :mod:`simulator.market` -- :class:`~simulator.market.MarketModel`: a seeded random walk of the
+  underlying and Black-Scholes option quotes on the SPX tick grid.
+- :mod:`simulator.chaos` -- :class:`~simulator.chaos.ChaosProfile`: every way the broker misbehaves,
+  with the ``calm``, ``rough`` and ``hostile`` presets.
+- :mod:`simulator.broker` -- :class:`~simulator.broker.BrokerSimulator`: order matching, latency,
+  chaos, reconciliation and the event log.
+
+The simulator speaks only the value types of :mod:`fsm`; it knows nothing of any broker's API.
+"""

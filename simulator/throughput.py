@@ -1,0 +1,76 @@
+"""Throughput and memory of whole simulated sessions, for ``atomic-orders bench``.
+
+The issue's scale target: a hostile session of 10,000 iron condors finishes on one core in under
+60 s of wall time, with memory that stays flat once groups finish (finished groups are
+summarised and released). This measures both, in the same process as the machine benchmarks.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from typing import Any
+
+from fsm.group import ExecutionMode
+from simulator.session import SessionConfig, run_session
+
+
+def session_throughput(groups: int, mode: ExecutionMode, seed: int = 3, profile: str = "hostile") -> dict[str, Any]:
+    """Wall time and groups per second of one session, plus its outcome counts."""
+    gc.collect()
+    start = time.perf_counter()
+    report = run_session(SessionConfig(seed=seed, groups=groups, profile=profile, mode=mode))
+    wall = time.perf_counter() - start
+    return {
+        "groups": groups,
+        "wall_s": round(wall, 3),
+        "groups_per_s": round(groups / wall, 1) if wall > 0 else 0.0,
+        "broker_events": report.events,
+        "invariant_violations": report.invariant_violations,
+        "outcomes": report.outcomes,
+    }
+
+
+def session_memory(groups: int, mode: ExecutionMode, samples: int = 5, seed: int = 3) -> dict[str, Any]:
+    """Traced memory (KiB) after each ``groups/samples`` finished groups: flat means released.
+
+    Run with tracemalloc on (slower), so it uses its own, smaller session.
+    """
+    marks = {max(1, round(groups * (i + 1) / samples)) for i in range(samples)}
+    points: list[tuple[int, float]] = []
+
+    def on_finished(done: int, _total: int) -> None:
+        if done in marks:
+            gc.collect()
+            points.append((done, round(tracemalloc.get_traced_memory()[0] / 1024, 1)))
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        config = SessionConfig(seed=seed, groups=groups, profile="hostile", mode=mode)
+        run_session(config, on_group_finished=on_finished)
+    finally:
+        tracemalloc.stop()
+    growth = None
+    if len(points) >= 3:
+        # growth between the second sample and the last, per 1,000 finished groups
+        (g1, m1), (g2, m2) = points[1], points[-1]
+        growth = round((m2 - m1) / (g2 - g1) * 1000, 1) if g2 > g1 else None
+    return {"groups": groups, "traced_kib_after_finished": points, "kib_per_1000_finished_groups": growth}
+
+
+def simulation_figures(quick: bool = False) -> dict[str, Any]:
+    """``sim_groups_per_s`` (hostile, combo and legged) and memory growth, for the bench report."""
+    n = 300 if quick else 10_000
+    combo = session_throughput(n, ExecutionMode.COMBO)
+    legged = session_throughput(n, ExecutionMode.LEGGED)
+    memory = session_memory(200 if quick else 2_000, ExecutionMode.LEGGED)
+    return {
+        "sim_groups_per_s": combo["groups_per_s"],
+        "sim_groups_per_s_legged": legged["groups_per_s"],
+        "sim_hostile_combo": combo,
+        "sim_hostile_legged": legged,
+        "sim_memory": memory,
+        "sim_10k_under_60s": (not quick) and combo["wall_s"] < 60 and legged["wall_s"] < 60,
+    }
