@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("atomic_orders.executor")
 
 _ONE_SECOND = dt.timedelta(seconds=1)
+#: How many released tickets' fill ids are remembered to recognise late duplicates.
+_RELEASED_FILLS_KEPT = 20_000
 
 
 @attrs.frozen
@@ -112,6 +115,7 @@ class AtomicOrderExecutor:
         on_finished: Callable[[AtomicOrderGroup, GroupSummary], None] | None = None,
         on_alert: Callable[[str], None] | None = None,
         release_finished: bool = False,
+        keep_summaries: bool = True,
         verify_replay: bool = False,
         id_prefix: str = "G",
     ) -> None:
@@ -121,13 +125,18 @@ class AtomicOrderExecutor:
         self.on_finished = on_finished
         self.on_alert = on_alert
         self.release_finished = release_finished
+        #: Keep every finished group's summary in :attr:`summaries` (off for long sessions whose
+        #: caller aggregates through ``on_finished``, so memory stays flat).
+        self.keep_summaries = keep_summaries
         self.verify_replay = verify_replay
         self.id_prefix = id_prefix
         self.stats = ExecutorStats()
         self.violations: list[str] = []
         self.stray_events: list[BrokerEvent] = []
-        #: Fill ids of released groups, so a late duplicate is told apart from a lost fill.
-        self._released_fills: dict[str, frozenset[str]] = {}
+        #: Fill ids of recently released tickets, so a late duplicate is told apart from a lost fill.
+        #: Bounded (oldest forgotten first) so memory stays flat over a long session.
+        self._released_fills: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._finished_ids: set[str] = set()
         self.summaries: dict[str, GroupSummary] = {}
         self._groups: dict[str, AtomicOrderGroup] = {}
         self._route: dict[str, AtomicOrderGroup] = {}
@@ -161,7 +170,7 @@ class AtomicOrderExecutor:
         An invalid group ends in ``invalid`` with nothing sent; ``group.validation_errors`` says
         why, each error naming the leg and field.
         """
-        if group.group_id in self._groups or group.group_id in self.summaries:
+        if group.group_id in self._groups or group.group_id in self._finished_ids:
             raise ValidationError("group_id", group.group_id, "is already used by this executor")
         now = self.clock.now()
         self.stats.groups += 1
@@ -340,12 +349,16 @@ class AtomicOrderExecutor:
         """Every group still held in memory (finished ones until released)."""
         return list(self._groups.values())
 
+    def finished_group_ids(self) -> set[str]:
+        """Ids of every group that reached a terminal state (released or not)."""
+        return set(self._finished_ids)
+
     def owns_order(self, order_ref: str) -> bool:
         """True when ``order_ref`` belongs to a group this executor executes or executed."""
         if order_ref in self._route:
             return True
         gid = order_ref.rsplit("-", 1)[0]
-        return gid in self.summaries
+        return gid in self._finished_ids
 
     # ------------------------------------------------------------------------------------------
     # TicketRouter: LEAN-style ticket.cancel() / ticket.update() come back here
@@ -724,7 +737,9 @@ class AtomicOrderExecutor:
         for alert in group.alerts:
             self._alert(alert)
         summary = self._summarise(group, now, violations)
-        self.summaries[gid] = summary
+        self._finished_ids.add(gid)
+        if self.keep_summaries:
+            self.summaries[gid] = summary
         self._finished_at[gid] = now
         if self.on_finished is not None:
             self.on_finished(group, summary)
@@ -748,6 +763,8 @@ class AtomicOrderExecutor:
             self._route.pop(ref, None)
             if ticket.fills:
                 self._released_fills[ref] = frozenset(f.fill_id for f in ticket.fills)
+                if len(self._released_fills) > _RELEASED_FILLS_KEPT:
+                    self._released_fills.popitem(last=False)
             for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
                           self._mid_at_submit):
                 table.pop(ref, None)

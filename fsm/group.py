@@ -76,6 +76,8 @@ GROUP_TRANSITIONS: tuple[Row, ...] = (
     Row("deadline", EXECUTING, ROLLING_BACK, before="note_reason", after="open_unwinds"),
     Row("submit_failed", EXECUTING, ROLLING_BACK, before="note_reason", after="open_unwinds"),
     Row("abort", EXECUTING, ROLLING_BACK, before="note_reason", after="open_unwinds"),
+    Row("deadline", ROLLING_BACK, None, note="already rolling back"),
+    Row("abort", ROLLING_BACK, None, note="already rolling back"),
 
     Row("ticket_update", ROLLING_BACK, COMMITTED, conditions="is_complete",
         note="late fills completed every leg exactly: cheaper than unwinding"),

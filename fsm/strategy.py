@@ -60,9 +60,13 @@ def _same_shape(legs: tuple[Leg, ...], errors: list[ValidationError], right: boo
     """Every leg shares legs[0]'s expiry, ratio and position effect (and right, when asked)."""
     l0 = legs[0]
     expiry, ratio, effect, kind = l0.symbol.expiry, l0.ratio, l0.position_effect, l0.symbol.right
+    root = l0.symbol.root
     for i in range(1, len(legs)):
         leg = legs[i]
         symbol = leg.symbol
+        if symbol.root != root:
+            # e.g. SPX (AM-settled) against SPXW (PM-settled): same date, different settlement
+            _err(errors, f"legs[{i}].symbol.root", symbol.root, f"root must match legs[0] ({root})")
         if symbol.expiry != expiry:
             _err(errors, f"legs[{i}].symbol.expiry", symbol.expiry, f"expiry must match legs[0] ({expiry})")
         if leg.ratio != ratio:

@@ -207,6 +207,7 @@ def run_session(
         config.policy,
         on_finished=finished,
         release_finished=True,
+        keep_summaries=False,
         verify_replay=config.verify_replay,
     )
     clock = broker.clock

@@ -52,7 +52,7 @@ def test_every_order_the_broker_saw_belongs_to_a_group() -> None:
         seen["orders"] = list(broker.orders_seen)
         seen["owned"] = [executor.owns_order(r.order_ref) for r in broker.orders_seen]
         seen["groups"] = {r.group_id for r in broker.orders_seen}
-        seen["known"] = set(executor.summaries)
+        seen["known"] = executor.finished_group_ids()
 
     config = SessionConfig(seed=4, groups=120, profile="hostile", mode=ExecutionMode.LEGGED)
     report = run_session(config, on_end=inspect)
