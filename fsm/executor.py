@@ -543,8 +543,8 @@ class AtomicOrderExecutor:
         self, group: AtomicOrderGroup, ticket: OrderTicket, price: Decimal | None, quantity: int | None,
         now: dt.datetime,
     ) -> None:
-        if price is None:
-            return
+        if price is None or not ticket.can_apply("update_requested"):
+            return  # nothing is sent for an order that cannot take an update now
         try:
             self.backend.replace(ticket.order_ref, price, quantity)
         except BrokerUnavailable:

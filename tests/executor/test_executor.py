@@ -249,3 +249,15 @@ def test_unexpected_fill_is_kept_as_stray_and_counted_as_violation() -> None:
     pump(backend, ex)
     assert ex.stats.stray_events == 1 and ex.stats.invariant_violations == 1
     assert ex.stray_events[0].order_ref == "nobody-1"
+
+
+def test_update_of_an_order_that_cannot_take_one_sends_nothing() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    ticket = g.tickets[0]
+    ticket.update(limit_price=Decimal("-4.90"))  # still submitting: no acknowledgement yet
+    assert backend.replaces == [] and ticket.state == "submitting"
+    backend.push(ticket.order_ref, Acknowledged(backend.now(), "B1"))
+    pump(backend, ex)
+    ticket.update(limit_price=Decimal("-4.90"))
+    assert backend.replaces == [(ticket.order_ref, Decimal("-4.90"), None)] and ticket.state == "update_pending"
