@@ -154,7 +154,7 @@ class AtomicOrderExecutor:
         self._reconcile_after: dict[str, dt.datetime] = {}
         self._first_fill: dict[str, dt.datetime] = {}
         self._release_at: dict[str, dt.datetime] = {}
-        self._adopted: dict[str, int] = {}
+        self._adopted: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------------------------------
     # Public entry points
@@ -459,10 +459,13 @@ class AtomicOrderExecutor:
         for _ in range(8):
             if group.is_terminal:
                 break
-            if len(group._tickets) != self._adopted.get(group.group_id):
+            # Keyed on the unwind sequence too: a stale unwind dropped and a new one opened in the
+            # same evaluation leave the ticket count unchanged, and the new one must be routed.
+            marker = (len(group._tickets), group._unwind_seq)
+            if marker != self._adopted.get(group.group_id):
                 for ticket in group.tickets:
                     self._adopt(group, ticket)
-                self._adopted[group.group_id] = len(group._tickets)
+                self._adopted[group.group_id] = marker
             for ticket in group.cancelable_tickets():
                 self._cancel(group, ticket, now)
             if group.unknown_tickets():

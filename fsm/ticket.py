@@ -90,6 +90,8 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
         note="over-fill or late fill (flagged), or a fill while unknown (kept for reconciliation)"),
 
     Row("rejected", (SUBMITTING, SUBMITTED), REJECTED, before="record_reason"),
+    Row("rejected", (CANCEL_PENDING, UPDATE_PENDING), REJECTED, before="record_reason",
+        note="the broker rejected the order while our cancel/update was in flight"),
     Row("rejected", REJECTED, None, note="duplicate delivery"),
 
     Row("cancel_requested", (SUBMITTED, PARTIALLY_FILLED, UPDATE_PENDING), CANCEL_PENDING),

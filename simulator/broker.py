@@ -449,6 +449,15 @@ class BrokerSimulator:
         o = self._orders.get(order_ref)
         return None if o is None else _STATUS_NAMES[o.status]
 
+    def order_fills(self, order_ref: str) -> tuple[Fill, ...]:
+        """Every fill of one order as the broker holds it (truth, even during an outage; ``()`` if unknown).
+
+        A hook for adapters that publish broker state in another form (the TastyTrade emulator
+        folds fills not yet delivered into an order it reports final, so none is ever lost).
+        """
+        o = self._orders.get(order_ref)
+        return () if o is None else tuple(o.fills)
+
     @property
     def working_count(self) -> int:
         """How many orders are working at the broker right now."""

@@ -1,4 +1,4 @@
-"""The ``atomic-orders`` command line: simulate, diagrams, bench."""
+"""The ``atomic-orders`` command line: simulate, emulate, diagrams, bench."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         mode=ExecutionMode(args.mode),
         max_quantity=args.max_quantity,
         verify_replay=args.verify_replay,
+        backend=args.backend,
+        http_faults=args.http_faults,
     )
     events_path = Path(args.events) if args.events else None
     if events_path is not None:
@@ -79,6 +81,14 @@ def _cmd_diagrams(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from simulator.emulator import HttpFaults, run_standalone
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    run_standalone(args.port, args.profile, args.seed, speed=args.speed, faults=HttpFaults.preset(args.http_faults))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from simulator.bench import format_report, run_bench, to_json
     from simulator.throughput import simulation_figures
@@ -93,6 +103,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         path.write_text(to_json(result), encoding="utf-8")
         print(f"\nbench written to {path}")
     return 0
+
+
+# -- check (exhaustive small-scope check of the rollback invariants; simulator/exhaustive.py) ----
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from simulator.exhaustive import format_check, run_check
+
+    modes = [ExecutionMode(m) for m in args.mode] if args.mode else list(ExecutionMode)
+    report = run_check(args.depth, modes, quantity=args.quantity, workers=args.workers)
+    print(format_check(report))
+    return 0 if report.ok else 1
+
+
+# -- end check ------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,12 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--verify-replay", action="store_true", help="also replay every group's audit trail at its end")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--verbose", action="store_true", help="print every alert as it is raised")
+    sim.add_argument("--backend", choices=("simulated", "tastytrade-emulator"), default="simulated",
+                     help="simulated (in-process) or tastytrade-emulator (real TastyTrade client over HTTP)")
+    sim.add_argument("--http-faults", choices=("none", "light", "heavy"), default="none",
+                     help="HTTP faults injected by the TastyTrade emulator (default none)")
     sim.set_defaults(func=_cmd_simulate)
 
     dia = sub.add_parser("diagrams", help="render every state machine from its table (graphviz)")
     dia.add_argument("--out", default="diagrams", help="output directory (default diagrams/)")
     dia.add_argument("--check", action="store_true", help="only list diagrams that no longer match their tables")
     dia.set_defaults(func=_cmd_diagrams)
+
+    emu = sub.add_parser("emulate", help="serve a local TastyTrade API emulator on 127.0.0.1 (Ctrl-C stops)")
+    emu.add_argument("--port", type=int, default=8765, help="TCP port on 127.0.0.1 (default 8765; 0 = any free)")
+    emu.add_argument("--profile", choices=("none", "calm", "rough", "hostile"), default="rough", help="chaos preset")
+    emu.add_argument("--seed", type=int, default=7, help="seed of the simulated broker (default 7)")
+    emu.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall-clock second (default 1)")
+    emu.add_argument("--http-faults", choices=("none", "light", "heavy"), default="none", help="HTTP fault preset")
+    emu.set_defaults(func=_cmd_emulate)
+
+    chk = sub.add_parser("check", help="exhaustively check every broker script up to --depth against the invariants")
+    chk.add_argument("--depth", type=_positive_int, default=5, help="script length K (default 5; 6 takes minutes)")
+    chk.add_argument("--mode", action="append", choices=[m.value for m in ExecutionMode],
+                     help="combo and/or legged (repeatable; default both)")
+    chk.add_argument("--quantity", type=int, default=2, help="units of the 2-leg vertical (default 2)")
+    chk.add_argument("--workers", type=int, default=2, help="modes checked in parallel processes (default 2)")
+    chk.set_defaults(func=_cmd_check)
 
     bench = sub.add_parser("bench", help="measure the machines and the simulator; print figures")
     bench.add_argument("--json", metavar="PATH", help="write the figures as JSON")

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from backends.base import ExecutionBackend
 from backends.simulated import SimulatedBackend
 from fsm.execution_policy import ExecutionPolicy
 from fsm.executor import AtomicOrderExecutor, GroupSummary
@@ -50,6 +51,10 @@ class SessionConfig:
     session_seconds: float = 6.5 * 3600
     verify_replay: bool = False
     event_log: bool = False
+    #: ``simulated`` (in-process) or ``tastytrade-emulator`` (the same session through the real
+    #: TastyTrade client over HTTP to the local emulator), with an HTTP fault preset for the latter.
+    backend: str = "simulated"
+    http_faults: str = "none"
 
     def __attrs_post_init__(self) -> None:
         if type(self.groups) is not int or self.groups < 0:
@@ -57,6 +62,8 @@ class SessionConfig:
         if type(self.max_quantity) is not int or self.max_quantity < 1:
             raise ValueError(f"max_quantity={self.max_quantity!r}: must be an int >= 1")
         ChaosProfile.preset(self.profile)  # raises a clear error naming a bad profile
+        if self.backend not in ("simulated", "tastytrade-emulator"):
+            raise ValueError(f"backend={self.backend!r}: expected 'simulated' or 'tastytrade-emulator'")
 
 
 @attrs.define
@@ -96,6 +103,7 @@ class SessionReport:
             "seed": c.seed,
             "profile": c.profile,
             "mode": c.mode.value,
+            "backend": c.backend,
             "groups": c.groups,
             "outcomes": dict(self.outcomes),
             "invariant_violations": self.invariant_violations,
@@ -190,7 +198,13 @@ def run_session(
         session_seconds=config.session_seconds,
         event_log=config.event_log or events_path is not None,
     )
-    backend = SimulatedBackend(broker)
+    backend: ExecutionBackend = SimulatedBackend(broker)
+    driver: Any = broker  # what the loop advances: the simulator itself, or the emulator's driver
+    if config.backend == "tastytrade-emulator":
+        from simulator.emulator import EmulatorDriver, HttpFaults
+
+        driver = EmulatorDriver(broker, faults=HttpFaults.preset(config.http_faults), fault_seed=config.seed)
+        backend = driver.backend
     tally = _Tally()
     done = [0]
 
@@ -226,7 +240,7 @@ def run_session(
 
     while True:
         candidates: list[float] = []
-        broker_next = broker.next_event_time()
+        broker_next = driver.next_event_time()
         if broker_next is not None:
             candidates.append(broker_next)
         wake = executor.next_wakeup()
@@ -239,7 +253,7 @@ def run_session(
         t = max(min(candidates), clock.seconds)
         if t > horizon:
             break
-        broker.advance_to(t)
+        driver.advance_to(t)
         while next_entry < len(plan) and plan[next_entry][0] <= t:
             _, qty, width, wing = plan[next_entry]
             next_entry += 1
@@ -267,6 +281,8 @@ def run_session(
     for group in executor.open_groups():
         expected.update({s.occ: q for s, q in group.ledger.positions().items()})
     actual: Counter[str] = Counter({s.occ: q for s, q in backend.positions().items() if q})
+    if driver is not broker:
+        driver.close()
     unaccounted = {k: actual.get(k, 0) - expected.get(k, 0) for k in set(actual) | set(expected)}
     unaccounted = {k: v for k, v in sorted(unaccounted.items()) if v}
 

@@ -1,0 +1,36 @@
+"""TastyTrade: the REST client, the order monitor and the execution backend.
+
+One module per concern: :mod:`.config` (hosts, headers, timeouts), :mod:`.auth` (OAuth2 tokens,
+masked secrets), :mod:`.client` (HTTP, retries, typed errors from :mod:`.errors`),
+:mod:`.symbols` (OCC and streamer symbology), :mod:`.payloads` (order JSON),
+:mod:`.parsing` (order JSON back, the status table), :mod:`.monitor` (polling -> ticket events)
+and :mod:`.backend` (:class:`TastytradeBackend`).
+
+Choices where the reference is silent or unverified:
+
+* Our ``order_ref`` travels as ``external-identifier`` (the API has no client order id and no
+  idempotency key; it echoes this field back). Reconciliation searches for it.
+* An order is ``Acknowledged`` as soon as the broker gives it an id in a non-rejected status
+  (``Routed`` in the POST answer), not only at ``Live``.
+* A 401 is retried once after a token refresh for every method, POST included: the API refuses
+  before acting, so this cannot duplicate an order.
+* Order status comes from polling ``/orders/live`` (the account streamer is not used).
+* The certification preset sends no ``Accept-Version`` (sandbox 404s with it, tastyware #291).
+"""
+
+from backends.tastytrade.auth import OAuthCredentials, Secret, TokenManager
+from backends.tastytrade.backend import QuoteSource, TastytradeBackend
+from backends.tastytrade.client import TastytradeApiClient
+from backends.tastytrade.config import CERTIFICATION_URL, PRODUCTION_URL, TastytradeConfig
+
+__all__ = [
+    "CERTIFICATION_URL",
+    "PRODUCTION_URL",
+    "OAuthCredentials",
+    "QuoteSource",
+    "Secret",
+    "TastytradeApiClient",
+    "TastytradeBackend",
+    "TastytradeConfig",
+    "TokenManager",
+]

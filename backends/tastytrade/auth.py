@@ -1,0 +1,202 @@
+"""OAuth2 for the TastyTrade API: a refresh token and a client secret buy short-lived access tokens.
+
+``POST /oauth/token`` (on the REST host, without an ``Authorization`` header) with
+``grant_type=refresh_token``, ``refresh_token``, ``client_secret`` (and ``client_id``/``scope``
+when configured) answers ``access_token`` + ``expires_in`` (900 s in production). Requests then
+carry ``Authorization: Bearer <access_token>``. :class:`TokenManager` refreshes before expiry
+(``refresh_margin`` seconds early, at most a quarter of the token's lifetime) and, on a 401, the
+client asks it for a fresh token once.
+
+Secrets never appear in logs, reprs or exceptions: they are held by :class:`Secret`, whose
+``repr``/``str`` are masked; only :meth:`Secret.reveal` gives the value, and only the client
+calls it, to build a header or the token request body.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from backends.tastytrade.errors import AuthenticationError, MalformedResponseError
+
+__all__ = ["AccessToken", "OAuthCredentials", "Secret", "TokenManager"]
+
+log = logging.getLogger("atomic_orders.tastytrade.auth")
+
+_MASK = "********"
+
+
+class Secret:
+    """A string that does not print itself: ``repr``/``str``/``format`` show ``********``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("a secret must be a non-empty string")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value (for building a request; never log it)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({_MASK!r})"
+
+    def __str__(self) -> str:
+        return _MASK
+
+    def __format__(self, spec: str) -> str:
+        return _MASK
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(("Secret", len(self._value)))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("secrets are not picklable")
+
+
+class OAuthCredentials:
+    """The long-lived OAuth2 material: client secret, refresh token, optional client id and scope."""
+
+    __slots__ = ("client_id", "client_secret", "refresh_token", "scope")
+
+    def __init__(
+        self,
+        client_secret: str | Secret,
+        refresh_token: str | Secret,
+        client_id: str | None = None,
+        scope: str | None = None,
+    ) -> None:
+        self.client_secret = client_secret if isinstance(client_secret, Secret) else Secret(client_secret)
+        self.refresh_token = refresh_token if isinstance(refresh_token, Secret) else Secret(refresh_token)
+        self.client_id = client_id
+        self.scope = scope
+
+    @classmethod
+    def from_env(cls, prefix: str = "TASTYTRADE_", environ: Mapping[str, str] | None = None) -> OAuthCredentials:
+        """Read ``<prefix>CLIENT_SECRET``, ``<prefix>REFRESH_TOKEN`` (and optional ``CLIENT_ID``, ``SCOPE``)."""
+        env = os.environ if environ is None else environ
+        missing = [name for name in ("CLIENT_SECRET", "REFRESH_TOKEN") if not env.get(prefix + name)]
+        if missing:
+            raise ValueError(f"missing environment variables: {', '.join(prefix + m for m in missing)}")
+        return cls(env[prefix + "CLIENT_SECRET"], env[prefix + "REFRESH_TOKEN"], env.get(prefix + "CLIENT_ID"),
+                   env.get(prefix + "SCOPE"))
+
+    def token_request(self) -> dict[str, str]:
+        """The JSON body of the refresh-token grant (contains secrets: never log it)."""
+        body = {
+            "grant_type": "refresh_token",
+            "refresh_token": self.refresh_token.reveal(),
+            "client_secret": self.client_secret.reveal(),
+        }
+        if self.client_id:
+            body["client_id"] = self.client_id
+        if self.scope:
+            body["scope"] = self.scope
+        return body
+
+    def __repr__(self) -> str:
+        return (f"OAuthCredentials(client_secret={_MASK!r}, refresh_token={_MASK!r}, "
+                f"client_id={self.client_id!r}, scope={self.scope!r})")
+
+
+class AccessToken:
+    """A bearer token and the (monotonic) time it expires at."""
+
+    __slots__ = ("expires_at", "lifetime", "value")
+
+    def __init__(self, value: str | Secret, expires_at: float, lifetime: float) -> None:
+        self.value = value if isinstance(value, Secret) else Secret(value)
+        self.expires_at = expires_at
+        self.lifetime = lifetime
+
+    def __repr__(self) -> str:
+        return f"AccessToken({_MASK!r}, lifetime={self.lifetime:g}s)"
+
+
+#: Posts the token request body and returns the decoded JSON answer.
+TokenRequester = Callable[[dict[str, str]], Mapping[str, Any]]
+
+
+class TokenManager:
+    """Holds the current access token; refreshes it before expiry or when told it was refused.
+
+    Thread-safe: concurrent callers share one refresh.
+    """
+
+    def __init__(
+        self,
+        credentials: OAuthCredentials,
+        requester: TokenRequester,
+        *,
+        time_fn: Callable[[], float] = time.monotonic,
+        refresh_margin: float = 60.0,
+    ) -> None:
+        self.credentials = credentials
+        self._requester = requester
+        self._time = time_fn
+        self.refresh_margin = refresh_margin
+        self._token: AccessToken | None = None
+        self._lock = threading.Lock()
+        #: How many tokens were obtained (for tests and statistics).
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        state = "none" if self._token is None else repr(self._token)
+        return f"TokenManager(credentials={self.credentials!r}, token={state})"
+
+    def _needs_refresh(self, token: AccessToken | None) -> bool:
+        if token is None:
+            return True
+        margin = min(self.refresh_margin, token.lifetime / 4)
+        return self._time() >= token.expires_at - margin
+
+    def authorization(self) -> str:
+        """The ``Authorization`` header value, refreshing the token first when it is (nearly) expired."""
+        with self._lock:
+            if self._needs_refresh(self._token):
+                self._refresh_locked()
+            assert self._token is not None
+            return f"Bearer {self._token.value.reveal()}"
+
+    def invalidate(self, header_value: str | None = None) -> None:
+        """Forget the token (after a 401); with ``header_value``, only if it is still the current one."""
+        with self._lock:
+            if self._token is None:
+                return
+            if header_value is None or header_value == f"Bearer {self._token.value.reveal()}":
+                self._token = None
+
+    def refresh(self) -> None:
+        """Obtain a new access token now."""
+        with self._lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        answer = self._requester(self.credentials.token_request())
+        value = answer.get("access_token") if isinstance(answer, Mapping) else None
+        if not isinstance(value, str) or not value:
+            raise MalformedResponseError("token answer has no access_token", path="/oauth/token", method="POST")
+        raw_expiry = answer.get("expires_in", 900)
+        try:
+            lifetime = float(raw_expiry)
+        except (TypeError, ValueError):
+            raise MalformedResponseError(f"token answer has a bad expires_in {raw_expiry!r}", method="POST",
+                                         path="/oauth/token") from None
+        if lifetime <= 0:
+            raise AuthenticationError(401, "invalid_token", "the token server issued an expired token",
+                                      method="POST", path="/oauth/token")
+        self._token = AccessToken(value, self._time() + lifetime, lifetime)
+        self.refreshes += 1
+        log.info("access token refreshed (valid for %gs)", lifetime)

@@ -1,0 +1,324 @@
+"""TastytradeBackend: the :class:`~backends.base.ExecutionBackend` contract over the TastyTrade REST API.
+
+* ``submit``: validate and build the order JSON (:mod:`.payloads`), optionally dry-run it, then
+  ``POST`` it once. A 4xx answer (validation, preflight/business rule, auth) raises
+  ``SubmissionRefused``; a timeout, a lost connection, a 5xx or an unreadable answer raises
+  ``SubmissionOutcomeUnknown`` (the order may exist: the executor reconciles by our
+  ``external-identifier``, it never resends; the monitor also adopts an order carrying that
+  identifier when it shows up in the live list).
+* ``cancel``: ``DELETE`` the broker order that carries the ticket (retried by the client; it is
+  idempotent). A 4xx (already final, unknown) is read back on the next poll: the final status
+  decides between ``Canceled`` and ``CancelRejected``. Undeliverable: ``BrokerUnavailable``.
+* ``replace``: ``PUT`` a new price; TastyTrade answers a NEW order (new id, ``Contingent`` until its
+  original is cancelled). The ticket keeps the chain order_ref -> broker ids; ``Updated(new id)``
+  is emitted when the replacement takes over, ``UpdateRejected`` when it is rejected (or the PUT
+  answers 4xx). PUT is not retried; when its answer is lost we raise ``BrokerUnavailable`` and
+  still adopt the replacement if it appears.
+* ``poll_events``: the :class:`~.monitor.OrderMonitor` (one list request per tick).
+* ``reconcile``: by our identifier: known broker orders are read by id (final ones are not read
+  again); orders we never learnt the id of are searched in ``GET /orders`` from shortly before
+  their submission (newest first, paged; the API has no filter on ``external-identifier``), and
+  orders this process never tracked in ``GET /orders/live`` (today's orders, any status).
+  Absent: ``NOT_FOUND``. Fill ids agree with the ones the poll emits.
+* ``quote``: the REST API has no quote endpoint in the reference (live quotes come from the DXLink
+  streamer, ``GET /api-quote-tokens``): quotes come from an injected :data:`QuoteSource`.
+* ``positions``: ``GET /accounts/{n}/positions`` (``Equity Option`` rows, signed by
+  ``quantity-direction``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+
+import attrs
+
+from backends.base import ExecutionBackend
+from backends.tastytrade.client import TastytradeApiClient
+from backends.tastytrade.errors import (
+    MalformedResponseError,
+    TastytradeApiError,
+    TastytradeError,
+)
+from backends.tastytrade.monitor import OrderMonitor, TicketTracker
+from backends.tastytrade.parsing import OrderSnapshot, parse_order, parse_quantity
+from backends.tastytrade.payloads import build_order_payload, build_replace_payload
+from fsm.clock import Clock, SystemClock
+from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
+from fsm.events import BrokerStatus, UpdateRejected
+from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from fsm.pricing import DEFAULT_TICKS, TickRule
+from fsm.symbol import OptionSymbol
+
+__all__ = ["QuoteSource", "TastytradeBackend"]
+
+log = logging.getLogger("atomic_orders.tastytrade")
+
+#: Where quotes come from (the streamer in production, the simulator's market in the emulator).
+QuoteSource = Callable[[OptionSymbol], Quote]
+
+#: Answers that say "not now" rather than "no": the request had no effect.
+_TRANSIENT_STATUSES = frozenset({401, 403, 408, 429})
+
+
+class TastytradeBackend(ExecutionBackend):
+    """Orders to TastyTrade through :class:`TastytradeApiClient`; events from :class:`OrderMonitor`."""
+
+    name = "tastytrade"
+
+    def __init__(
+        self,
+        client: TastytradeApiClient,
+        *,
+        clock: Clock | None = None,
+        quote_source: QuoteSource | None = None,
+        ticks: TickRule = DEFAULT_TICKS,
+        dry_run: bool = False,
+        search_margin: float = 300.0,
+        fast_interval: float = 1.0,
+        idle_interval: float = 10.0,
+        stall_after: float = 20.0,
+    ) -> None:
+        self.client = client
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self.quote_source = quote_source
+        self.ticks = ticks
+        self.dry_run = dry_run
+        self.search_margin = dt.timedelta(seconds=search_margin)
+        self.monitor = OrderMonitor(client, self._clock, fast_interval=fast_interval, idle_interval=idle_interval,
+                                    stall_after=stall_after)
+        self._queued: list[BrokerEvent] = []
+
+    def __repr__(self) -> str:
+        return f"TastytradeBackend({self.client!r})"
+
+    @property
+    def clock(self) -> Clock:
+        """The injected clock (the wall clock by default)."""
+        return self._clock
+
+    def next_poll_time(self) -> dt.datetime:
+        """When :meth:`poll_events` next talks to the broker (for a driver that sleeps until then)."""
+        if self._queued:
+            return self._clock.now()
+        return self.monitor.next_poll_time()
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest) -> None:
+        """Validate, (dry-run), POST once. See the module docstring for the error mapping."""
+        ref = request.order_ref
+        if ref in self.monitor.trackers:
+            raise SubmissionRefused(ref, "duplicate order reference (never resent)")
+        try:
+            payload = build_order_payload(request, ticks=self.ticks, source=self.client.config.user_agent)
+        except ValidationError as err:
+            raise SubmissionRefused(ref, f"invalid order: {err}") from None
+        if self.dry_run:
+            try:
+                self.client.dry_run(payload)
+            except TastytradeApiError as err:
+                if err.is_client_error and err.status not in _TRANSIENT_STATUSES:
+                    raise SubmissionRefused(ref, f"dry run refused: {err.code}: {err.message}") from None
+                raise BrokerUnavailable(f"dry run of {ref!r} failed: {err}") from None
+            except TastytradeError as err:
+                raise BrokerUnavailable(f"dry run of {ref!r} failed: {err}") from None
+        tracker = self.monitor.track(request, self._clock.now())
+        try:
+            answer = self.client.place_order(payload)
+            snap = parse_order(answer["order"])
+        except TastytradeApiError as err:
+            if err.is_client_error:
+                self.monitor.forget(ref)
+                raise SubmissionRefused(ref, f"{err.code}: {err.message}") from None
+            tracker.submission_unknown = True
+            raise SubmissionOutcomeUnknown(ref, str(err)) from None
+        except TastytradeError as err:  # timeout, lost connection, unreadable answer
+            tracker.submission_unknown = True
+            raise SubmissionOutcomeUnknown(ref, str(err)) from None
+        self.monitor.record(tracker, snap)
+
+    def cancel(self, order_ref: str) -> None:
+        """DELETE the order carrying the ticket (the outcome arrives as events)."""
+        tracker = self.monitor.trackers.get(order_ref)
+        target = tracker.latest_id if tracker is not None else None
+        if tracker is None or target is None:
+            raise BrokerUnavailable(f"cancel of {order_ref!r}: no broker order id known yet")
+        if tracker.orders[target].terminal:
+            tracker.cancel_pending = True
+            tracker.refresh.add(target)
+            self.monitor.mark_due()
+            return
+        try:
+            answer = self.client.cancel_order(target)
+        except TastytradeApiError as err:
+            if err.is_client_error and err.status not in _TRANSIENT_STATUSES:
+                log.info("cancel of %s (%s) answered %s; reading the order back", order_ref, target, err)
+                tracker.cancel_pending = True
+                tracker.refresh.add(target)
+                self.monitor.mark_due()
+                return
+            raise BrokerUnavailable(f"cancel of {order_ref!r}: {err}") from None
+        except TastytradeError as err:
+            raise BrokerUnavailable(f"cancel of {order_ref!r}: {err}") from None
+        tracker.cancel_pending = True
+        self._record_answer(tracker, answer, target)
+
+    def replace(self, order_ref: str, limit_price: Decimal, quantity: int | None = None) -> None:
+        """PUT a new limit (and total quantity); the replacement's fate arrives as events."""
+        tracker = self.monitor.trackers.get(order_ref)
+        target = tracker.latest_id if tracker is not None else None
+        if tracker is None or target is None or tracker.request is None:
+            raise BrokerUnavailable(f"replace of {order_ref!r}: no broker order id known yet")
+        now = self._clock.now()
+        cur = tracker.orders[target]
+        if cur.terminal or tracker.has_pending_replacement():
+            reason = f"order is {cur.status}" if cur.terminal else "a replacement is already pending"
+            self._queued.append(BrokerEvent(order_ref, UpdateRejected(time=now, reason=reason)))
+            return
+        remaining: int | None = None
+        if quantity is not None:
+            remaining = quantity - tracker.filled_quantity()
+            if remaining <= 0:
+                self._queued.append(BrokerEvent(order_ref, UpdateRejected(
+                    time=now, reason="quantity not above filled quantity")))
+                return
+        try:
+            payload = build_replace_payload(tracker.request, limit_price, remaining_units=remaining, ticks=self.ticks,
+                                            source=self.client.config.user_agent)
+        except ValidationError as err:
+            self._queued.append(BrokerEvent(order_ref, UpdateRejected(time=now, reason=f"invalid update: {err}")))
+            return
+        try:
+            answer = self.client.replace_order(target, payload)
+        except TastytradeApiError as err:
+            if err.is_client_error and err.status not in _TRANSIENT_STATUSES:
+                self._queued.append(BrokerEvent(order_ref, UpdateRejected(time=now,
+                                                                          reason=f"{err.code}: {err.message}")))
+                return
+            self.monitor.mark_due()
+            raise BrokerUnavailable(f"replace of {order_ref!r}: {err}") from None
+        except TastytradeError as err:
+            self.monitor.mark_due()
+            raise BrokerUnavailable(f"replace of {order_ref!r}: {err}") from None
+        tracker.request = attrs.evolve(tracker.request, limit_price=limit_price,
+                                       quantity=quantity if quantity is not None else tracker.request.quantity)
+        self._record_answer(tracker, answer, target)
+
+    def _record_answer(self, tracker: TicketTracker, answer: Mapping[str, object], target: str) -> None:
+        try:
+            snap = parse_order(answer)
+        except MalformedResponseError as err:
+            log.warning("unreadable answer about %s (%s): %s; reading it back", tracker.order_ref, target, err)
+            tracker.refresh.add(target)
+            self.monitor.mark_due()
+            return
+        self.monitor.record(tracker, snap)
+
+    # -- events and reconciliation --------------------------------------------------------------
+
+    def poll_events(self) -> list[BrokerEvent]:
+        """Events queued by requests, then whatever the monitor learnt (it polls when due)."""
+        out = self._queued
+        self._queued = []
+        out.extend(self.monitor.poll(self._clock.now()))
+        return out
+
+    def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
+        """What the broker knows about each of our orders, looked up by our identifier."""
+        now = self._clock.now()
+        refs = list(dict.fromkeys(order_refs))
+        try:
+            self._refresh_known(refs)
+            self._search_unknown(refs, now)
+        except TastytradeError as err:
+            raise BrokerUnavailable(f"reconcile: {err}") from None
+        out: dict[str, OrderReport] = {}
+        for ref in refs:
+            tracker = self.monitor.trackers.get(ref)
+            if tracker is None or not tracker.chain:
+                out[ref] = OrderReport(order_ref=ref, status=BrokerStatus.NOT_FOUND)
+                continue
+            out[ref] = tracker.report(now)
+            self.monitor.touch(ref)
+        return out
+
+    def _refresh_known(self, refs: Sequence[str]) -> None:
+        for ref in refs:
+            tracker = self.monitor.trackers.get(ref)
+            if tracker is None or not tracker.chain:
+                continue
+            todo = tracker.open_order_ids() + sorted(tracker.refresh)
+            seen: set[str] = set()
+            while todo:
+                oid = todo.pop(0)
+                if oid in seen:
+                    continue
+                seen.add(oid)
+                snap = parse_order(self.client.get_order(oid))
+                self.monitor.record(tracker, snap)
+                follow = snap.replacing_order_id
+                if follow is not None and follow not in tracker.orders:
+                    todo.append(follow)
+
+    def _search_unknown(self, refs: Sequence[str], now: dt.datetime) -> None:
+        missing = {ref for ref in refs if ref not in self.monitor.trackers or not self.monitor.trackers[ref].chain}
+        if not missing:
+            return
+        tracked = [self.monitor.trackers[r] for r in missing if r in self.monitor.trackers]
+        since = [t.submitted_at for t in tracked if t.submitted_at is not None]
+        found: dict[str, list[OrderSnapshot]] = {}
+        if since and len(since) == len(missing):
+            start = min(since) - self.search_margin
+            for item in self.client.list_orders(start_date=start.date(), start_at=start):
+                self._collect(item, missing, found)
+        else:
+            for item in self.client.live_orders():
+                self._collect(item, missing, found)
+        for ref, snaps in found.items():
+            tracker = self.monitor.tracker_for(ref)
+            for snap in sorted(snaps, key=lambda s: _id_key(s.order_id)):
+                self.monitor.record(tracker, snap)
+
+    @staticmethod
+    def _collect(item: Mapping[str, object], missing: set[str], found: dict[str, list[OrderSnapshot]]) -> None:
+        ref = item.get("external-identifier")
+        if isinstance(ref, str) and ref in missing:
+            found.setdefault(ref, []).append(parse_order(item))
+
+    # -- market data and account ----------------------------------------------------------------
+
+    def quote(self, symbol: OptionSymbol) -> Quote:
+        """Top of book from the injected quote source (the REST API serves no quotes)."""
+        if self.quote_source is None:
+            raise BrokerUnavailable(
+                "no quote source: TastyTrade serves live quotes on the DXLink streamer; inject quote_source"
+            )
+        return self.quote_source(symbol)
+
+    def positions(self) -> Mapping[OptionSymbol, int]:
+        """Signed option positions from ``GET /accounts/{n}/positions``."""
+        try:
+            rows = self.client.positions()
+        except TastytradeError as err:
+            raise BrokerUnavailable(f"positions: {err}") from None
+        out: dict[OptionSymbol, int] = {}
+        for row in rows:
+            if row.get("instrument-type") != "Equity Option":
+                continue
+            try:
+                symbol = OptionSymbol.parse_occ(str(row.get("symbol")))
+                qty = parse_quantity(row.get("quantity"), "positions.quantity")
+            except (ValueError, ValidationError) as err:
+                raise BrokerUnavailable(f"positions: unreadable row: {err}") from None
+            if row.get("quantity-direction") == "Short":
+                qty = -qty
+            if qty:
+                out[symbol] = out.get(symbol, 0) + qty
+        return out
+
+
+def _id_key(order_id: str) -> tuple[int, str]:
+    return (int(order_id), "") if order_id.isdigit() else (0, order_id)

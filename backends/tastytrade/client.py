@@ -1,0 +1,387 @@
+"""TastytradeApiClient: the REST endpoints a multi-leg option client needs, over one ``requests.Session``.
+
+Every request carries ``User-Agent`` (``atomic-orders/<version>``), ``Accept: application/json``,
+``Accept-Version`` (see :mod:`.config`) and, except the token request, ``Authorization: Bearer``.
+Responses are unwrapped from the ``{"data": ..., "context": ...}`` envelope; errors become the
+typed exceptions of :mod:`.errors`.
+
+Retry rules
+-----------
+* GET and DELETE are retried (``max_retries`` times) on connection errors, timeouts, 5xx,
+  malformed bodies and 429, with exponential backoff and full jitter; a 429 waits for its
+  ``Retry-After`` (seconds) when given, unless it exceeds ``max_retry_after``.
+* POST (place order, dry run) and PUT (replace) are never retried: a lost answer raises, the
+  caller reconciles by the order's ``external-identifier``.
+* A 401 is answered once, for any method, by refreshing the access token and resending: the
+  API refused the request before acting on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from backends.tastytrade.auth import OAuthCredentials, TokenManager
+from backends.tastytrade.config import TastytradeConfig
+from backends.tastytrade.errors import (
+    AuthenticationError,
+    MalformedResponseError,
+    RateLimitedError,
+    ServerError,
+    TastytradeApiError,
+    TastytradeTransportError,
+    api_error_for,
+)
+
+__all__ = ["JsonObject", "TastytradeApiClient"]
+
+log = logging.getLogger("atomic_orders.tastytrade.client")
+
+JsonObject = dict[str, Any]
+
+_IDEMPOTENT = frozenset({"GET", "DELETE"})
+_TOKEN_PATH = "/oauth/token"
+
+
+class TastytradeApiClient:
+    """A synchronous client of the TastyTrade REST API for one account.
+
+    ``sleep`` (wall-clock waits between retries) and ``rng`` (jitter) are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        config: TastytradeConfig,
+        credentials: OAuthCredentials,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        time_fn: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._session = session if session is not None else requests.Session()
+        # Proxies, .netrc credentials and CA overrides from the environment are not picked up.
+        self._session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, config.pool_maxsize), max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self.tokens = TokenManager(credentials, self._request_token, time_fn=time_fn)
+        self._stats_lock = threading.Lock()
+        #: Requests put on the wire (every attempt counts), by method.
+        self.request_counts: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"TastytradeApiClient(base_url={self.config.base_url!r}, account={self.config.account_number!r})"
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> TastytradeApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def requests_sent(self) -> int:
+        """Total HTTP requests sent (all attempts, all methods)."""
+        return sum(self.request_counts.values())
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    @property
+    def _account_path(self) -> str:
+        return f"/accounts/{urllib.parse.quote(self.config.account_number, safe='')}"
+
+    def accounts(self) -> list[JsonObject]:
+        """``GET /customers/me/accounts``: the accounts this token may use (``items``)."""
+        return _items(self._request("GET", "/customers/me/accounts"), "GET", "/customers/me/accounts")
+
+    def positions(self) -> list[JsonObject]:
+        """``GET /accounts/{n}/positions``: current positions (``items``)."""
+        path = f"{self._account_path}/positions"
+        return _items(self._request("GET", path), "GET", path)
+
+    def dry_run(self, order: Mapping[str, Any]) -> JsonObject:
+        """``POST /accounts/{n}/orders/dry-run``: validate an order without placing it (never retried)."""
+        return _object(self._request("POST", f"{self._account_path}/orders/dry-run", body=order), "POST", "dry-run")
+
+    def place_order(self, order: Mapping[str, Any]) -> JsonObject:
+        """``POST /accounts/{n}/orders``: place an order; answers ``{order, buying-power-effect, ...}``.
+
+        Never retried: a timeout, a lost connection or a 5xx raises and the order may exist.
+        """
+        path = f"{self._account_path}/orders"
+        data = _object(self._request("POST", path, body=order), "POST", path)
+        if not isinstance(data.get("order"), dict):
+            raise MalformedResponseError("placed-order answer has no 'order' object", method="POST", path=path)
+        return data
+
+    def get_order(self, order_id: str | int) -> JsonObject:
+        """``GET /accounts/{n}/orders/{id}``: one order."""
+        path = f"{self._account_path}/orders/{_order_id(order_id)}"
+        return _object(self._request("GET", path), "GET", path)
+
+    def live_orders(self, statuses: Sequence[str] | None = None) -> list[JsonObject]:
+        """``GET /accounts/{n}/orders/live``: today's orders plus older working ones.
+
+        ``statuses`` filters (``status[]``); pages are followed when the answer is paginated, so
+        up to ``page_size`` orders cost one request.
+        """
+        params: list[tuple[str, str]] = [("status[]", s) for s in statuses or ()]
+        return list(self._paged(f"{self._account_path}/orders/live", params, max_pages=1000))
+
+    def list_orders(
+        self,
+        *,
+        start_date: dt.date,
+        start_at: dt.datetime | None = None,
+        end_date: dt.date | None = None,
+        statuses: Sequence[str] | None = None,
+        max_pages: int | None = None,
+    ) -> Iterator[JsonObject]:
+        """``GET /accounts/{n}/orders``: order history, newest first, page by page (lazily).
+
+        The API has no filter on ``external-identifier``: callers search the pages themselves.
+        ``start_at`` (an aware datetime) narrows the search to orders received since then.
+        """
+        params: list[tuple[str, str]] = [("start-date", start_date.isoformat()), ("sort", "Desc")]
+        if start_at is not None:
+            params.append(("start-at", start_at.astimezone(dt.UTC).isoformat(timespec="milliseconds")))
+        if end_date is not None:
+            params.append(("end-date", end_date.isoformat()))
+        params.extend(("status[]", s) for s in statuses or ())
+        pages = self.config.max_history_pages if max_pages is None else max_pages
+        return self._paged(f"{self._account_path}/orders", params, max_pages=pages)
+
+    def cancel_order(self, order_id: str | int) -> JsonObject:
+        """``DELETE /accounts/{n}/orders/{id}``: request a cancel; answers the order (retried)."""
+        path = f"{self._account_path}/orders/{_order_id(order_id)}"
+        return _object(self._request("DELETE", path), "DELETE", path)
+
+    def replace_order(self, order_id: str | int, order: Mapping[str, Any]) -> JsonObject:
+        """``PUT /accounts/{n}/orders/{id}``: cancel-replace; answers the NEW order (new id). Never retried."""
+        path = f"{self._account_path}/orders/{_order_id(order_id)}"
+        return _object(self._request("PUT", path, body=order), "PUT", path)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _paged(self, path: str, params: list[tuple[str, str]], max_pages: int) -> Iterator[JsonObject]:
+        per_page = self.config.page_size or 200
+        offset = 0
+        while True:
+            query = [*params, ("per-page", str(per_page)), ("page-offset", str(offset))]
+            answer = self._request_envelope("GET", path, params=query)
+            data = answer.get("data")
+            yield from _items(data, "GET", path)
+            pagination = answer.get("pagination")
+            if not isinstance(pagination, dict) and isinstance(data, dict):
+                pagination = data.get("pagination")
+            total_pages = _int_or_none(pagination.get("total-pages")) if isinstance(pagination, dict) else None
+            offset += 1
+            if total_pages is None or offset >= total_pages or offset >= max_pages:
+                return
+
+    def _request(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
+        """Send one API request and return the envelope's ``data``."""
+        return self._request_envelope(method, path, params=params, body=body).get("data")
+
+    def _count(self, method: str) -> None:
+        with self._stats_lock:
+            self.request_counts[method] = self.request_counts.get(method, 0) + 1
+
+    def _headers(self, with_auth: bool, has_body: bool) -> dict[str, str]:
+        headers = {"User-Agent": self.config.user_agent, "Accept": "application/json"}
+        if self.config.api_version:
+            headers["Accept-Version"] = self.config.api_version
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        if with_auth:
+            headers["Authorization"] = self.tokens.authorization()
+        return headers
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.config.backoff_max, self.config.backoff_base * (2**attempt))
+        return self._rng.uniform(0, cap)
+
+    def _send(self, method: str, path: str, headers: Mapping[str, str], params: Any, body: Any) -> requests.Response:
+        url = self.config.base_url + path
+        data = json.dumps(body, separators=(",", ":")) if body is not None else None
+        self._count(method)
+        try:
+            return self._session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=dict(headers),
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                verify=self.config.ca_bundle or True,
+            )
+        except requests.Timeout as err:
+            raise TastytradeTransportError(f"timed out ({type(err).__name__})", method=method, path=path,
+                                           timed_out=True) from None
+        except requests.RequestException as err:
+            raise TastytradeTransportError(f"connection failed ({type(err).__name__})", method=method,
+                                           path=path) from None
+
+    def _request_envelope(self, method: str, path: str, *, params: Any = None, body: Any = None) -> JsonObject:
+        retryable = method in _IDEMPOTENT
+        attempts = 1 + (self.config.max_retries if retryable else 0)
+        reauthenticated = False
+        attempt = 0
+        while True:
+            headers = self._headers(with_auth=True, has_body=body is not None)
+            try:
+                response = self._send(method, path, headers, params, body)
+                if response.status_code == 401 and not reauthenticated:
+                    # The API refused before acting: refresh the token once and resend.
+                    reauthenticated = True
+                    log.info("%s %s: 401, refreshing the access token once", method, path)
+                    self.tokens.invalidate(headers.get("Authorization"))
+                    continue
+                return self._decode(method, path, response)
+            except (TastytradeTransportError, ServerError, RateLimitedError, MalformedResponseError) as err:
+                attempt += 1
+                if attempt >= attempts:
+                    raise
+                wait = self._backoff(attempt - 1)
+                if isinstance(err, RateLimitedError) and err.retry_after is not None:
+                    if err.retry_after > self.config.max_retry_after:
+                        raise
+                    wait = max(wait, err.retry_after)
+                log.warning("%s %s: %s; retry %d/%d in %.2fs", method, path, _short(err), attempt, attempts - 1,
+                            wait)
+                if wait > 0:
+                    self._sleep(wait)
+
+    def _decode(self, method: str, path: str, response: requests.Response) -> JsonObject:
+        status = response.status_code
+        raw = response.content
+        if 200 <= status < 300:
+            if not raw.strip():
+                return {}
+            parsed = _parse_json(raw, method, path, status)
+            if not isinstance(parsed, dict):
+                raise MalformedResponseError(f"expected a JSON object, got {type(parsed).__name__}", method=method,
+                                             path=path, status=status)
+            return parsed
+        code: str | int | None = None
+        message = response.reason or "error"
+        errors: list[Any] = []
+        try:
+            parsed = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            err = parsed.get("error")
+            if isinstance(err, dict):
+                code = err.get("code")
+                message = str(err.get("message") or message)
+                nested = err.get("errors")
+                if isinstance(nested, list):
+                    errors = nested
+            elif isinstance(err, str):  # OAuth2-style {"error": "...", "error_description": "..."}
+                code = err
+                message = str(parsed.get("error_description") or message)
+        retry_after = _retry_after(response.headers.get("Retry-After")) if status == 429 else None
+        raise api_error_for(status, code, message, method=method, path=path, errors=errors, retry_after=retry_after)
+
+    def _request_token(self, body: dict[str, str]) -> Mapping[str, Any]:
+        """POST the refresh-token grant (no Authorization header; never retried, never logged)."""
+        headers = self._headers(with_auth=False, has_body=True)
+        response = self._send("POST", _TOKEN_PATH, headers, None, body)
+        status = response.status_code
+        if not 200 <= status < 300:
+            try:
+                self._decode("POST", _TOKEN_PATH, response)
+            except TastytradeApiError as err:
+                if err.status in (400, 401, 403):
+                    raise AuthenticationError(err.status, err.code, err.message, method="POST",
+                                              path=_TOKEN_PATH) from None
+                raise
+        try:
+            parsed = json.loads(response.content)
+        except ValueError:
+            # The body holds the token: do not quote it.
+            raise MalformedResponseError("token answer is not JSON", method="POST", path=_TOKEN_PATH,
+                                         status=status) from None
+        if not isinstance(parsed, dict):
+            raise MalformedResponseError("token answer is not a JSON object", method="POST", path=_TOKEN_PATH)
+        # Some deployments wrap it in the usual envelope.
+        inner = parsed.get("data")
+        if "access_token" not in parsed and isinstance(inner, dict):
+            return inner
+        return parsed
+
+
+def _parse_json(raw: bytes, method: str, path: str, status: int) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        snippet = raw[:80].decode("utf-8", "replace")
+        raise MalformedResponseError(f"{err} (body starts {snippet!r}, {len(raw)} bytes)", method=method, path=path,
+                                     status=status) from None
+
+
+def _items(data: Any, method: str, path: str) -> list[JsonObject]:
+    items: list[Any]
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        items = data["items"]
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise MalformedResponseError("expected data.items to be a list", method=method, path=path)
+    if not all(isinstance(i, dict) for i in items):
+        raise MalformedResponseError("data.items holds a non-object", method=method, path=path)
+    return [dict(i) for i in items]
+
+
+def _object(data: Any, method: str, path: str) -> JsonObject:
+    if not isinstance(data, dict):
+        raise MalformedResponseError("expected data to be an object", method=method, path=path)
+    return data
+
+
+def _order_id(order_id: str | int) -> str:
+    text = str(order_id)
+    if not text or not text.isalnum():
+        raise ValueError(f"order_id={order_id!r}: must be alphanumeric")
+    return text
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: not used by this API (429 carries no headers in production)
+    return max(0.0, seconds)
+
+
+def _short(err: Exception) -> str:
+    text = str(err)
+    return text if len(text) <= 200 else text[:200] + "..."

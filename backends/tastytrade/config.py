@@ -1,0 +1,163 @@
+"""Connection settings of the TastyTrade client: hosts, headers, timeouts, retries.
+
+Hosts follow the reference (§1.1): production ``https://api.tastyworks.com``, certification
+("cert", the sandbox) ``https://api.cert.tastyworks.com``. Any base URL may be given (the local
+emulator runs on ``http://127.0.0.1:<port>``), but plain ``http://`` is refused unless the host is
+the loopback interface (``127.0.0.0/8``, ``::1``, ``localhost``); TLS certificates are always
+verified (an extra CA bundle may be named, verification cannot be switched off).
+
+``Accept-Version``: the API is versioned by date (``YYYYMMDD``, §1.2). We send
+:data:`DEFAULT_API_VERSION` (the order-api version ``20261012``; with it, ``GET /orders`` needs a
+``start-date``, which the client always sends). The sandbox is reported to answer 404 on order
+placement when the header is present (tastyware issue #291), so :meth:`TastytradeConfig.certification`
+leaves it out (``api_version=None``) -- the only case in which the header is not sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from importlib import metadata
+
+import attrs
+
+from backends.tastytrade.errors import InsecureTransportError
+
+__all__ = [
+    "CERTIFICATION_URL",
+    "DEFAULT_API_VERSION",
+    "PRODUCTION_URL",
+    "TastytradeConfig",
+    "default_user_agent",
+    "validate_base_url",
+]
+
+#: REST base URL of the production environment.
+PRODUCTION_URL = "https://api.tastyworks.com"
+#: REST base URL of the certification (sandbox) environment.
+CERTIFICATION_URL = "https://api.cert.tastyworks.com"
+#: The ``Accept-Version`` we speak (order-api version of 2026-10-12).
+DEFAULT_API_VERSION = "20261012"
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("atomic-orders")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.1.0"
+
+
+def default_user_agent() -> str:
+    """``atomic-orders/<version>`` (the API requires ``<product>/<version>``)."""
+    return f"atomic-orders/{_package_version()}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(url: str) -> str:
+    """Return ``url`` without a trailing slash; refuse anything but https (or http to loopback)."""
+    if not isinstance(url, str) or not url:
+        raise InsecureTransportError(f"base_url={url!r}: must be a non-empty URL")
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        pass
+    elif parts.scheme == "http" and host:
+        if not _is_loopback(host):
+            raise InsecureTransportError(
+                f"base_url={url!r}: plain http is only allowed to the loopback interface "
+                "(127.0.0.1, ::1, localhost); use https"
+            )
+    else:
+        raise InsecureTransportError(f"base_url={url!r}: must be an https:// URL (or http:// to loopback)")
+    if parts.username or parts.password:
+        raise InsecureTransportError("base_url must not embed credentials")
+    if parts.query or parts.fragment:
+        raise InsecureTransportError(f"base_url={url!r}: must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def _check_url(_inst: object, _attr: object, value: str) -> None:
+    validate_base_url(value)
+
+
+def _strip_slash(value: str) -> str:
+    return value.rstrip("/") if isinstance(value, str) else value
+
+
+def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{attr.name}={value!r}: must be a positive number")
+
+
+def _non_negative_int(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{attr.name}={value!r}: must be an int >= 0")
+
+
+def _account(_inst: object, _attr: object, value: str) -> None:
+    if not isinstance(value, str) or not value or not value.isalnum():
+        raise ValueError(f"account_number={value!r}: must be a non-empty alphanumeric string")
+
+
+def _version(_inst: object, _attr: object, value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or len(value) != 8 or not value.isdigit()):
+        raise ValueError(f"api_version={value!r}: must be a date YYYYMMDD or None")
+
+
+def _user_agent(_inst: object, _attr: object, value: str) -> None:
+    if not isinstance(value, str) or "/" not in value or any(c.isspace() for c in value.split(" ")[0]):
+        raise ValueError(f"user_agent={value!r}: must look like <product>/<version>")
+
+
+@attrs.frozen
+class TastytradeConfig:
+    """Everything the client needs besides credentials (which live in :mod:`.auth`)."""
+
+    account_number: str = attrs.field(validator=_account)
+    base_url: str = attrs.field(default=PRODUCTION_URL, validator=_check_url, converter=_strip_slash)
+    #: ``Accept-Version`` header value; ``None`` omits the header (sandbox, see the module doc).
+    api_version: str | None = attrs.field(default=DEFAULT_API_VERSION, validator=_version)
+    user_agent: str = attrs.field(factory=default_user_agent, validator=_user_agent)
+    #: Seconds to establish a connection.
+    connect_timeout: float = attrs.field(default=3.05, validator=_positive)
+    #: Seconds to wait for the response once connected.
+    read_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Extra attempts for idempotent requests (GET, DELETE) after the first.
+    max_retries: int = attrs.field(default=3, validator=_non_negative_int)
+    #: First backoff (seconds); doubles per attempt, capped at ``backoff_max``; full jitter.
+    backoff_base: float = attrs.field(default=0.2, validator=_positive)
+    backoff_max: float = attrs.field(default=5.0, validator=_positive)
+    #: A 429's ``Retry-After`` longer than this is not waited for: the error is raised instead.
+    max_retry_after: float = attrs.field(default=30.0, validator=_positive)
+    #: Connection pool size (one pool per host).
+    pool_maxsize: int = attrs.field(default=10, validator=_non_negative_int)
+    #: Path of an extra CA bundle (TLS verification itself always stays on).
+    ca_bundle: str | None = None
+    #: Page size for order lists (the API's maximum is 200).
+    page_size: int = attrs.field(default=200, validator=_non_negative_int)
+    #: At most this many pages of order history are read when looking an order up.
+    max_history_pages: int = attrs.field(default=10, validator=_non_negative_int)
+
+    @classmethod
+    def production(cls, account_number: str, **kwargs: object) -> TastytradeConfig:
+        """Settings for the production API."""
+        return cls(account_number, PRODUCTION_URL, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def certification(cls, account_number: str, **kwargs: object) -> TastytradeConfig:
+        """Settings for the certification sandbox (no ``Accept-Version``, see the module doc)."""
+        kwargs.setdefault("api_version", None)
+        return cls(account_number, CERTIFICATION_URL, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """``(connect, read)`` timeouts as ``requests`` takes them."""
+        return (float(self.connect_timeout), float(self.read_timeout))

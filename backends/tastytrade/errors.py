@@ -1,0 +1,180 @@
+"""Typed errors of the TastyTrade client.
+
+Every error the API answers with becomes a :class:`TastytradeApiError` subclass chosen by HTTP
+status, carrying the API's ``code`` (a string such as ``validation_error``; the 406 answer uses
+the integer 406), its ``message`` and the nested ``errors`` list. Transport failures (timeouts,
+dropped connections) are :class:`TastytradeTransportError`; a body that is not the JSON the API
+promises is :class:`MalformedResponseError`.
+
+No message built here ever contains a request header or a request body: secrets (the access
+token, the refresh token, the client secret) cannot leak through an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fsm.errors import BrokerError
+
+__all__ = [
+    "AuthenticationError",
+    "InsecureTransportError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "OrderRejectedError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ServerError",
+    "TastytradeApiError",
+    "TastytradeError",
+    "TastytradeTransportError",
+    "ValidationFailedError",
+    "VersionNotSupportedError",
+    "api_error_for",
+]
+
+
+class TastytradeError(BrokerError):
+    """Base class of every error raised by the TastyTrade client."""
+
+
+class InsecureTransportError(TastytradeError, ValueError):
+    """A plain ``http://`` base URL to a host that is not the loopback interface."""
+
+
+class TastytradeApiError(TastytradeError):
+    """The API answered with an error status and (usually) an error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str | int | None,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        errors: Sequence[Any] = (),
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.method = method
+        self.path = path
+        self.errors = tuple(errors)
+        where = f"{method} {path}: " if method else ""
+        detail = f" ({_format_details(self.errors)})" if self.errors else ""
+        super().__init__(f"{where}HTTP {status} {code or 'error'}: {message}{detail}")
+
+    @property
+    def is_client_error(self) -> bool:
+        """True for a 4xx answer: the request was understood and definitely refused."""
+        return 400 <= self.status < 500
+
+
+class ValidationFailedError(TastytradeApiError):
+    """HTTP 400: malformed request or schema violation (``validation_error``)."""
+
+
+class AuthenticationError(TastytradeApiError):
+    """HTTP 401: missing/expired token, bad credentials, missing User-Agent."""
+
+
+class PermissionDeniedError(TastytradeApiError):
+    """HTTP 403: token scope or account authority insufficient (``not_permitted``)."""
+
+
+class NotFoundError(TastytradeApiError):
+    """HTTP 404: unknown account, order id or symbol."""
+
+
+class VersionNotSupportedError(TastytradeApiError):
+    """HTTP 406: the ``Accept-Version`` header names a version the API does not serve."""
+
+
+class OrderRejectedError(TastytradeApiError):
+    """HTTP 422: a preflight or business-rule failure (``preflight_check_failure`` ...)."""
+
+
+class RateLimitedError(TastytradeApiError):
+    """HTTP 429: too many requests; ``retry_after`` is the server's ``Retry-After`` in seconds, if any."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(TastytradeApiError):
+    """HTTP 5xx: the server failed; the outcome of a non-idempotent request is unknown."""
+
+
+class TastytradeTransportError(TastytradeError):
+    """The request or its response was lost: connect failure, timeout, dropped connection.
+
+    ``timed_out`` is true for a timeout (connect or read). For a POST the request may have been
+    processed: never resend it, reconcile by the order's external identifier.
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", timed_out: bool = False) -> None:
+        self.method = method
+        self.path = path
+        self.timed_out = timed_out
+        super().__init__(f"{method} {path}: {message}" if method else message)
+
+
+class MalformedResponseError(TastytradeError):
+    """The response body is not the JSON the API promises (truncated, not JSON, wrong shape)."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", status: int | None = None) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        where = f"{method} {path}: " if method else ""
+        code = f"HTTP {status} " if status is not None else ""
+        super().__init__(f"{where}{code}malformed response: {message}")
+
+
+_BY_STATUS: dict[int, type[TastytradeApiError]] = {
+    400: ValidationFailedError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    406: VersionNotSupportedError,
+    422: OrderRejectedError,
+    429: RateLimitedError,
+}
+
+
+def api_error_for(
+    status: int,
+    code: str | int | None,
+    message: str,
+    *,
+    method: str = "",
+    path: str = "",
+    errors: Sequence[Any] = (),
+    retry_after: float | None = None,
+) -> TastytradeApiError:
+    """The typed error for an HTTP error ``status`` (5xx -> :class:`ServerError`)."""
+    if status == 429:
+        return RateLimitedError(status, code, message, method=method, path=path, errors=errors,
+                                retry_after=retry_after)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else TastytradeApiError
+    return cls(status, code, message, method=method, path=path, errors=errors)
+
+
+def _format_details(errors: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for item in errors[:5]:
+        if isinstance(item, dict):
+            if "domain" in item or "reason" in item:
+                parts.append(f"{item.get('domain', '?')}: {item.get('reason', '?')}")
+            else:
+                parts.append(f"{item.get('code', '?')}: {item.get('message', '?')}")
+        else:
+            parts.append(str(item))
+    if len(errors) > 5:
+        parts.append(f"... {len(errors) - 5} more")
+    return "; ".join(parts)

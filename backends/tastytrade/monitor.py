@@ -1,0 +1,508 @@
+"""Order monitoring: broker order snapshots -> ticket events, polled at a constant request cost.
+
+:class:`TicketTracker` holds what we know about ONE of our orders (``order_ref``): the chain of
+broker orders that carried it (a cancel-replace at TastyTrade creates a NEW order id, so a ticket
+may span several broker orders), their latest snapshots and which events were already emitted.
+:meth:`TicketTracker.events` derives the ticket events from the snapshots following the table
+in :mod:`.parsing`; it is idempotent (each acknowledgement, update, fill and final status is
+emitted once).
+
+:class:`OrderMonitor` polls. Per tick it sends ONE ``GET /orders/live?status[]=<working statuses>``
+for the account (one page holds 200 orders), plus one ``GET /orders/{id}`` for each order we
+track that LEFT that list since the last tick (it reached a final status: that one request reads
+its final fills). The request count per tick therefore does not grow with the number of open
+orders. The interval adapts: ``fast_interval`` while any tracked order may still work,
+``idle_interval`` otherwise; failures back off exponentially up to ``max_backoff``. When the
+broker has not answered for ``stall_after`` seconds, every unsettled ticket gets
+``SubmissionUnknown`` once (the executor then reconciles; it never resends).
+
+All times are the backend clock's (virtual in a simulation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from math import gcd
+
+from backends.tastytrade.client import TastytradeApiClient
+from backends.tastytrade.errors import NotFoundError, TastytradeError
+from backends.tastytrade.parsing import (
+    WORKING_STATUSES,
+    ComboShape,
+    OrderSnapshot,
+    combo_shape,
+    parse_order,
+    unit_price,
+    units_filled,
+)
+from fsm.clock import Clock
+from fsm.events import (
+    Acknowledged,
+    BrokerStatus,
+    Canceled,
+    CancelRejected,
+    Expired,
+    Fill,
+    Rejected,
+    SubmissionUnknown,
+    TicketEvent,
+    Updated,
+    UpdateRejected,
+)
+from fsm.orders import BrokerEvent, OrderReport, OrderRequest
+
+__all__ = ["OrderMonitor", "TicketTracker"]
+
+log = logging.getLogger("atomic_orders.tastytrade.monitor")
+
+#: Statuses of a replacement order that show it took over from its original.
+_TOOK_OVER = frozenset({"Received", "Routed", "In Flight", "Live", "Cancel Requested", "Replace Requested", "Filled"})
+_CANCEL_LIKE = frozenset({"Cancelled", "Removed", "Partially Removed"})
+
+
+class _FillConverter:
+    """Fills of ONE broker order -> ticket Fill events (strategy units for a combo)."""
+
+    __slots__ = ("fills", "order_id", "seen", "shape", "units")
+
+    def __init__(self, order_id: str, shape: ComboShape | None) -> None:
+        self.order_id = order_id
+        self.shape = shape
+        self.units = 0
+        self.seen: set[str] = set()
+        self.fills: list[Fill] = []
+
+    def update(self, snap: OrderSnapshot, now: dt.datetime) -> list[Fill]:
+        new: list[Fill] = []
+        if self.shape is None:
+            for leg in snap.legs[:1]:
+                for f in leg.fills:
+                    if f.fill_id in self.seen or f.quantity <= 0:
+                        continue
+                    self.seen.add(f.fill_id)
+                    new.append(Fill(time=now, fill_id=f.fill_id, quantity=f.quantity, price=f.price))
+        else:
+            units = units_filled(snap, self.shape)
+            if units > self.units:
+                price = unit_price(snap, self.shape, self.units, units)
+                new.append(Fill(time=now, fill_id=f"{self.order_id}-u{units}", quantity=units - self.units,
+                                price=price))
+                self.units = units
+            elif units < self.units:
+                log.warning("order %s: filled units went down from %d to %d (ignored)", self.order_id, self.units,
+                            units)
+        self.fills.extend(new)
+        return new
+
+    @property
+    def quantity(self) -> int:
+        """Units (combo) or contracts (one leg) reported so far."""
+        return sum(f.quantity for f in self.fills)
+
+
+def _shape_from_snapshot(snap: OrderSnapshot) -> ComboShape | None:
+    """Leg ratios read from a broker order (only for orders we did not submit ourselves)."""
+    if len(snap.legs) <= 1:
+        return None
+    size = 0
+    for leg in snap.legs:
+        size = gcd(size, leg.quantity)
+    size = size or 1
+    return tuple((leg.symbol, max(1, leg.quantity // size), leg.sign) for leg in snap.legs)
+
+
+class TicketTracker:
+    """One ticket's broker orders (original first, then replacements) and what was emitted."""
+
+    def __init__(self, order_ref: str, request: OrderRequest | None, shape: ComboShape | None = None) -> None:
+        self.order_ref = order_ref
+        self.request = request
+        if request is not None:
+            shape = combo_shape(request.legs) if request.is_combo else None
+        self.shape = shape
+        self.chain: list[str] = []
+        self.orders: dict[str, OrderSnapshot] = {}
+        self._converters: dict[str, _FillConverter] = {}
+        self.acked = False
+        self.rejected = False
+        self._updates: set[str] = set()
+        self._update_rejects: set[str] = set()
+        self.final: str | None = None
+        self.cancel_pending = False
+        #: The submission's outcome is unknown: adopt a broker order carrying our identifier.
+        self.submission_unknown = False
+        #: Order ids to read again on the next tick whatever the live list says.
+        self.refresh: set[str] = set()
+        self.submitted_at: dt.datetime | None = None
+        self.settled_at: dt.datetime | None = None
+        #: When the tracker last learnt something (the time of fills first seen by a reconciliation).
+        self.last_seen: dt.datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"TicketTracker({self.order_ref!r}, chain={self.chain}, final={self.final})"
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def add(self, snap: OrderSnapshot) -> None:
+        """Record the latest snapshot of one of this ticket's broker orders."""
+        oid = snap.order_id
+        if oid not in self.orders:
+            if self.shape is None and self.request is None:
+                self.shape = _shape_from_snapshot(snap)
+            if snap.replaces_order_id is not None and snap.replaces_order_id in self.chain:
+                at = self.chain.index(snap.replaces_order_id) + 1
+                while at < len(self.chain) and self.chain[at] in self.orders and self._newer(self.chain[at], oid):
+                    at += 1
+                self.chain.insert(at, oid)
+            elif self.chain and self.orders[self.chain[0]].replaces_order_id == oid:
+                self.chain.insert(0, oid)  # we learnt of the original after its replacement
+            else:
+                self.chain.append(oid)
+            self._converters[oid] = _FillConverter(oid, self.shape)
+            self.submission_unknown = False
+        self.orders[oid] = snap
+        self.refresh.discard(oid)
+
+    @staticmethod
+    def _newer(a: str, b: str) -> bool:
+        try:
+            return int(a) < int(b)
+        except ValueError:
+            return a < b
+
+    def open_order_ids(self) -> list[str]:
+        """Ids of this ticket's orders that are not final yet (they are watched)."""
+        return [oid for oid in self.chain if not self.orders[oid].terminal]
+
+    @property
+    def settled(self) -> bool:
+        """Every broker order final and the final event emitted (or nothing was ever placed)."""
+        if self.rejected:
+            return True
+        return self.final is not None and not self.open_order_ids()
+
+    def current(self) -> OrderSnapshot | None:
+        """The broker order that carries the ticket now (the newest replacement that took over)."""
+        if not self.chain:
+            return None
+        for oid in reversed(self.chain[1:]):
+            s = self.orders[oid]
+            if s.status == "Rejected" or s.status == "Contingent":
+                continue
+            if s.status in _TOOK_OVER or s.has_fills or s.live_at is not None:
+                return s
+            # a replacement that ended without ever taking over: its original decides
+        return self.orders[self.chain[0]]
+
+    @property
+    def latest_id(self) -> str | None:
+        """The id requests (cancel, replace) should name: the order that carries the ticket now."""
+        cur = self.current()
+        return None if cur is None else cur.order_id
+
+    def has_pending_replacement(self) -> bool:
+        """True while a replacement waits (``Contingent``) for its original."""
+        return any(self.orders[oid].status == "Contingent" for oid in self.chain[1:])
+
+    def filled_quantity(self) -> int:
+        """Units (combo) or contracts (one leg) reported so far over the whole chain."""
+        return sum(c.quantity for c in self._converters.values())
+
+    def fills(self) -> tuple[Fill, ...]:
+        """Every fill reported so far over the chain, in chain order."""
+        return tuple(f for oid in self.chain for f in self._converters[oid].fills)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def events(self, now: dt.datetime) -> list[TicketEvent]:
+        """The ticket events the snapshots imply and that were not emitted yet."""
+        out: list[TicketEvent] = []
+        if not self.chain:
+            return out
+        first = self.orders[self.chain[0]]
+        if not self.acked and not self.rejected:
+            if first.status == "Rejected" and not first.has_fills:
+                self.rejected = True
+                out.append(Rejected(time=now, reason=first.reject_reason or "rejected by the broker"))
+                self.final = "Rejected"
+                return out
+            self.acked = True
+            out.append(Acknowledged(time=now, broker_order_id=first.order_id))
+        for oid in self.chain[1:]:
+            if oid in self._updates or oid in self._update_rejects:
+                continue
+            s = self.orders[oid]
+            if s.status == "Rejected":
+                self._update_rejects.add(oid)
+                out.append(UpdateRejected(time=now, reason=s.reject_reason or "replacement rejected"))
+            elif s.status in _TOOK_OVER or s.has_fills or s.live_at is not None:
+                self._updates.add(oid)
+                out.append(Updated(time=now, broker_order_id=oid))
+        for oid in self.chain:
+            out.extend(self._converters[oid].update(self.orders[oid], now))
+        cur = self.current()
+        assert cur is not None
+        if self.final is None and cur.terminal:
+            status = cur.status
+            if status in _CANCEL_LIKE and cur.edited:
+                return out  # replaced: the replacement (not known yet) carries the ticket
+            if status == "Filled":
+                if self.cancel_pending:
+                    out.append(CancelRejected(time=now, reason="order already filled"))
+            elif status in _CANCEL_LIKE:
+                out.append(Canceled(time=now))
+            elif status == "Expired":
+                out.append(Expired(time=now))
+            elif status == "Rejected":
+                out.append(Rejected(time=now, reason=cur.reject_reason or "rejected by the broker"))
+            self.final = status
+            self.cancel_pending = False
+            self.settled_at = now
+        elif self.cancel_pending and not cur.terminal and cur.status not in ("Cancel Requested", "Contingent"):
+            self.cancel_pending = False
+            out.append(CancelRejected(time=now, reason=f"cancel not applied (order is {cur.status})"))
+        return out
+
+    def report(self, now: dt.datetime) -> OrderReport:
+        """The reconciliation answer from the current snapshots (fills as emitted to the ticket).
+
+        Fills first seen here are recorded as emitted, so the poll does not report them with
+        different ids later: reconciliation and polling agree on every fill id.
+        """
+        cur = self.current()
+        if cur is None:
+            return OrderReport(order_ref=self.order_ref, status=BrokerStatus.NOT_FOUND)
+        for oid in self.chain:
+            self._converters[oid].update(self.orders[oid], now)
+        status = cur.info.broker_status
+        if cur.status in _CANCEL_LIKE and cur.edited:
+            status = BrokerStatus.WORKING  # replaced by an order we have not seen yet
+        fills = self.fills()
+        if status is BrokerStatus.WORKING and fills:
+            status = BrokerStatus.PARTIALLY_FILLED
+        return OrderReport(order_ref=self.order_ref, status=status, fills=fills, broker_order_id=cur.order_id)
+
+
+class OrderMonitor:
+    """Polls the broker's order lists and turns snapshots into :class:`BrokerEvent` s."""
+
+    def __init__(
+        self,
+        client: TastytradeApiClient,
+        clock: Clock,
+        *,
+        fast_interval: float = 1.0,
+        idle_interval: float = 10.0,
+        error_backoff: float = 1.0,
+        max_backoff: float = 8.0,
+        stall_after: float = 20.0,
+        linger: float = 1800.0,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.fast_interval = dt.timedelta(seconds=fast_interval)
+        self.idle_interval = dt.timedelta(seconds=idle_interval)
+        self.error_backoff = error_backoff
+        self.max_backoff = max_backoff
+        self.stall_after = dt.timedelta(seconds=stall_after)
+        self.linger = dt.timedelta(seconds=linger)
+        self.trackers: dict[str, TicketTracker] = {}
+        self._by_id: dict[str, TicketTracker] = {}
+        self._dirty: set[str] = set()
+        #: Refs of trackers not settled yet (the ones a tick must look after).
+        self._watch: set[str] = set()
+        self._last_poll: dt.datetime | None = None
+        self._last_success: dt.datetime | None = None
+        self._next_due: dt.datetime | None = None
+        self._failures = 0
+        self.stalled = False
+        self.last_error: str | None = None
+        #: Poll ticks run (successful or not) and HTTP requests they sent.
+        self.ticks = 0
+        self.tick_requests: list[int] = []
+        self.unknown_statuses: set[str] = set()
+        self._next_prune = clock.now()
+
+    # -- tracking -------------------------------------------------------------------------------
+
+    def track(self, request: OrderRequest, now: dt.datetime) -> TicketTracker:
+        """Start tracking one of our orders (before it is sent)."""
+        tracker = TicketTracker(request.order_ref, request)
+        tracker.submitted_at = now
+        self.trackers[request.order_ref] = tracker
+        self._watch.add(request.order_ref)
+        self._next_due = None  # re-evaluate the interval: something works now
+        return tracker
+
+    def forget(self, order_ref: str) -> None:
+        """Stop tracking an order that was never placed."""
+        tracker = self.trackers.pop(order_ref, None)
+        self._watch.discard(order_ref)
+        if tracker is not None:
+            for oid in tracker.chain:
+                self._by_id.pop(oid, None)
+
+    def tracker_for(self, order_ref: str, request: OrderRequest | None = None) -> TicketTracker:
+        """The tracker of ``order_ref`` (created for an order we did not submit in this process)."""
+        tracker = self.trackers.get(order_ref)
+        if tracker is None:
+            tracker = TicketTracker(order_ref, request)
+            self.trackers[order_ref] = tracker
+        return tracker
+
+    def record(self, tracker: TicketTracker, snap: OrderSnapshot) -> None:
+        """Record a snapshot (from a request's answer or a poll) of one of ``tracker``'s orders."""
+        self._note_status(snap)
+        tracker.add(snap)
+        self._by_id[snap.order_id] = tracker
+        self._dirty.add(tracker.order_ref)
+        self._watch.add(tracker.order_ref)
+
+    def _note_status(self, snap: OrderSnapshot) -> None:
+        if not snap.known_status and snap.status not in self.unknown_statuses:
+            self.unknown_statuses.add(snap.status)
+            log.warning("order %s has status %r, not in the status table: treated as working", snap.order_id,
+                        snap.status)
+
+    def _owner(self, snap: OrderSnapshot) -> TicketTracker | None:
+        tracker = self._by_id.get(snap.order_id)
+        if tracker is not None:
+            return tracker
+        ref = snap.external_identifier
+        if ref is None:
+            return None
+        tracker = self.trackers.get(ref)
+        if tracker is None:
+            return None
+        # one of ours that we did not know the id of: a submission whose answer was lost, or a
+        # replacement created by a request whose answer was lost
+        log.info("adopting broker order %s for %s (status %s)", snap.order_id, ref, snap.status)
+        return tracker
+
+    def touch(self, order_ref: str) -> None:
+        """Derive ``order_ref``'s events on the next :meth:`poll` even when no request is due."""
+        self._dirty.add(order_ref)
+
+    def mark_due(self) -> None:
+        """Poll at the next opportunity (after a request whose outcome must be read back)."""
+        self._next_due = self.clock.now()
+
+    # -- polling --------------------------------------------------------------------------------
+
+    def _working(self) -> bool:
+        return bool(self._watch)
+
+    def next_poll_time(self) -> dt.datetime:
+        """When the next poll is due."""
+        if self._next_due is not None:
+            return self._next_due
+        if self._last_poll is None:
+            return self.clock.now()
+        return self._last_poll + (self.fast_interval if self._working() else self.idle_interval)
+
+    def poll(self, now: dt.datetime, force: bool = False) -> list[BrokerEvent]:
+        """Poll when due (or ``force``); return the events implied by everything learnt."""
+        out: list[BrokerEvent] = []
+        if force or now >= self.next_poll_time():
+            out.extend(self._tick(now))
+        for ref in sorted(self._dirty):
+            tracker = self.trackers.get(ref)
+            if tracker is None:
+                continue
+            tracker.last_seen = now
+            out.extend(BrokerEvent(ref, e) for e in tracker.events(now))
+            if tracker.settled:
+                self._watch.discard(ref)
+        self._dirty.clear()
+        self._prune(now)
+        return out
+
+    def _tick(self, now: dt.datetime) -> list[BrokerEvent]:
+        self.ticks += 1
+        self._last_poll = now
+        self._next_due = None
+        before = self.client.requests_sent
+        try:
+            items = self.client.live_orders(WORKING_STATUSES)
+            snaps = [parse_order(item) for item in items]
+        except TastytradeError as err:
+            self.tick_requests.append(self.client.requests_sent - before)
+            return self._failed(now, err)
+        seen: set[str] = set()
+        for snap in snaps:
+            seen.add(snap.order_id)
+            tracker = self._owner(snap)
+            if tracker is not None:
+                self.record(tracker, snap)
+        for ref in sorted(self._watch):
+            tracker = self.trackers.get(ref)
+            if tracker is None:
+                continue
+            for oid in tracker.open_order_ids() + sorted(tracker.refresh):
+                if oid in seen and oid not in tracker.refresh:
+                    continue
+                self._read_one(tracker, oid)
+            if tracker.chain:
+                last = tracker.orders[tracker.chain[-1]]
+                follow = last.replacing_order_id
+                if follow is not None and follow not in tracker.orders:
+                    self._read_one(tracker, follow)
+        self._failures = 0
+        self._last_success = now
+        if self.stalled:
+            log.warning("broker answers again")
+        self.stalled = False
+        self.last_error = None
+        self.tick_requests.append(self.client.requests_sent - before)
+        return []
+
+    def _read_one(self, tracker: TicketTracker, oid: str) -> None:
+        """``GET /orders/{id}`` for an order that left the live list (or must be re-read)."""
+        try:
+            snap = parse_order(self.client.get_order(oid))
+        except NotFoundError:
+            log.warning("order %s of %s: the broker does not know it", oid, tracker.order_ref)
+            tracker.refresh.discard(oid)
+            return
+        except TastytradeError as err:
+            log.warning("reading order %s of %s failed: %s (retried next tick)", oid, tracker.order_ref, err)
+            return
+        self.record(tracker, snap)
+
+    def _failed(self, now: dt.datetime, err: TastytradeError) -> list[BrokerEvent]:
+        self._failures += 1
+        self.last_error = str(err)
+        wait = min(self.max_backoff, self.error_backoff * 2 ** (self._failures - 1))
+        self._next_due = now + dt.timedelta(seconds=wait)
+        log.warning("order poll failed (%d in a row, next in %gs): %s", self._failures, wait, err)
+        since = self._last_success or self._first_tracked()
+        out: list[BrokerEvent] = []
+        if not self.stalled and since is not None and now - since >= self.stall_after:
+            self.stalled = True
+            silent = (now - since).total_seconds()
+            log.error("broker stalled: no answer for %.0fs; outcome of open orders unknown", silent)
+            reason = f"broker not answering for {silent:.0f}s ({err})"
+            for ref in sorted(self._watch):
+                tracker = self.trackers.get(ref)
+                if tracker is not None and not tracker.settled:
+                    out.append(BrokerEvent(ref, SubmissionUnknown(time=now, reason=reason[:500])))
+        return out
+
+    def _first_tracked(self) -> dt.datetime | None:
+        times = [t.submitted_at for t in self.trackers.values() if t.submitted_at is not None]
+        return min(times) if times else None
+
+    def _prune(self, now: dt.datetime) -> None:
+        if now < self._next_prune:
+            return
+        self._next_prune = now + self.linger / 10
+        drop = [ref for ref, t in self.trackers.items()
+                if t.settled and t.settled_at is not None and now - t.settled_at > self.linger]
+        for ref in drop:
+            self.forget(ref)
+
+    def open_orders(self) -> Iterable[str]:
+        """Refs of tracked orders that may still work."""
+        return sorted(self._watch)

@@ -1,0 +1,35 @@
+"""A local TastyTrade API emulator: a real HTTP server whose orders are matched by BrokerSimulator.
+
+:mod:`.state` translates between the API's order JSON and the simulator, :mod:`.server` is the
+HTTP layer (auth, versions, envelopes, errors), :mod:`.faults` injects HTTP-level faults on top of
+the simulator's chaos, :mod:`.session` drives it in-process or standalone.
+
+Where the emulator differs from (or guesses about) the real API -- see also the reference:
+
+* ``POST /orders`` answers 201 (the reference cannot say whether it is 200 or 201; clients
+  accept any 2xx). The token answer is a plain OAuth2 object (not enveloped).
+* ``Accept-Version``: any valid date from 20250813 on is accepted and selects the newest version
+  on or before it (inferred from the tastyware SDK sending 20251101); anything else is 406.
+* A DELETE / PUT on a final order answers 422 ``order_not_cancellable`` / ``order_not_editable``
+  (status and codes inferred). A replacement's ``size`` is what remains to fill; a PUT without
+  ``legs`` keeps it, a PUT with ``legs`` sets it.
+* No account streamer (websocket, checklist item 5): clients poll the REST lists, which hold
+  the same full order objects with cumulative fills.
+* ``/_emulator/quotes`` is emulator-only: the real API serves quotes on DXLink.
+* One account, one virtual trading day: ``/orders/live`` lists every order of the session.
+* Only Limit and one-leg Market orders, Day and GTC; margin and fee blocks are constants.
+"""
+
+from simulator.emulator.faults import Fault, FaultInjector, HttpFaults
+from simulator.emulator.server import TastytradeEmulator
+from simulator.emulator.session import BACKEND_NAMES, EmulatorDriver, run_standalone
+
+__all__ = [
+    "BACKEND_NAMES",
+    "EmulatorDriver",
+    "Fault",
+    "FaultInjector",
+    "HttpFaults",
+    "TastytradeEmulator",
+    "run_standalone",
+]

@@ -1,0 +1,125 @@
+"""Driving the emulator: in-process (a session driver advances virtual time) or standalone (wall clock).
+
+* :class:`EmulatorDriver` -- for ``run_session`` with ``backend="tastytrade-emulator"`` and for
+  tests: starts the emulator on a free port of 127.0.0.1, builds a :class:`TastytradeBackend`
+  on a real :class:`TastytradeApiClient` pointed at it (its clock is the simulator's
+  VirtualClock, quotes come from the simulator's market in-process), and offers the two calls a
+  discrete-event loop needs: :meth:`~EmulatorDriver.next_event_time` (the simulator's next event
+  or the backend's next poll, whichever is first) and :meth:`~EmulatorDriver.advance_to`.
+* :func:`run_standalone` -- ``atomic-orders emulate``: a background thread moves virtual time with
+  the wall clock (``speed`` x real time) until interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import attrs
+
+from backends.tastytrade.backend import TastytradeBackend
+from backends.tastytrade.client import TastytradeApiClient
+from backends.tastytrade.config import TastytradeConfig
+from simulator.broker import BrokerSimulator
+from simulator.chaos import ChaosProfile
+from simulator.emulator.faults import HttpFaults
+from simulator.emulator.server import TastytradeEmulator
+
+__all__ = ["BACKEND_NAMES", "EmulatorDriver", "run_standalone"]
+
+log = logging.getLogger("atomic_orders.emulator")
+
+#: Backends ``atomic-orders simulate --backend`` accepts.
+BACKEND_NAMES = ("simulated", "tastytrade-emulator")
+
+
+class EmulatorDriver:
+    """An emulator over ``broker`` plus a TastyTrade backend talking to it over real HTTP."""
+
+    def __init__(
+        self,
+        broker: BrokerSimulator,
+        *,
+        faults: HttpFaults | None = None,
+        fault_seed: int = 0,
+        read_timeout: float = 1.0,
+        fast_interval: float = 1.0,
+        idle_interval: float = 10.0,
+        token_lifetime: float = 900.0,
+        max_retries: int = 3,
+    ) -> None:
+        self.broker = broker
+        if faults is not None and faults.slow_rate and faults.slow_seconds <= read_timeout:
+            faults = attrs.evolve(faults, slow_seconds=read_timeout + 0.25)  # a slow answer must time out
+        self.emulator = TastytradeEmulator(broker, faults=faults, fault_seed=fault_seed,
+                                           token_lifetime=token_lifetime).start()
+        config = TastytradeConfig(
+            account_number=self.emulator.account_number,
+            base_url=self.emulator.url,
+            connect_timeout=2.0,
+            read_timeout=read_timeout,
+            backoff_base=0.01,
+            backoff_max=0.05,
+            max_retries=max_retries,
+        )
+        self.client = TastytradeApiClient(config, self.emulator.credentials())
+        self.backend = TastytradeBackend(
+            self.client,
+            clock=broker.clock,
+            quote_source=self.emulator.quote_source(),
+            fast_interval=fast_interval,
+            idle_interval=idle_interval,
+        )
+
+    def next_event_time(self) -> float | None:
+        """The simulator's next event or the backend's next poll (virtual seconds)."""
+        t = self.broker.next_event_time()
+        poll = self.broker.clock.to_seconds(self.backend.next_poll_time())
+        return poll if t is None else min(t, poll)
+
+    def advance_to(self, seconds: float) -> None:
+        """Move virtual time (the emulator folds the simulator's deliveries into its orders)."""
+        self.emulator.advance_to(seconds)
+
+    def close(self) -> None:
+        """Close the client and stop the server."""
+        self.client.close()
+        self.emulator.stop()
+
+    def __enter__(self) -> EmulatorDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_standalone(
+    port: int,
+    profile: str = "rough",
+    seed: int = 1,
+    *,
+    speed: float = 1.0,
+    faults: HttpFaults | None = None,
+    host: str = "127.0.0.1",
+    print_fn: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the emulated API until ``stop`` is set (or Ctrl-C); virtual time follows the wall clock."""
+    broker = BrokerSimulator(seed, ChaosProfile.preset(profile))
+    emulator = TastytradeEmulator(broker, host=host, port=port, faults=faults, fault_seed=seed).start()
+    stop = stop if stop is not None else threading.Event()
+    creds = emulator.credentials()
+    print_fn(f"TastyTrade emulator on {emulator.url}  account {emulator.account_number}  profile {profile} seed {seed}")
+    print_fn(f"  OAuth test credentials: refresh_token={creds.refresh_token.reveal()} "
+             f"client_secret={creds.client_secret.reveal()}  (emulator-only values)")
+    started = time.monotonic()
+    try:
+        while not stop.is_set():
+            emulator.advance_to((time.monotonic() - started) * speed)
+            stop.wait(0.05)
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        pass
+    finally:
+        emulator.stop()
