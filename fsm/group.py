@@ -250,6 +250,7 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
         if held == 0 or t.legs[0].side is not (Side.SELL if held > 0 else Side.BUY) or t.quantity > abs(held):
             g.unwind_tickets.remove(t)
             del g._tickets[t.order_ref]
+            g._reevaluate = True  # the guards counted it as sendable: decide again without it
     for t in g.entry_tickets:
         if t.state in UNSETTLED_STATES:
             return
@@ -343,6 +344,7 @@ class AtomicOrderGroup:
         "_unwind_seq",
         "unwind_failures",
         "_counted_failures",
+        "_reevaluate",
         "validation_errors",
         "rollback_reason",
         "residual_exposure",
@@ -388,6 +390,7 @@ class AtomicOrderGroup:
         self._unwind_seq = 0
         self.unwind_failures: dict[OptionSymbol, int] = {}
         self._counted_failures: set[str] = set()
+        self._reevaluate = False
         self.validation_errors: list[ValidationError] = []
         self.rollback_reason: str | None = None
         self.residual_exposure: dict[OptionSymbol, int] = {}
@@ -482,9 +485,12 @@ class AtomicOrderGroup:
             GroupAuditRecord(event.time, source, event.trigger, self.state, event.order_ref, event.ticket_event,
                              event.reason)
         )
-        if self.state == ROLLING_BACK and source != ROLLING_BACK:
+        if self.state == ROLLING_BACK and (source != ROLLING_BACK or self._reevaluate):
             # Entering rollback: decide at once, there may be nothing left to wait for (e.g. the
             # only order was rejected unfilled). No later event would trigger this evaluation.
+            # Likewise when open_unwinds dropped a stale unwind the guards had just counted as
+            # sendable: with it gone there may be nothing left to send (failed).
+            self._reevaluate = False
             self._fire(GroupEvent(event.time, "ticket_update", REEVALUATE))
         return self.state
 

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.set_defaults(func=_cmd_emulate)
 
     chk = sub.add_parser("check", help="exhaustively check every broker script up to --depth against the invariants")
-    chk.add_argument("--depth", type=_positive_int, default=5, help="script length K (default 5; 6 takes minutes)")
+    chk.add_argument("--depth", type=_positive_int, default=5,
+                     help="script length K (default 5: ~20 s on 2 cores; 6: ~3 min)")
     chk.add_argument("--mode", action="append", choices=[m.value for m in ExecutionMode],
                      help="combo and/or legged (repeatable; default both)")
     chk.add_argument("--quantity", type=int, default=2, help="units of the 2-leg vertical (default 2)")

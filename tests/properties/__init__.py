@@ -1,0 +1,1 @@
+"""Property-based proofs of the rollback invariants (Hypothesis stateful + exhaustive small scope)."""
