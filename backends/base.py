@@ -12,11 +12,13 @@ broker does afterwards (acknowledgements, fills, cancels, expiries) arrives thro
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from fsm.clock import Clock
 from fsm.errors import BrokerError, BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from fsm.events import Fill
 from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
 from fsm.symbol import OptionSymbol
 
@@ -81,3 +83,11 @@ class ExecutionBackend(abc.ABC):
     @abc.abstractmethod
     def positions(self) -> Mapping[OptionSymbol, int]:
         """Signed option positions the broker holds for the account."""
+
+    def adopt_orders(self, orders: Sequence[tuple[OrderRequest, dt.datetime, tuple[Fill, ...]]]) -> None:
+        """Orders a previous process sent (when, and the fills it journaled), handed over by recovery.
+
+        A backend that keeps per-order state outside the broker (ids, replacement chains) starts
+        tracking them again; nothing is sent. The default has nothing to do.
+        """
+        return

@@ -52,6 +52,9 @@ from fsm.ticket import CANCEL_PENDING, CANCELABLE_STATES, NEW, SUBMITTING, UPDAT
 
 if TYPE_CHECKING:
     from backends.base import ExecutionBackend
+    from fsm.journal.recorder import JournalRecorder
+    from fsm.journal.store import Journal
+    from fsm.recovery import RecoveryReport
 
 log = logging.getLogger("atomic_orders.executor")
 
@@ -118,6 +121,7 @@ class AtomicOrderExecutor:
         keep_summaries: bool = True,
         verify_replay: bool = False,
         id_prefix: str = "G",
+        journal: Journal | None = None,
     ) -> None:
         self.backend = backend
         self.policy = policy if policy is not None else ExecutionPolicy()
@@ -155,6 +159,13 @@ class AtomicOrderExecutor:
         self._first_fill: dict[str, dt.datetime] = {}
         self._release_at: dict[str, dt.datetime] = {}
         self._adopted: dict[str, tuple[int, int]] = {}
+        #: The durable journal (write-ahead; None: nothing survives the process).
+        self.journal = journal
+        self._recorder: JournalRecorder | None = None
+        if journal is not None:
+            from fsm.journal.recorder import JournalRecorder
+
+            self._recorder = JournalRecorder(journal, self.policy)
 
     # ------------------------------------------------------------------------------------------
     # Public entry points
@@ -178,6 +189,7 @@ class AtomicOrderExecutor:
         if group.state != "validated":
             self.stats.invalid += 1
             self._finish(group, now)
+            self._journal_commit()
             return group
         group.start(now)
         self._groups[group.group_id] = group
@@ -187,6 +199,7 @@ class AtomicOrderExecutor:
             self._adopt(group, ticket)
         self._schedule(group.group_id, now + dt.timedelta(seconds=self.policy.deadline_seconds))
         self._dispatch(group)
+        self._journal_commit()
         return group
 
     def execute_iron_condor(
@@ -282,6 +295,7 @@ class AtomicOrderExecutor:
         group = self._groups[group_id]
         group.abort(self.clock.now(), reason)
         self._after_change(group)
+        self._journal_commit()
         return group
 
     # ------------------------------------------------------------------------------------------
@@ -290,8 +304,13 @@ class AtomicOrderExecutor:
     def process_events(self) -> int:
         """Apply every broker event that arrived; return how many were processed."""
         events = self.backend.poll_events()
+        if self._recorder is not None and events:
+            # Write-ahead: the batch is durable before any machine acts on it.
+            route = self._route
+            self._recorder.broker_events(events, lambda ref: g.group_id if (g := route.get(ref)) else None)
         for be in events:
             self._on_broker_event(be)
+        self._journal_commit()
         return len(events)
 
     def on_timer(self) -> None:
@@ -311,6 +330,7 @@ class AtomicOrderExecutor:
                 self._service(group, now)
             elif self.release_finished:
                 self._maybe_release(group, now)
+        self._journal_commit()
 
     def next_wakeup(self) -> dt.datetime | None:
         """When :meth:`on_timer` next has something to do (None: nothing scheduled)."""
@@ -333,6 +353,31 @@ class AtomicOrderExecutor:
                 self.process_events()
                 self.on_timer()
                 return
+
+    def _journal_commit(self) -> None:
+        """A decision point: make the transitions so far durable (no-op without a journal)."""
+        if self._recorder is not None:
+            self._recorder.commit()
+
+    @classmethod
+    def recover(
+        cls,
+        journal: Journal,
+        backend: ExecutionBackend,
+        policy: ExecutionPolicy | None = None,
+        **kwargs: object,
+    ) -> tuple[AtomicOrderExecutor, RecoveryReport]:
+        """Rebuild every unfinished group from ``journal``, reconcile it with ``backend``, carry on.
+
+        Replays each group's journaled transitions, asks the broker about every order it sent
+        (by external identifier: status and fills) and about positions, applies what happened
+        while the process was down, and lets each group continue under the normal rules.
+        Nothing is resent: an intent the broker never saw ends ``rejected`` (the group rolls
+        back, or an unwind is retried under a fresh reference). See :mod:`fsm.recovery`.
+        """
+        from fsm.recovery import recover_executor
+
+        return recover_executor(cls, journal, backend, policy, kwargs)
 
     # ------------------------------------------------------------------------------------------
     # Views
@@ -403,6 +448,8 @@ class AtomicOrderExecutor:
         self._after_change(group)
 
     def _apply(self, group: AtomicOrderGroup, order_ref: str, event: TicketEvent) -> bool:
+        if self._recorder is not None:
+            self._recorder.touch(group)
         ticket = group.ticket(order_ref)
         had_fill = bool(ticket.fills)
         try:
@@ -421,6 +468,8 @@ class AtomicOrderExecutor:
         violations = invariants.check_step(group)
         for v in violations:
             self._violation(v)
+        if self._recorder is not None:
+            self._recorder.touch(group)
         gid = group.group_id
         if group.is_terminal:
             if gid in self._active:
@@ -506,9 +555,14 @@ class AtomicOrderExecutor:
         self._sent_at[ticket.order_ref] = now
         if mid is not None:
             self._mid_at_submit[ticket.order_ref] = mid
+        request = ticket.to_request()
+        if self._recorder is not None:
+            self._recorder.intent(group, request, now)  # committed before the request leaves
         self.stats.orders_sent += 1
         try:
-            self.backend.submit(ticket.to_request())
+            self.backend.submit(request)
+            if self._recorder is not None:
+                self._recorder.point("submit_returned")
         except SubmissionRefused as err:
             self.stats.submissions_refused += 1
             self._apply(group, ticket.order_ref, Rejected(now, err.reason or "refused"))
@@ -740,6 +794,8 @@ class AtomicOrderExecutor:
         for alert in group.alerts:
             self._alert(alert)
         summary = self._summarise(group, now, violations)
+        if self._recorder is not None:
+            self._recorder.finished(group, summary, now)
         self._finished_ids.add(gid)
         if self.keep_summaries:
             self.summaries[gid] = summary

@@ -172,6 +172,13 @@ class _Tally:
             self.failed.pop(gid, None)
 
 
+def session_config_json(config: SessionConfig) -> dict[str, Any]:
+    """The session's configuration as journaled (no credentials: the simulator needs none)."""
+    return {"seed": config.seed, "groups": config.groups, "profile": config.profile, "mode": config.mode.value,
+            "max_quantity": config.max_quantity, "backend": config.backend, "http_faults": config.http_faults,
+            "session_seconds": config.session_seconds}
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -186,8 +193,14 @@ def run_session(
     on_group_finished: Callable[[int, int], None] | None = None,
     events_path: Path | None = None,
     on_end: Callable[[BrokerSimulator, AtomicOrderExecutor], None] | None = None,
+    journal_path: Path | None = None,
+    journal_sync: str = "full",
 ) -> SessionReport:
-    """Run one session on the built-in simulator and return its report."""
+    """Run one session on the built-in simulator and return its report.
+
+    With ``journal_path`` every intent, broker event and group transition is journaled there
+    (write-ahead, see ``docs/journal.md``); ``journal_sync`` is ``full`` or ``normal``.
+    """
     wall_start = time.perf_counter()
     profile = ChaosProfile.preset(config.profile)
     market = MarketModel(config.seed, session_seconds=config.session_seconds)
@@ -216,6 +229,12 @@ def run_session(
             if on_group_finished is not None:
                 on_group_finished(done[0], config.groups)
 
+    journal = None
+    if journal_path is not None:
+        from fsm.journal import Journal
+
+        journal = Journal(journal_path, sync=journal_sync)
+        journal.start_session("start", session_config_json(config))
     executor = AtomicOrderExecutor(
         backend,
         config.policy,
@@ -223,6 +242,7 @@ def run_session(
         release_finished=True,
         keep_summaries=False,
         verify_replay=config.verify_replay,
+        journal=journal,
     )
     clock = broker.clock
 
@@ -265,6 +285,8 @@ def run_session(
             break
 
     executor.process_events()
+    if journal is not None:
+        journal.close()
     wall = time.perf_counter() - wall_start
     if on_end is not None:
         on_end(broker, executor)

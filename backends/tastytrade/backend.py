@@ -47,7 +47,7 @@ from backends.tastytrade.parsing import OrderSnapshot, parse_order, parse_quanti
 from backends.tastytrade.payloads import build_order_payload, build_replace_payload
 from fsm.clock import Clock, SystemClock
 from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
-from fsm.events import BrokerStatus, UpdateRejected
+from fsm.events import BrokerStatus, Fill, UpdateRejected
 from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
 from fsm.pricing import DEFAULT_TICKS, TickRule
 from fsm.symbol import OptionSymbol
@@ -139,6 +139,18 @@ class TastytradeBackend(ExecutionBackend):
             tracker.submission_unknown = True
             raise SubmissionOutcomeUnknown(ref, str(err)) from None
         self.monitor.record(tracker, snap)
+
+    def adopt_orders(self, orders: Sequence[tuple[OrderRequest, dt.datetime, tuple[Fill, ...]]]) -> None:
+        """Track orders a previous process sent; the next reconcile finds them by our identifier.
+
+        The fills already journaled seed the trackers, so fill ids stay the ones reported before.
+        """
+        for request, sent_at, fills in orders:
+            if request.order_ref in self.monitor.trackers:
+                continue
+            tracker = self.monitor.track(request, sent_at)
+            tracker.submission_unknown = True
+            tracker.known_fills = tuple(fills)
 
     def cancel(self, order_ref: str) -> None:
         """DELETE the order carrying the ticket (the outcome arrives as events)."""

@@ -101,6 +101,23 @@ class _FillConverter:
         """Units (combo) or contracts (one leg) reported so far."""
         return sum(f.quantity for f in self.fills)
 
+    def seed(self, snap: OrderSnapshot, known: tuple[Fill, ...]) -> None:
+        """Start from fills a previous process already reported for this order (recovery).
+
+        Combo fill ids count cumulative units (``<id>-u<units>``): without this a new process
+        would report the units it finds again under a new id. One-leg fill ids are the broker's.
+        """
+        if self.shape is None:
+            ids = {f.fill_id for leg in snap.legs[:1] for f in leg.fills}
+            mine = [f for f in known if f.fill_id in ids]
+            self.seen.update(f.fill_id for f in mine)
+        else:
+            prefix = f"{self.order_id}-u"
+            mine = [f for f in known if f.fill_id.startswith(prefix) and f.fill_id[len(prefix):].isdigit()]
+            if mine:
+                self.units = max(int(f.fill_id[len(prefix):]) for f in mine)
+        self.fills.extend(mine)
+
 
 def _shape_from_snapshot(snap: OrderSnapshot) -> ComboShape | None:
     """Leg ratios read from a broker order (only for orders we did not submit ourselves)."""
@@ -139,6 +156,8 @@ class TicketTracker:
         self.settled_at: dt.datetime | None = None
         #: When the tracker last learnt something (the time of fills first seen by a reconciliation).
         self.last_seen: dt.datetime | None = None
+        #: Fills a previous process already reported for this ticket (recovery), not to be re-reported.
+        self.known_fills: tuple[Fill, ...] = ()
 
     def __repr__(self) -> str:
         return f"TicketTracker({self.order_ref!r}, chain={self.chain}, final={self.final})"
@@ -160,7 +179,10 @@ class TicketTracker:
                 self.chain.insert(0, oid)  # we learnt of the original after its replacement
             else:
                 self.chain.append(oid)
-            self._converters[oid] = _FillConverter(oid, self.shape)
+            converter = _FillConverter(oid, self.shape)
+            if self.known_fills:
+                converter.seed(snap, self.known_fills)
+            self._converters[oid] = converter
             self.submission_unknown = False
         self.orders[oid] = snap
         self.refresh.discard(oid)

@@ -1,0 +1,27 @@
+"""The durable journal: write-ahead record of intents, broker events and group transitions.
+
+:mod:`.store` is the SQLite file (schema, hash chain, verification, salvage); :mod:`.codec`
+turns the core's values into readable JSON and back. Recovery from a journal is
+:meth:`fsm.executor.AtomicOrderExecutor.recover` (:mod:`fsm.recovery`). The schema and the
+recovery rules are documented in ``docs/journal.md``.
+"""
+
+from fsm.journal.store import (
+    SCHEMA_VERSION,
+    Journal,
+    JournalContents,
+    JournalCorrupted,
+    check_no_secrets,
+    read_journal,
+    salvage,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Journal",
+    "JournalContents",
+    "JournalCorrupted",
+    "check_no_secrets",
+    "read_journal",
+    "salvage",
+]

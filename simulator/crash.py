@@ -1,0 +1,473 @@
+"""The crash test: a journaled session through the TastyTrade emulator, killed with SIGKILL, recovered.
+
+Broker state must survive the trading process, so the parent process holds the emulator (a
+:class:`ControlledEmulator` over a :class:`~simulator.broker.BrokerSimulator`) and a CHILD
+process (``python -m simulator.crash child ...``) runs the session through the real
+:class:`~backends.tastytrade.backend.TastytradeBackend` over HTTP, with a journal. The child
+drives virtual time through two emulator-only routes (``GET /_emulator/clock``,
+``POST /_emulator/advance``), so the broker's clock stops while no child runs and resumes
+where it was. Quotes and strikes come from a replica of the emulator's market model (same seed;
+the REST API serves no quotes, and in-process the driver reads the same model).
+
+The parent kills the child with SIGKILL, either at a deterministic crash point (the child's
+journal hook kills itself at the N-th passage of a named point: ``ATOMIC_ORDERS_KILL_AT``,
+e.g. ``intent_committed:3``) or at a seeded random wall-clock moment, then starts it again: the
+child recovers from the journal (``AtomicOrderExecutor.recover``) and carries on. After the
+last run completes, :func:`verify` checks: zero invariant violations (every group replayed
+from the journal and checked), no duplicate order at the emulator (by external identifier),
+every order at the emulator has its intent in the journal, every fill the emulator made is in
+the journal (per order, in units), every group terminal, and no position the journal does not
+account for.
+
+``python -m simulator.crash run --runs 5 --kills 40`` runs a larger campaign and prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import requests
+
+from fsm import invariants
+from fsm.group import TERMINAL_STATES, ExecutionMode
+from fsm.journal import read_journal
+from fsm.journal.codec import decode_event, event_fills
+from fsm.journal.recorder import CRASH_POINTS
+from fsm.recovery import rebuild_group
+from simulator.broker import BrokerSimulator
+from simulator.chaos import ChaosProfile
+from simulator.emulator.server import TastytradeEmulator
+from simulator.emulator.state import EmulatorError
+from simulator.engine import VirtualClock, make_rng
+from simulator.market import MarketModel
+
+__all__ = ["CrashReport", "ControlledEmulator", "run_crash_test", "verify"]
+
+#: Environment variable naming a crash point and the passage to die at (``name:count``).
+KILL_ENV = "ATOMIC_ORDERS_KILL_AT"
+_SECRET_ENV = "ATOMIC_ORDERS_EMULATOR_SECRET"
+_REFRESH_ENV = "ATOMIC_ORDERS_EMULATOR_REFRESH"
+
+
+class ControlledEmulator(TastytradeEmulator):
+    """The emulator plus two emulator-only routes that let a client process drive virtual time.
+
+    ``GET /_emulator/clock`` and ``POST /_emulator/advance`` (``{"to": seconds}``) answer
+    ``{"seconds", "next-event", "session-open"}``. Time never moves backwards.
+    """
+
+    def _handle(self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str],
+                raw: bytes) -> tuple[int, Any]:
+        if path == "/_emulator/advance" and method == "POST":
+            try:
+                target = float(json.loads(raw or b"{}")["to"])
+            except (ValueError, KeyError, TypeError):
+                raise EmulatorError(400, "validation_error", 'the body must be {"to": <seconds>}') from None
+            if target > self.simulator.clock.seconds:
+                self.simulator.advance_to(target)
+            self.account.pump()
+            return 200, self._clock_body()
+        if path == "/_emulator/clock" and method == "GET":
+            return 200, self._clock_body()
+        return super()._handle(method, path, query, headers, raw)
+
+    def _clock_body(self) -> dict[str, Any]:
+        sim = self.simulator
+        return {"seconds": sim.clock.seconds, "next-event": sim.next_event_time(),
+                "session-open": sim.clock.session_open.isoformat()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan both processes agree on
+
+
+@attrs.frozen
+class CrashSession:
+    """The session the child runs (both processes derive the same plan from it)."""
+
+    seed: int = 11
+    groups: int = 8
+    profile: str = "rough"
+    session_seconds: float = 1200.0
+
+    def plan(self) -> list[tuple[str, float, int, int, float, ExecutionMode]]:
+        """(group id, entry time, quantity, width, wing distance, mode) per condor, in time order."""
+        rng = make_rng(self.seed, "crash-plan")
+        times = sorted(rng.uniform(20.0, self.session_seconds * 0.5) for _ in range(self.groups))
+        out = []
+        for i, t in enumerate(times):
+            mode = ExecutionMode.LEGGED if i % 2 else ExecutionMode.COMBO
+            out.append((f"G{i + 1:06d}", t, rng.randint(1, 3), rng.choice((10, 25)), rng.choice((30.0, 45.0, 60.0)),
+                        mode))
+        return out
+
+    def broker(self) -> BrokerSimulator:
+        """The broker the parent's emulator wraps."""
+        return BrokerSimulator(self.seed, ChaosProfile.preset(self.profile), session_seconds=self.session_seconds,
+                               event_log=False)
+
+    def market(self) -> MarketModel:
+        """A replica of the broker's market (same seed and session)."""
+        return MarketModel(self.seed, session_seconds=self.session_seconds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Child
+
+
+def _install_kill_point(spec: str | None) -> Any:
+    if not spec:
+        return None
+    name, _, count = spec.partition(":")
+    target = int(count or "1")
+    seen = Counter[str]()
+
+    def on_point(point: str) -> None:
+        seen[point] += 1
+        if point == name and seen[point] == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return on_point
+
+
+def run_child(url: str, account: str, journal_path: Path, session: CrashSession) -> dict[str, Any]:
+    """One life of the trading process: recover if the journal has history, run the plan to the end."""
+    from backends.tastytrade.auth import OAuthCredentials
+    from backends.tastytrade.backend import TastytradeBackend
+    from backends.tastytrade.client import TastytradeApiClient
+    from backends.tastytrade.config import TastytradeConfig
+    from fsm.executor import AtomicOrderExecutor
+    from fsm.journal import Journal
+
+    control = requests.Session()
+
+    def clock_call(method: str, route: str, body: Any = None) -> dict[str, Any]:
+        answer = control.request(method, f"{url}{route}", json=body, timeout=10)
+        answer.raise_for_status()
+        data: dict[str, Any] = answer.json()
+        return data
+
+    state = clock_call("GET", "/_emulator/clock")
+    market = session.market()
+    clock = VirtualClock(market.session_open)
+    clock.advance_to(float(state["seconds"]))
+    next_broker: list[float | None] = [state["next-event"]]
+    creds = OAuthCredentials(os.environ[_SECRET_ENV], os.environ[_REFRESH_ENV])
+    config = TastytradeConfig(account_number=account, base_url=url, connect_timeout=2.0, read_timeout=2.0,
+                              backoff_base=0.01, backoff_max=0.05)
+    client = TastytradeApiClient(config, creds)
+    backend = TastytradeBackend(client, clock=clock, quote_source=lambda s: market.quote(s, clock.seconds))
+    journal = Journal(journal_path, sync="normal", on_point=_install_kill_point(os.environ.get(KILL_ENV)))
+    recovered = bool(journal.contents.groups)
+    if recovered:
+        executor, report = AtomicOrderExecutor.recover(journal, backend, release_finished=True)
+        recovery = {"rebuilt": report.groups_rebuilt, "unfinished": len(report.groups_unfinished),
+                    "not_found": len(report.not_found), "fills_recovered": report.fills_recovered,
+                    "unexplained": report.unexplained_exposure, "mismatches": list(report.replay_mismatches)}
+    else:
+        journal.start_session("start", {"seed": session.seed, "groups": session.groups, "profile": session.profile,
+                                        "backend": "tastytrade-emulator"})
+        executor = AtomicOrderExecutor(backend, release_finished=True, journal=journal)
+        recovery = {}
+    known = set(journal.contents.groups)
+    plan = [p for p in session.plan() if p[0] not in known]
+    expiry = market.default_expiry
+    end = session.session_seconds
+    i = 0
+    while True:
+        candidates: list[float] = [clock.to_seconds(backend.next_poll_time())]
+        if next_broker[0] is not None:
+            candidates.append(float(next_broker[0]))
+        wake = executor.next_wakeup()
+        if wake is not None:
+            candidates.append(clock.to_seconds(wake))
+        if i < len(plan):
+            candidates.append(plan[i][1])
+        t = max(min(candidates), clock.seconds)
+        if t > end + 3600:
+            break
+        state = clock_call("POST", "/_emulator/advance", {"to": t})
+        clock.advance_to(max(clock.seconds, float(state["seconds"])))
+        next_broker[0] = state["next-event"]
+        while i < len(plan) and plan[i][1] <= clock.seconds:
+            gid, _, qty, width, wing, mode = plan[i]
+            i += 1
+            sc, lc, sp, lp = market.strikes_for_iron_condor(clock.seconds, expiry, width, wing)
+            executor.execute_iron_condor(sc, lc, sp, lp, qty, mode=mode, group_id=gid)
+        executor.process_events()
+        executor.on_timer()
+        if i >= len(plan) and not executor.open_groups() and clock.seconds >= end:
+            break
+    executor.process_events()
+    journal.close()
+    client.close()
+    return {"recovered": recovered, "recovery": recovery, "violations": executor.violations,
+            "open": [g.group_id for g in executor.open_groups()], "orders_sent": executor.stats.orders_sent}
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification
+
+
+def verify(emulator: TastytradeEmulator, journal_path: Path, session: CrashSession) -> tuple[list[str], dict[str, int]]:
+    """Every check of the crash test; returns (problems, figures)."""
+    problems: list[str] = []
+    contents = read_journal(journal_path)
+    with emulator.lock:
+        account = emulator.account
+        placed = {ref: list(ids) for ref, ids in account.placed_by_external_id.items()}
+        units: Counter[str] = Counter()
+        for order in account.orders.values():
+            if order.external_identifier is not None:
+                units[order.external_identifier] += order.filled_units()
+        positions = {s.occ: q for s, q in emulator.simulator.positions().items() if q}
+    for ref, ids in sorted(placed.items()):
+        if len(ids) != 1:
+            problems.append(f"duplicate order at the broker: {ref} placed {len(ids)} times ({ids})")
+        if ref not in contents.intents:
+            problems.append(f"order {ref} reached the broker without an intent in the journal")
+    journal_fills: dict[str, dict[str, int]] = {}
+    for row in contents.broker_events:
+        for f in event_fills(decode_event(row["event"])):
+            journal_fills.setdefault(row["order_ref"], {})[f.fill_id] = f.quantity
+    for trail in contents.transitions.values():
+        for rec in trail:
+            ev = rec.get("ticket_event")
+            if ev is not None and rec.get("order_ref"):
+                for f in event_fills(decode_event(ev)):
+                    journal_fills.setdefault(rec["order_ref"], {})[f.fill_id] = f.quantity
+    for ref in sorted(set(units) | set(journal_fills)):
+        made = units.get(ref, 0)
+        kept = sum(journal_fills.get(ref, {}).values())
+        if made != kept:
+            problems.append(f"order {ref}: the broker filled {made}, the journal holds {kept}")
+    expected: Counter[str] = Counter()
+    violations = 0
+    for gid, _, *_rest in session.plan():
+        if gid not in contents.groups:
+            problems.append(f"group {gid} never reached the journal")
+            continue
+        if not contents.is_finished(gid) or contents.last_state(gid) not in TERMINAL_STATES:
+            problems.append(f"group {gid} is not terminal (last state {contents.last_state(gid)})")
+        group, mismatches = rebuild_group(contents.groups[gid]["definition"], contents.transitions.get(gid, []))
+        found = mismatches + invariants.check_group(group, replay=True)
+        for fin in contents.finishes.get(gid, []):
+            found.extend(fin["summary"].get("violations", []))
+        violations += len(found)
+        problems.extend(f"invariant: {v}" for v in found)
+        expected.update({s.occ: q for s, q in group.ledger.positions().items()})
+    for occ in sorted(set(positions) | set(expected)):
+        if positions.get(occ, 0) != expected.get(occ, 0):
+            problems.append(f"position {occ}: broker {positions.get(occ, 0)}, journal {expected.get(occ, 0)}")
+    figures = {
+        "orders_at_broker": len(placed),
+        "intents": len(contents.intents),
+        "intents_never_sent": sum(1 for ref in contents.intents if ref not in placed),
+        "fills_at_broker_units": sum(units.values()),
+        "journal_records": contents.records,
+        "invariant_violations": violations,
+        "groups": len(contents.groups),
+        "groups_committed": sum(1 for g in contents.groups if contents.last_state(g) == "committed"),
+        "groups_rolled_back": sum(1 for g in contents.groups if contents.last_state(g) == "rolled_back"),
+        "groups_failed": sum(1 for g in contents.groups if contents.last_state(g) == "failed"),
+    }
+    return problems, figures
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent
+
+
+@attrs.define
+class CrashReport:
+    """What one crash campaign did and found."""
+
+    seed: int
+    runs: int = 0
+    kills_by_point: Counter[str] = attrs.field(factory=Counter)
+    point_requests_missed: int = 0
+    time_kills: int = 0
+    problems: list[str] = attrs.field(factory=list)
+    figures: dict[str, int] = attrs.field(factory=dict)
+    recoveries: list[dict[str, Any]] = attrs.field(factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def kills(self) -> int:
+        """Every SIGKILL the child received."""
+        return sum(self.kills_by_point.values()) + self.time_kills
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed."""
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        """Plain-text figures."""
+        points = ", ".join(f"{p}={n}" for p, n in sorted(self.kills_by_point.items())) or "-"
+        out = [
+            f"crash test seed={self.seed}: {self.runs} child runs, {self.kills} SIGKILLs "
+            f"({sum(self.kills_by_point.values())} at crash points, {self.time_kills} at random times), "
+            f"{len(self.kills_by_point)}/{len(CRASH_POINTS)} kill points exercised, {self.wall_seconds:.1f} s",
+            f"  kills by point: {points}",
+        ]
+        out.append("  " + ", ".join(f"{k}={v}" for k, v in self.figures.items()))
+        out.append(f"  problems: {len(self.problems)}")
+        out.extend(f"    {p}" for p in self.problems[:20])
+        return out
+
+
+def _kill_plan(seed: int, kills: int) -> list[tuple[str, int] | float]:
+    rng = make_rng(seed, "crash-kills")
+    reach = {"intent_committed": 4, "submit_returned": 4, "events_polled": 8, "events_committed": 8,
+             "decision_applied": 12, "decision_committed": 12}
+    plan: list[tuple[str, int] | float] = []
+    for k in range(kills):
+        if k < len(CRASH_POINTS):  # every point at least once, then seeded choices
+            point = CRASH_POINTS[k]
+            plan.append((point, rng.randint(1, reach[point])))
+        elif rng.random() < 0.25:
+            plan.append(rng.uniform(0.2, 2.5))
+        else:
+            point = rng.choice(CRASH_POINTS)
+            plan.append((point, rng.randint(1, reach[point])))
+    return plan
+
+
+def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs: int | None = None,
+                   log: Any = None) -> CrashReport:
+    """Run one campaign: ``kills`` planned SIGKILLs, then a run to completion; verify everything."""
+    started = time.perf_counter()
+    report = CrashReport(seed=session.seed)
+    journal_path = workdir / f"crash-{session.seed}.journal"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{journal_path}{suffix}").unlink(missing_ok=True)
+    emulator = ControlledEmulator(session.broker()).start()
+    creds = emulator.credentials()
+    env = dict(os.environ)
+    env[_SECRET_ENV] = creds.client_secret.reveal()
+    env[_REFRESH_ENV] = creds.refresh_token.reveal()
+    env.pop(KILL_ENV, None)
+    cmd = [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
+           emulator.account_number, "--journal", str(journal_path), "--seed", str(session.seed), "--groups",
+           str(session.groups), "--profile", session.profile, "--session-seconds", str(session.session_seconds)]
+    plan = _kill_plan(session.seed, kills)
+    limit = max_runs if max_runs is not None else kills + 10
+    try:
+        while report.runs < limit:
+            step = plan.pop(0) if plan else None
+            child_env = dict(env)
+            if isinstance(step, tuple):
+                child_env[KILL_ENV] = f"{step[0]}:{step[1]}"
+            proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            report.runs += 1
+            timed_out = False
+            if isinstance(step, float):
+                try:
+                    proc.wait(timeout=step)
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL)
+            try:
+                out, err = proc.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                timed_out = True
+            if timed_out:
+                report.problems.append(f"run {report.runs}: the child did not finish in 300 s")
+                break
+            if proc.returncode == -signal.SIGKILL:
+                if isinstance(step, tuple):
+                    report.kills_by_point[step[0]] += 1
+                else:
+                    report.time_kills += 1
+                if log is not None:
+                    log(f"run {report.runs}: killed at {step}")
+                continue
+            if proc.returncode != 0:
+                report.problems.append(f"run {report.runs}: child exited {proc.returncode}: {err.strip()[-2000:]}")
+                break
+            result = json.loads(out.strip().splitlines()[-1])
+            if result.get("recovered"):
+                report.recoveries.append(result["recovery"])
+            report.problems.extend(f"child violation: {v}" for v in result["violations"])
+            if step is not None:
+                report.point_requests_missed += 1  # the kill point was not reached: the run completed
+            if log is not None:
+                log(f"run {report.runs}: completed ({step} not reached)" if step else f"run {report.runs}: completed")
+            if not plan:
+                break
+        else:
+            report.problems.append(f"no run completed within {limit} runs")
+        problems, figures = verify(emulator, journal_path, session)
+        report.problems.extend(problems)
+        report.figures = figures
+        report.figures["recovery_sessions"] = sum(1 for s in read_journal(journal_path).sessions
+                                                  if s["kind"] == "recover")
+    finally:
+        emulator.stop()
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _session_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--groups", type=int, default=8)
+    p.add_argument("--profile", choices=("calm", "rough", "hostile"), default="rough")
+    p.add_argument("--session-seconds", type=float, default=1200.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m simulator.crash child|run``."""
+    parser = argparse.ArgumentParser(prog="python -m simulator.crash", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    child = sub.add_parser("child", help="one life of the trading process (started by the parent)")
+    child.add_argument("--url", required=True)
+    child.add_argument("--account", required=True)
+    child.add_argument("--journal", required=True)
+    _session_args(child)
+    run = sub.add_parser("run", help="crash campaigns: kill, recover, verify; print figures")
+    run.add_argument("--runs", type=int, default=3, help="campaigns (seeds seed..seed+runs-1)")
+    run.add_argument("--kills", type=int, default=20, help="planned SIGKILLs per campaign")
+    run.add_argument("--dir", default=None, help="where journals go (default: a temporary directory)")
+    _session_args(run)
+    args = parser.parse_args(argv)
+    if args.command == "child":
+        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds)
+        result = run_child(args.url, args.account, Path(args.journal), session)
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    total_kills = Counter[str]()
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(args.dir) if args.dir else Path(tmp)
+        for k in range(args.runs):
+            session = CrashSession(args.seed + k, args.groups, args.profile, args.session_seconds)
+            report = run_crash_test(session, args.kills, where)
+            print("\n".join(report.lines()), flush=True)
+            total_kills.update(report.kills_by_point)
+            total_kills["random time"] += report.time_kills
+            failures += 0 if report.ok else 1
+    print(f"total: {sum(total_kills.values())} SIGKILLs ({dict(sorted(total_kills.items()))}), "
+          f"{failures} campaign(s) with problems")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
