@@ -1,4 +1,4 @@
-"""The ``atomic-orders`` command line: simulate, emulate, diagrams, bench."""
+"""The ``atomic-orders`` command line: simulate, emulate, diagrams, docs, bench, check."""
 
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         http_faults=args.http_faults,
     )
     events_path = Path(args.events) if args.events else None
+    journal_path = Path(args.journal) if args.journal else None
+    if journal_path is not None and journal_path.exists():
+        print(f"error: journal {str(journal_path)!r} already exists (a new session needs a new journal; "
+              "'atomic-orders recover' continues an old one)", file=sys.stderr)
+        return 2
     if events_path is not None:
         events_path.parent.mkdir(parents=True, exist_ok=True)
     show_progress = not args.quiet and sys.stderr.isatty()
@@ -54,9 +59,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 config,
                 events_path=events_path,
                 on_group_finished=lambda done, _total: progress.update(task, completed=done),
+                journal_path=journal_path,
+                journal_sync=args.journal_sync,
             )
     else:
-        report = run_session(config, events_path=events_path)
+        report = run_session(config, events_path=events_path, journal_path=journal_path,
+                             journal_sync=args.journal_sync)
     print(format_report(report))
     if args.json:
         path = Path(args.json)
@@ -79,6 +87,25 @@ def _cmd_diagrams(args: argparse.Namespace) -> int:
     for path in render_all(Path(args.out)):
         print(path)
     return 0
+
+
+# -- docs (generated documentation: simulator/docs.py) ---------------------------------------------
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from simulator.docs import check_docs, write_docs
+
+    if args.check:
+        stale = check_docs(Path(args.out))
+        for name in stale:
+            print(f"{name} is stale: run `atomic-orders docs`")
+        return 1 if stale else 0
+    for path in write_docs(Path(args.out)):
+        print(path)
+    return 0
+
+
+# -- end docs -------------------------------------------------------------------------------------
 
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
@@ -140,12 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated (in-process) or tastytrade-emulator (real TastyTrade client over HTTP)")
     sim.add_argument("--http-faults", choices=("none", "light", "heavy"), default="none",
                      help="HTTP faults injected by the TastyTrade emulator (default none)")
+    sim.add_argument("--journal", metavar="PATH", help="journal the session (write-ahead SQLite, docs/journal.md)")
+    sim.add_argument("--journal-sync", choices=("full", "normal"), default="full",
+                     help="full: fsync every commit (survives power loss); normal: survives a process crash")
     sim.set_defaults(func=_cmd_simulate)
 
     dia = sub.add_parser("diagrams", help="render every state machine from its table (graphviz)")
     dia.add_argument("--out", default="diagrams", help="output directory (default diagrams/)")
     dia.add_argument("--check", action="store_true", help="only list diagrams that no longer match their tables")
     dia.set_defaults(func=_cmd_diagrams)
+
+    docs = sub.add_parser("docs", help="write the generated docs (state tables, status and preset tables)")
+    docs.add_argument("--out", default="docs", help="docs directory (default docs/)")
+    docs.add_argument("--check", action="store_true", help="only list docs whose generated parts are stale")
+    docs.set_defaults(func=_cmd_docs)
 
     emu = sub.add_parser("emulate", help="serve a local TastyTrade API emulator on 127.0.0.1 (Ctrl-C stops)")
     emu.add_argument("--port", type=int, default=8765, help="TCP port on 127.0.0.1 (default 8765; 0 = any free)")
@@ -169,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures are noisy)")
     bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
     bench.set_defaults(func=_cmd_bench)
+
+    from simulator.journal_cli import add_journal_commands
+
+    add_journal_commands(sub)
     return parser
 
 
