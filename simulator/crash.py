@@ -33,9 +33,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import requests
@@ -53,12 +53,14 @@ from simulator.emulator.state import EmulatorError
 from simulator.engine import VirtualClock, make_rng
 from simulator.market import MarketModel
 
-__all__ = ["CrashReport", "ControlledEmulator", "run_crash_test", "verify"]
+if TYPE_CHECKING:
+    from fsm.executor import AtomicOrderExecutor
+
+__all__ = ["BrokerTruth", "ControlledEmulator", "CrashReport", "CrashSession", "emulator_truth", "run_crash_test",
+           "simulator_truth", "verify"]
 
 #: Environment variable naming a crash point and the passage to die at (``name:count``).
 KILL_ENV = "ATOMIC_ORDERS_KILL_AT"
-_SECRET_ENV = "ATOMIC_ORDERS_EMULATOR_SECRET"
-_REFRESH_ENV = "ATOMIC_ORDERS_EMULATOR_REFRESH"
 
 
 class ControlledEmulator(TastytradeEmulator):
@@ -142,8 +144,13 @@ def _install_kill_point(spec: str | None) -> Any:
     return on_point
 
 
-def run_child(url: str, account: str, journal_path: Path, session: CrashSession) -> dict[str, Any]:
-    """One life of the trading process: recover if the journal has history, run the plan to the end."""
+def run_child(url: str, account: str, journal_path: Path, session: CrashSession, *,
+              run_plan: bool = True) -> dict[str, Any]:
+    """One life of the trading process: recover if the journal has history, run the plan to the end.
+
+    Credentials come from ``TASTYTRADE_CLIENT_SECRET`` / ``TASTYTRADE_REFRESH_TOKEN``. Without
+    ``run_plan`` no new group is placed: recover, then drive every group to a terminal state.
+    """
     from backends.tastytrade.auth import OAuthCredentials
     from backends.tastytrade.backend import TastytradeBackend
     from backends.tastytrade.client import TastytradeApiClient
@@ -164,7 +171,7 @@ def run_child(url: str, account: str, journal_path: Path, session: CrashSession)
     clock = VirtualClock(market.session_open)
     clock.advance_to(float(state["seconds"]))
     next_broker: list[float | None] = [state["next-event"]]
-    creds = OAuthCredentials(os.environ[_SECRET_ENV], os.environ[_REFRESH_ENV])
+    creds = OAuthCredentials.from_env()
     config = TastytradeConfig(account_number=account, base_url=url, connect_timeout=2.0, read_timeout=2.0,
                               backoff_base=0.01, backoff_max=0.05)
     client = TastytradeApiClient(config, creds)
@@ -178,38 +185,25 @@ def run_child(url: str, account: str, journal_path: Path, session: CrashSession)
                     "unexplained": report.unexplained_exposure, "mismatches": list(report.replay_mismatches)}
     else:
         journal.start_session("start", {"seed": session.seed, "groups": session.groups, "profile": session.profile,
+                                        "session_seconds": session.session_seconds,
                                         "backend": "tastytrade-emulator"})
         executor = AtomicOrderExecutor(backend, release_finished=True, journal=journal)
         recovery = {}
     known = set(journal.contents.groups)
-    plan = [p for p in session.plan() if p[0] not in known]
-    expiry = market.default_expiry
-    end = session.session_seconds
-    i = 0
-    while True:
-        candidates: list[float] = [clock.to_seconds(backend.next_poll_time())]
-        if next_broker[0] is not None:
-            candidates.append(float(next_broker[0]))
-        wake = executor.next_wakeup()
-        if wake is not None:
-            candidates.append(clock.to_seconds(wake))
-        if i < len(plan):
-            candidates.append(plan[i][1])
-        t = max(min(candidates), clock.seconds)
-        if t > end + 3600:
-            break
+    plan = [p for p in session.plan() if p[0] not in known] if run_plan else []
+
+    def advance(t: float) -> None:
         state = clock_call("POST", "/_emulator/advance", {"to": t})
         clock.advance_to(max(clock.seconds, float(state["seconds"])))
         next_broker[0] = state["next-event"]
-        while i < len(plan) and plan[i][1] <= clock.seconds:
-            gid, _, qty, width, wing, mode = plan[i]
-            i += 1
-            sc, lc, sp, lp = market.strikes_for_iron_condor(clock.seconds, expiry, width, wing)
-            executor.execute_iron_condor(sc, lc, sp, lp, qty, mode=mode, group_id=gid)
-        executor.process_events()
-        executor.on_timer()
-        if i >= len(plan) and not executor.open_groups() and clock.seconds >= end:
-            break
+
+    def next_event() -> float | None:
+        poll = clock.to_seconds(backend.next_poll_time())
+        nxt = next_broker[0]
+        return poll if nxt is None else min(poll, float(nxt))
+
+    drive_plan(executor, market, plan, session.session_seconds if run_plan else 0.0,
+               now=lambda: clock.seconds, advance=advance, next_event=next_event)
     executor.process_events()
     journal.close()
     client.close()
@@ -217,25 +211,146 @@ def run_child(url: str, account: str, journal_path: Path, session: CrashSession)
             "open": [g.group_id for g in executor.open_groups()], "orders_sent": executor.stats.orders_sent}
 
 
+def drive_plan(
+    executor: AtomicOrderExecutor,
+    market: MarketModel,
+    plan: Sequence[tuple[str, float, int, int, float, ExecutionMode]],
+    end: float,
+    *,
+    now: Callable[[], float],
+    advance: Callable[[float], None],
+    next_event: Callable[[], float | None],
+) -> None:
+    """The discrete-event loop of a session: place the plan's condors, drive events and timers.
+
+    Ends once every condor is placed, no group is open and the clock reached ``end``.
+    """
+    expiry = market.default_expiry
+    i = 0
+    while True:
+        candidates: list[float] = []
+        nxt = next_event()
+        if nxt is not None:
+            candidates.append(nxt)
+        wake = executor.next_wakeup()
+        if wake is not None:
+            candidates.append((wake - market.session_open).total_seconds())
+        if i < len(plan):
+            candidates.append(plan[i][1])
+        if not candidates:
+            break
+        t = max(min(candidates), now())
+        if t > end + 3600:
+            break
+        advance(t)
+        while i < len(plan) and plan[i][1] <= now():
+            gid, _, qty, width, wing, mode = plan[i]
+            i += 1
+            sc, lc, sp, lp = market.strikes_for_iron_condor(now(), expiry, width, wing)
+            executor.execute_iron_condor(sc, lc, sp, lp, qty, mode=mode, group_id=gid)
+        executor.process_events()
+        executor.on_timer()
+        if i >= len(plan) and not executor.open_groups() and now() >= end:
+            break
+
+
+class _Crash(BaseException):
+    """Raised at a crash point by the in-process campaign: the process "dies" there."""
+
+
+def run_in_process(session: CrashSession, kills: Sequence[tuple[str, int]],
+                   journal_path: Path) -> tuple[BrokerSimulator, Counter[str]]:
+    """The campaign in one process against the simulated backend (fast; used by the unit tests).
+
+    The broker (a :class:`BrokerSimulator`) outlives each "process"; a crash is an exception
+    raised at the crash point, after which the executor is dropped and the journal connection
+    closed WITHOUT committing what was staged, exactly what SIGKILL leaves behind. Returns the
+    broker and how many crashes happened at each point.
+    """
+    from backends.simulated import SimulatedBackend
+    from fsm.executor import AtomicOrderExecutor
+    from fsm.journal import Journal
+
+    broker = session.broker()
+    market = broker.market
+    pending = list(kills)
+    crashed: Counter[str] = Counter()
+    while True:
+        spec = pending.pop(0) if pending else None
+        seen: Counter[str] = Counter()
+
+        def on_point(point: str, spec: tuple[str, int] | None = spec, seen: Counter[str] = seen) -> None:
+            seen[point] += 1
+            if spec is not None and point == spec[0] and seen[point] == spec[1]:
+                raise _Crash(point)
+
+        journal = Journal(journal_path, sync="normal", on_point=on_point)
+        backend = SimulatedBackend(broker)
+        try:
+            if journal.contents.groups:
+                executor, _ = AtomicOrderExecutor.recover(journal, backend, release_finished=True)
+            else:
+                journal.start_session("start", {"seed": session.seed, "groups": session.groups,
+                                                "profile": session.profile,
+                                                "session_seconds": session.session_seconds, "backend": "simulated"})
+                executor = AtomicOrderExecutor(backend, release_finished=True, journal=journal)
+            known = set(journal.contents.groups)
+            plan = [p for p in session.plan() if p[0] not in known]
+            drive_plan(executor, market, plan, session.session_seconds, now=lambda: broker.clock.seconds,
+                       advance=broker.advance_to, next_event=broker.next_event_time)
+            executor.process_events()
+        except _Crash as crash:
+            crashed[str(crash.args[0])] += 1
+            journal._db.close()  # staged rows die with the "process"
+            continue
+        journal.close()
+        return broker, crashed
+
+
 # ---------------------------------------------------------------------------------------------
 # Verification
 
 
-def verify(emulator: TastytradeEmulator, journal_path: Path, session: CrashSession) -> tuple[list[str], dict[str, int]]:
-    """Every check of the crash test; returns (problems, figures)."""
-    problems: list[str] = []
-    contents = read_journal(journal_path)
+@attrs.frozen
+class BrokerTruth:
+    """What the broker itself holds, to check the journal against."""
+
+    #: Orders placed per external identifier (more than one is a duplicate).
+    placed: dict[str, int]
+    #: Filled units (combo) or contracts (one leg) per external identifier, over replacements.
+    units: dict[str, int]
+    #: Signed positions per OCC symbol.
+    positions: dict[str, int]
+
+
+def emulator_truth(emulator: TastytradeEmulator) -> BrokerTruth:
+    """The emulator's orders, fills and positions."""
     with emulator.lock:
         account = emulator.account
-        placed = {ref: list(ids) for ref, ids in account.placed_by_external_id.items()}
+        placed = {ref: len(ids) for ref, ids in account.placed_by_external_id.items()}
         units: Counter[str] = Counter()
         for order in account.orders.values():
             if order.external_identifier is not None:
                 units[order.external_identifier] += order.filled_units()
         positions = {s.occ: q for s, q in emulator.simulator.positions().items() if q}
-    for ref, ids in sorted(placed.items()):
-        if len(ids) != 1:
-            problems.append(f"duplicate order at the broker: {ref} placed {len(ids)} times ({ids})")
+    return BrokerTruth(placed, dict(units), positions)
+
+
+def simulator_truth(broker: BrokerSimulator) -> BrokerTruth:
+    """The in-process simulator's orders, fills and positions."""
+    placed = Counter(r.order_ref for r in broker.orders_seen)
+    units = {ref: sum(f.quantity for f in broker.order_fills(ref)) for ref in placed}
+    return BrokerTruth(dict(placed), units, {s.occ: q for s, q in broker.positions().items() if q})
+
+
+def verify(truth: BrokerTruth, journal_path: Path, group_ids: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """Every check of the crash test; returns (problems, figures)."""
+    problems: list[str] = []
+    contents = read_journal(journal_path)
+    placed, units, positions = truth.placed, truth.units, truth.positions
+    for ref, count in sorted(placed.items()):
+        if count != 1:
+            problems.append(f"duplicate order at the broker: {ref} placed {count} times")
         if ref not in contents.intents:
             problems.append(f"order {ref} reached the broker without an intent in the journal")
     journal_fills: dict[str, dict[str, int]] = {}
@@ -255,7 +370,7 @@ def verify(emulator: TastytradeEmulator, journal_path: Path, session: CrashSessi
             problems.append(f"order {ref}: the broker filled {made}, the journal holds {kept}")
     expected: Counter[str] = Counter()
     violations = 0
-    for gid, _, *_rest in session.plan():
+    for gid in group_ids:
         if gid not in contents.groups:
             problems.append(f"group {gid} never reached the journal")
             continue
@@ -331,8 +446,9 @@ class CrashReport:
 
 def _kill_plan(seed: int, kills: int) -> list[tuple[str, int] | float]:
     rng = make_rng(seed, "crash-kills")
-    reach = {"intent_committed": 4, "submit_returned": 4, "events_polled": 8, "events_committed": 8,
-             "decision_applied": 12, "decision_committed": 12}
+    # Early passages: each life makes a little progress, so many kills fit in one session.
+    reach = {"intent_committed": 3, "submit_returned": 3, "events_polled": 4, "events_committed": 4,
+             "decision_applied": 6, "decision_committed": 6}
     plan: list[tuple[str, int] | float] = []
     for k in range(kills):
         if k < len(CRASH_POINTS):  # every point at least once, then seeded choices
@@ -357,8 +473,8 @@ def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs
     emulator = ControlledEmulator(session.broker()).start()
     creds = emulator.credentials()
     env = dict(os.environ)
-    env[_SECRET_ENV] = creds.client_secret.reveal()
-    env[_REFRESH_ENV] = creds.refresh_token.reveal()
+    env["TASTYTRADE_CLIENT_SECRET"] = creds.client_secret.reveal()
+    env["TASTYTRADE_REFRESH_TOKEN"] = creds.refresh_token.reveal()
     env.pop(KILL_ENV, None)
     cmd = [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
            emulator.account_number, "--journal", str(journal_path), "--seed", str(session.seed), "--groups",
@@ -407,11 +523,10 @@ def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs
                 report.point_requests_missed += 1  # the kill point was not reached: the run completed
             if log is not None:
                 log(f"run {report.runs}: completed ({step} not reached)" if step else f"run {report.runs}: completed")
-            if not plan:
-                break
+            break  # the session is complete: what is left of the kill plan has nothing to hit
         else:
             report.problems.append(f"no run completed within {limit} runs")
-        problems, figures = verify(emulator, journal_path, session)
+        problems, figures = verify(emulator_truth(emulator), journal_path, [p[0] for p in session.plan()])
         report.problems.extend(problems)
         report.figures = figures
         report.figures["recovery_sessions"] = sum(1 for s in read_journal(journal_path).sessions
@@ -447,7 +562,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--kills", type=int, default=20, help="planned SIGKILLs per campaign")
     run.add_argument("--dir", default=None, help="where journals go (default: a temporary directory)")
     _session_args(run)
+    serve = sub.add_parser("serve", help="serve a time-controlled emulator until Ctrl-C (for 'atomic-orders recover')")
+    serve.add_argument("--port", type=int, default=8766)
+    _session_args(serve)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds)
+        emulator = ControlledEmulator(session.broker(), port=args.port).start()
+        creds = emulator.credentials()
+        print(f"time-controlled TastyTrade emulator on {emulator.url}  account {emulator.account_number}")
+        print(f"  export TASTYTRADE_CLIENT_SECRET={creds.client_secret.reveal()} "
+              f"TASTYTRADE_REFRESH_TOKEN={creds.refresh_token.reveal()}  (emulator-only test values)", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            emulator.stop()
+        return 0
     if args.command == "child":
         session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds)
         result = run_child(args.url, args.account, Path(args.journal), session)

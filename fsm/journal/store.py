@@ -148,6 +148,8 @@ class JournalContents:
     broker_events: list[dict[str, Any]] = attrs.field(factory=list)
     #: group_id -> finish records in order: {"seq", "time", "state", "summary"}
     finishes: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    #: The verified rows as stored, (table, row) in seq order (only when asked for: salvage).
+    rows: list[tuple[str, tuple[Any, ...]]] = attrs.field(factory=list, repr=False)
 
     def last_state(self, group_id: str) -> str | None:
         """The group's state after its last journaled transition."""
@@ -195,13 +197,18 @@ def _integrity(conn: sqlite3.Connection) -> str | None:
     return "sqlite integrity check: " + "; ".join(str(r) for r in result[:3])
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, damaged_ok: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=5000")
+    if damaged_ok:
+        # Read-only use: lets sqlite open a file shorter than its header says (a truncated
+        # journal), so the pages that are there can still be read.
+        conn.execute("PRAGMA writable_schema=ON")
     return conn
 
 
-def read_journal(path: str | Path, *, allow_prefix: bool = False, integrity: bool = True) -> JournalContents:
+def read_journal(path: str | Path, *, allow_prefix: bool = False, integrity: bool = True,
+                 keep_rows: bool = False) -> JournalContents:
     """Read and verify a journal.
 
     Raises :class:`JournalCorrupted` (naming the file and the problem) when anything is wrong,
@@ -211,11 +218,11 @@ def read_journal(path: str | Path, *, allow_prefix: bool = False, integrity: boo
     if not path.exists():
         raise FileNotFoundError(f"journal {str(path)!r} does not exist")
     try:
-        conn = _connect(path)
+        conn = _connect(path, damaged_ok=True)
     except sqlite3.DatabaseError as err:
         return _fail(path, f"cannot open: {err}", JournalContents(path, 0), allow_prefix)
     try:
-        return _read(conn, path, allow_prefix, integrity)
+        return _read(conn, path, allow_prefix, integrity, keep_rows)
     finally:
         conn.close()
 
@@ -227,7 +234,8 @@ def _fail(path: Path, problem: str, contents: JournalContents, allow_prefix: boo
     return contents
 
 
-def _read(conn: sqlite3.Connection, path: Path, allow_prefix: bool, integrity: bool) -> JournalContents:
+def _read(conn: sqlite3.Connection, path: Path, allow_prefix: bool, integrity: bool,
+          keep_rows: bool = False) -> JournalContents:
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as err:
@@ -276,6 +284,8 @@ def _read(conn: sqlite3.Connection, path: Path, allow_prefix: bool, integrity: b
             break
         prev = row[-1]
         contents.records = seq
+        if keep_rows:
+            contents.rows.append((table, row))
     contents.last_chain = prev
     if chain_problem is not None:
         problems.insert(0, chain_problem)
@@ -308,18 +318,13 @@ def salvage(source: str | Path, dest: str | Path) -> JournalContents:
     source, dest = Path(source), Path(dest)
     if dest.exists():
         raise ValidationError("dest", str(dest), "already exists; salvage never overwrites a journal")
-    contents = read_journal(source, allow_prefix=True)
-    src = _connect(source)
+    contents = read_journal(source, allow_prefix=True, keep_rows=True)
     journal = Journal(dest)
     try:
-        rows: list[tuple[str, tuple[Any, ...]]] = []
-        for table in TABLES:
-            scanned, _ = _scan(src, table)
-            rows.extend((table, row) for row in scanned if int(row[0]) <= contents.records)
-        journal._restore(sorted(rows, key=lambda r: int(r[1][0])))
+        journal._restore(contents.rows)
     finally:
-        src.close()
         journal.close()
+    contents.rows = []
     return contents
 
 

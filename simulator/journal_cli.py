@@ -1,0 +1,241 @@
+"""``atomic-orders journal show|salvage`` and ``atomic-orders recover``: the journal from the command line.
+
+``journal show PATH`` lists every group with its state and exposure (``--group ID``: that group's
+audit trail with its intents and broker events). A damaged journal is reported (file and
+problem) and its intact prefix is still shown.
+
+``recover --journal PATH --backend ...`` rebuilds every unfinished group and drives it to a
+terminal state:
+
+* ``tastytrade-emulator``: the real TastyTrade client over HTTP to an emulator that kept the
+  broker state while the trading process was down (``--url``/``--account``; credentials from
+  ``TASTYTRADE_CLIENT_SECRET``/``TASTYTRADE_REFRESH_TOKEN``). The emulator must expose the
+  emulator-only clock routes (``python -m simulator.crash serve``), since its virtual time is
+  the broker's.
+* ``simulated``: the in-process simulator kept NO state after its process ended, so this is a
+  rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that knows
+  none of the journaled orders. Every unsettled order reconciles as not found (abandoned, never
+  resent), groups holding fills unwind in the fresh market, and the broker's positions differ
+  from the journal's (reported as unexplained exposure). Use it to see what the recovery rules
+  decide; recover a real session against the broker that holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from fsm.journal import JournalContents, read_journal, salvage
+from fsm.recovery import rebuild_group
+
+__all__ = ["add_journal_commands"]
+
+
+def _exposure(contents: JournalContents, gid: str) -> dict[str, int]:
+    if contents.is_finished(gid):
+        summary = contents.finishes[gid][-1]["summary"]
+        return {k: int(v) for k, v in summary.get("residual_exposure", {}).items() if v}
+    group, _ = rebuild_group(contents.groups[gid]["definition"], contents.transitions.get(gid, []))
+    return {s.occ: q for s, q in group.ledger.positions().items() if q}
+
+
+def _short_event(event: dict[str, Any] | None) -> str:
+    if not event:
+        return ""
+    parts = [str(event.get("type"))]
+    for key in ("limit_price", "quantity", "price", "fill_id", "status", "broker_order_id", "reason"):
+        if event.get(key) not in (None, ""):
+            parts.append(f"{key}={event[key]}")
+    if event.get("fills"):
+        parts.append(f"fills={[f['fill_id'] for f in event['fills']]}")
+    return " ".join(parts)
+
+
+def show(contents: JournalContents, group_id: str | None, as_json: bool) -> int:
+    """Print the journal's groups (or one group's audit trail)."""
+    if group_id is not None:
+        if group_id not in contents.groups:
+            print(f"error: group {group_id!r} is not in the journal {str(contents.path)!r}", file=sys.stderr)
+            return 2
+        return _show_group(contents, group_id, as_json)
+    rows = []
+    total: Counter[str] = Counter()
+    for gid, info in contents.groups.items():
+        definition = info["definition"]
+        exposure = _exposure(contents, gid)
+        state = contents.last_state(gid) or "pending"
+        finished = contents.is_finished(gid)
+        if not finished:
+            total.update(exposure)
+        rows.append({"group": gid, "strategy": definition["strategy"], "mode": definition["mode"],
+                     "quantity": definition["quantity"], "state": state, "finished": finished,
+                     "orders": sum(1 for i in contents.intents.values() if i["group_id"] == gid),
+                     "exposure": exposure})
+    open_groups = [r["group"] for r in rows if not r["finished"]]
+    if as_json:
+        print(json.dumps({"path": str(contents.path), "schema_version": contents.schema_version,
+                          "records": contents.records, "problem": contents.problem, "groups": rows,
+                          "open_groups": open_groups, "open_exposure": dict(total)}, indent=2, sort_keys=True))
+        return 0
+    states = Counter(r["state"] for r in rows)
+    print(f"journal {contents.path}: schema v{contents.schema_version}, {contents.records} records, "
+          f"{len(contents.sessions)} sessions ({sum(1 for s in contents.sessions if s['kind'] == 'recover')} "
+          f"recoveries), {len(rows)} groups, {len(contents.intents)} orders, {len(contents.broker_events)} broker "
+          "events")
+    print("  states: " + ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
+    print(f"  unfinished groups: {len(open_groups)}   open exposure: {dict(sorted(total.items())) or '{}'}")
+    print()
+    print(f"  {'group':<10} {'strategy':<12} {'mode':<7} {'qty':>3} {'state':<12} {'orders':>6}  exposure")
+    for r in rows:
+        mark = "" if r["finished"] else "  (unfinished)"
+        held = ", ".join(f"{k.replace(' ', '')}:{v:+d}" for k, v in sorted(r["exposure"].items())) or "flat"
+        print(f"  {r['group']:<10} {r['strategy']:<12} {r['mode']:<7} {r['quantity']:>3} {r['state']:<12} "
+              f"{r['orders']:>6}  {held}{mark}")
+    return 0
+
+
+def _show_group(contents: JournalContents, gid: str, as_json: bool) -> int:
+    trail = contents.transitions.get(gid, [])
+    intents = {ref: i for ref, i in contents.intents.items() if i["group_id"] == gid}
+    events = [e for e in contents.broker_events if e["group_id"] == gid or e["order_ref"] in intents]
+    if as_json:
+        print(json.dumps({"group": gid, "definition": contents.groups[gid]["definition"], "transitions": trail,
+                          "intents": intents, "broker_events": events, "finishes": contents.finishes.get(gid, [])},
+                         indent=2, sort_keys=True))
+        return 0
+    definition = contents.groups[gid]["definition"]
+    legs = ", ".join(f"{leg['side']} {leg['ratio']}x {leg['symbol']['occ'].replace(' ', '')}"
+                     for leg in definition["legs"])
+    print(f"group {gid}: {definition['strategy']} {definition['mode']} x{definition['quantity']}  legs: {legs}")
+    held = ", ".join(f"{k.replace(' ', '')}:{v:+d}" for k, v in sorted(_exposure(contents, gid).items())) or "flat"
+    print(f"  state {contents.last_state(gid)}  finished={contents.is_finished(gid)}  exposure {held}")
+    merged: list[tuple[int, str]] = []
+    for rec in trail:
+        ref = f" [{rec['order_ref']}]" if rec.get("order_ref") else ""
+        why = f" ({rec['reason']})" if rec.get("reason") else ""
+        merged.append((rec["seq"], f"{rec['time']}  {rec['source']} -{rec['trigger']}-> {rec['dest']}{ref} "
+                                   f"{_short_event(rec.get('ticket_event'))}{why}"))
+    for ref, intent in intents.items():
+        req = intent["request"]
+        merged.append((intent["seq"], f"{intent['time']}  INTENT {ref} {req['purpose']} x{req['quantity']} "
+                                      f"{req['order_type']} {req['limit_price']}"))
+    for e in events:
+        merged.append((e["seq"], f"{e['time']}  BROKER {e['order_ref']} {_short_event(e['event'])}"))
+    for fin in contents.finishes.get(gid, []):
+        merged.append((fin["seq"], f"{fin['time']}  FINISHED {fin['state']}"))
+    for seq, line in sorted(merged):
+        print(f"  {seq:>7}  {line}")
+    return 0
+
+
+def _cmd_journal(args: argparse.Namespace) -> int:
+    if args.journal_command == "salvage":
+        kept = salvage(args.path, args.dest)
+        print(f"copied the first {kept.records} intact records of {args.path} to {args.dest}"
+              + (f" (dropped from the damage on: {kept.problem})" if kept.problem else " (the journal was intact)"))
+        return 0
+    path = Path(args.path)
+    if not path.exists():
+        print(f"error: journal {str(path)!r} does not exist", file=sys.stderr)
+        return 2
+    contents = read_journal(path, allow_prefix=True)
+    if contents.problem is not None:
+        print(f"error: journal {str(path)!r} is corrupted: {contents.problem}\n"
+              f"showing its intact prefix ({contents.records} records); "
+              "'atomic-orders journal salvage' copies it to a new journal", file=sys.stderr)
+    code = show(contents, args.group, args.json)
+    return 2 if contents.problem is not None else code
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+    path = Path(args.journal)
+    if not path.exists():
+        print(f"error: journal {str(path)!r} does not exist", file=sys.stderr)
+        return 2
+    contents = read_journal(path)  # a damaged journal stops here with the file and the problem named
+    config: dict[str, Any] = next((s["config"] for s in contents.sessions if s["kind"] == "start"), {})
+    if args.backend == "tastytrade-emulator":
+        from simulator.crash import CrashSession, run_child
+
+        if not args.url or not args.account:
+            print("error: --backend tastytrade-emulator needs --url and --account", file=sys.stderr)
+            return 2
+        session = CrashSession(int(config.get("seed", 1)), 0, str(config.get("profile", "rough")),
+                               float(config.get("session_seconds", 6.5 * 3600)))
+        result = run_child(args.url, args.account, path, session, run_plan=False)
+        print(json.dumps(result, indent=2, sort_keys=True))
+        ok = not result["violations"] and not result["open"]
+    else:
+        ok = _recover_simulated(path, contents, config)
+    after = read_journal(path)
+    open_groups = [g for g in after.groups if not after.is_finished(g)]
+    states = Counter(after.last_state(g) for g in after.groups)
+    print(f"after recovery: {dict(sorted((k or '-', v) for k, v in states.items()))}, unfinished {len(open_groups)}")
+    return 0 if ok and not open_groups else 1
+
+
+def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, Any]) -> bool:
+    from backends.simulated import SimulatedBackend
+    from fsm.executor import AtomicOrderExecutor
+    from fsm.journal import Journal
+    from simulator.broker import BrokerSimulator
+    from simulator.chaos import ChaosProfile
+
+    profile = str(config.get("profile", "rough"))
+    broker = BrokerSimulator(int(config.get("seed", 1)), ChaosProfile.preset(profile),
+                             session_seconds=float(config.get("session_seconds", 6.5 * 3600)), event_log=False)
+    times = [dt.datetime.fromisoformat(t[-1]["time"]) for t in contents.transitions.values() if t]
+    if times:
+        broker.advance_to(max(0.0, broker.clock.to_seconds(max(times))))
+    print("rehearsal on a fresh in-process simulator: it knows none of the journaled orders "
+          "(see 'atomic-orders recover --help')")
+    journal = Journal(path)
+    executor, report = AtomicOrderExecutor.recover(journal, SimulatedBackend(broker))
+    print("\n".join(report.lines()))
+
+    def advance(when: dt.datetime | None) -> bool:
+        target = broker.next_event_time() if when is None else broker.clock.to_seconds(when)
+        nxt = broker.next_event_time()
+        if nxt is not None and (target is None or nxt < target):
+            target = nxt
+        if target is None:
+            return False
+        broker.advance_to(max(target, broker.clock.seconds))
+        return True
+
+    executor.run_until_settled(advance)
+    journal.close()
+    print(f"violations: {executor.stats.invariant_violations}")
+    return executor.stats.invariant_violations == 0 and not executor.open_groups()
+
+
+def add_journal_commands(sub: Any) -> None:
+    """Add ``journal`` (show, salvage) and ``recover`` to the ``atomic-orders`` parser."""
+    jr = sub.add_parser("journal", help="inspect a journal (groups, states, exposure; one group's audit trail)")
+    jsub = jr.add_subparsers(dest="journal_command", required=True)
+    js = jsub.add_parser("show", help="groups, states and exposure (--group ID: its audit trail)")
+    js.add_argument("path", help="the journal file")
+    js.add_argument("--group", metavar="ID", help="show this group's audit trail, intents and broker events")
+    js.add_argument("--json", action="store_true", help="print JSON")
+    jsv = jsub.add_parser("salvage", help="copy the intact prefix of a damaged journal into a new file")
+    jsv.add_argument("path", help="the damaged journal")
+    jsv.add_argument("dest", help="the new journal (must not exist)")
+    jr.set_defaults(func=_cmd_journal)
+
+    rc = sub.add_parser("recover", help="rebuild unfinished groups from a journal and drive them to a terminal state",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rc.add_argument("--journal", required=True, metavar="PATH", help="the journal of the session that died")
+    rc.add_argument("--backend", choices=("simulated", "tastytrade-emulator"), default="tastytrade-emulator",
+                    help="where the orders are (simulated: a rehearsal, see above)")
+    rc.add_argument("--url", help="the emulator's URL (tastytrade-emulator)")
+    rc.add_argument("--account", help="the account number (tastytrade-emulator)")
+    rc.set_defaults(func=_cmd_recover)
+

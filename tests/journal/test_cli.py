@@ -1,0 +1,129 @@
+"""``atomic-orders simulate --journal``, ``journal show|salvage`` and ``recover``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fsm.executor import AtomicOrderExecutor
+from fsm.journal import Journal, read_journal
+from simulator.cli import main
+from simulator.crash import KILL_ENV, ControlledEmulator, CrashSession, drive_plan, emulator_truth, verify
+
+
+@pytest.fixture(scope="module")
+def journal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "s.journal"
+    assert main(["simulate", "--groups", "12", "--seed", "3", "--quiet", "--journal", str(path),
+                 "--journal-sync", "normal"]) == 0
+    return path
+
+
+def test_simulate_refuses_an_existing_journal(journal_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--groups", "1", "--quiet", "--journal", str(journal_path)]) == 2
+    assert str(journal_path) in capsys.readouterr().err
+
+
+def test_journal_show(journal_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "show", str(journal_path)]) == 0
+    out = capsys.readouterr().out
+    assert "12 groups" in out and "G000012" in out and "unfinished groups: 0" in out
+    assert main(["journal", "show", str(journal_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["groups"]) == 12 and data["open_groups"] == [] and data["problem"] is None
+    assert main(["journal", "show", str(journal_path), "--group", "G000001"]) == 0
+    trail = capsys.readouterr().out
+    assert "pending -validate-> validated" in trail and "INTENT G000001-C" in trail and "FINISHED" in trail
+    assert main(["journal", "show", str(journal_path), "--group", "G999999"]) == 2
+
+
+def test_journal_show_on_a_damaged_file(journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.journal"
+    data = journal_path.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    assert main(["journal", "show", str(broken)]) == 2
+    captured = capsys.readouterr()
+    assert str(broken) in captured.err and "corrupted" in captured.err
+    assert "groups" in captured.out  # the intact prefix is still shown
+    assert main(["journal", "salvage", str(broken), str(tmp_path / "saved.journal")]) == 0
+    assert read_journal(tmp_path / "saved.journal").records > 0
+
+
+def _unfinished_journal(path: Path, session: CrashSession, point: str, nth: int) -> None:
+    """Run the session in process until the n-th passage of ``point``, then "die" there."""
+
+    class Died(BaseException):
+        pass
+
+    seen = {"n": 0}
+
+    def on_point(name: str) -> None:
+        if name == point:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                raise Died
+
+    from backends.simulated import SimulatedBackend
+
+    broker = session.broker()
+    journal = Journal(path, sync="normal", on_point=on_point)
+    journal.start_session("start", {"seed": session.seed, "profile": session.profile,
+                                    "session_seconds": session.session_seconds})
+    executor = AtomicOrderExecutor(SimulatedBackend(broker), journal=journal)
+    with pytest.raises(Died):
+        drive_plan(executor, broker.market, session.plan(), session.session_seconds,
+                   now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
+    journal._db.close()
+
+
+def test_recover_simulated_rehearsal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "r.journal"
+    _unfinished_journal(path, CrashSession(seed=2, groups=6), "events_committed", 6)
+    before = read_journal(path)
+    assert any(not before.is_finished(g) for g in before.groups)
+    assert main(["recover", "--journal", str(path), "--backend", "simulated"]) == 0
+    out = capsys.readouterr().out
+    assert "rehearsal" in out and "groups rebuilt" in out and "unfinished 0" in out
+    after = read_journal(path)
+    assert all(after.is_finished(g) for g in after.groups)
+
+
+def test_recover_against_the_emulator_after_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    session = CrashSession(seed=9, groups=4)
+    emulator = ControlledEmulator(session.broker()).start()
+    try:
+        creds = emulator.credentials()
+        env = dict(os.environ, TASTYTRADE_CLIENT_SECRET=creds.client_secret.reveal(),
+                   TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
+        env[KILL_ENV] = "events_committed:4"
+        path = tmp_path / "e.journal"
+        child = subprocess.run(
+            [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
+             emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        before = read_journal(path)
+        assert any(not before.is_finished(g) for g in before.groups)
+        monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", creds.client_secret.reveal())
+        monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", creds.refresh_token.reveal())
+        assert main(["recover", "--journal", str(path), "--backend", "tastytrade-emulator", "--url", emulator.url,
+                     "--account", emulator.account_number]) == 0
+        assert "unfinished 0" in capsys.readouterr().out
+        after = read_journal(path)
+        problems, figures = verify(emulator_truth(emulator), path, sorted(after.groups))
+        assert problems == []
+        assert figures["groups"] == len(before.groups)
+        # no secret reached the journal (nor its WAL): client secret, refresh token, access tokens
+        raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("e.journal"))
+        for secret in (creds.client_secret.reveal(), creds.refresh_token.reveal(), *emulator._tokens):
+            assert secret.encode() not in raw
+        assert emulator.tokens_issued >= 2
+    finally:
+        emulator.stop()

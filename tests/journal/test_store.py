@@ -1,0 +1,155 @@
+"""The journal file: schema, write-ahead ordering, hash chain, corruption, salvage, no secrets."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from backends.simulated import SimulatedBackend
+from fsm.errors import ValidationError
+from fsm.executor import AtomicOrderExecutor
+from fsm.journal import SCHEMA_VERSION, Journal, JournalCorrupted, check_no_secrets, read_journal, salvage
+from fsm.journal.codec import decode_event, decode_request, encode_event, encode_request
+from fsm.recovery import rebuild_group
+from simulator.crash import CrashSession, drive_plan
+from simulator.session import SessionConfig, run_session
+
+
+@pytest.fixture(scope="module")
+def session_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journaled 60-condor rough session on the simulator."""
+    path = tmp_path_factory.mktemp("journal") / "session.journal"
+    report = run_session(SessionConfig(seed=5, groups=60, profile="rough"), journal_path=path, journal_sync="normal")
+    assert report.ok
+    return path
+
+
+def test_schema_version_and_tables(session_journal: Path) -> None:
+    db = sqlite3.connect(session_journal)
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert meta["schema_version"] == str(SCHEMA_VERSION)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "sessions", "groups", "intents", "broker_events", "transitions", "finishes"} <= tables
+    db.close()
+
+
+def test_every_group_replays_to_its_journaled_end(session_journal: Path) -> None:
+    contents = read_journal(session_journal)
+    assert contents.problem is None and len(contents.groups) == 60
+    for gid, info in contents.groups.items():
+        group, mismatches = rebuild_group(info["definition"], contents.transitions[gid])
+        assert mismatches == []
+        assert contents.is_finished(gid)
+        assert group.state == contents.finishes[gid][-1]["state"] == contents.last_state(gid)
+
+
+def test_values_round_trip(session_journal: Path) -> None:
+    contents = read_journal(session_journal)
+    for intent in list(contents.intents.values())[:50]:
+        request = decode_request(intent["request"])
+        assert encode_request(request) == intent["request"]
+    for row in contents.broker_events[:200]:
+        assert encode_event(decode_event(row["event"])) == row["event"]
+
+
+class _WitnessBackend(SimulatedBackend):
+    """Checks, from a second connection, that the journal already holds what the executor acts on."""
+
+    def __init__(self, broker: object, path: Path) -> None:
+        super().__init__(broker)  # type: ignore[arg-type]
+        self.path = path
+        self.checked = 0
+
+    def submit(self, request: object) -> None:
+        db = sqlite3.connect(self.path)
+        found = db.execute("SELECT request FROM intents WHERE order_ref = ?", (request.order_ref,)).fetchone()  # type: ignore[attr-defined]
+        db.close()
+        assert found is not None, f"{request.order_ref} left before its intent was committed"  # type: ignore[attr-defined]
+        self.checked += 1
+        super().submit(request)  # type: ignore[arg-type]
+
+
+def test_intent_is_committed_before_the_request_leaves_and_events_before_they_act(tmp_path: Path) -> None:
+    path = tmp_path / "wa.journal"
+    session = CrashSession(seed=3, groups=6)
+    broker = session.broker()
+    backend = _WitnessBackend(broker, path)
+    committed_events: list[int] = []
+
+    def on_point(point: str) -> None:
+        if point == "events_committed":  # the machines have not seen the batch yet
+            db = sqlite3.connect(path)
+            committed_events.append(db.execute("SELECT COUNT(*) FROM broker_events").fetchone()[0])
+            db.close()
+
+    journal = Journal(path, sync="normal", on_point=on_point)
+    executor = AtomicOrderExecutor(backend, journal=journal)
+    drive_plan(executor, broker.market, session.plan(), session.session_seconds, now=lambda: broker.clock.seconds,
+               advance=broker.advance_to, next_event=broker.next_event_time)
+    journal.close()
+    assert backend.checked == executor.stats.orders_sent > 0
+    assert committed_events and committed_events == sorted(committed_events)
+    assert committed_events[-1] == len(read_journal(path).broker_events) == executor.stats.broker_events
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    dest.write_bytes(src.read_bytes())
+    return dest
+
+
+def test_truncated_journal_is_detected_and_its_prefix_recovered(session_journal: Path, tmp_path: Path) -> None:
+    whole = read_journal(session_journal)
+    broken = _copy(session_journal, tmp_path / "cut.journal")
+    data = broken.read_bytes()
+    broken.write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(JournalCorrupted) as err:
+        Journal(broken)
+    assert str(broken) in str(err.value) and "corrupted" in str(err.value)
+    prefix = read_journal(broken, allow_prefix=True)
+    assert prefix.problem is not None
+    assert 0 < prefix.records < whole.records
+    saved = salvage(broken, tmp_path / "saved.journal")
+    assert saved.records == prefix.records
+    reopened = Journal(tmp_path / "saved.journal")  # a salvaged journal verifies and accepts new records
+    assert reopened.records == prefix.records
+    reopened.close()
+
+
+def test_a_changed_byte_is_detected_with_the_row_named(session_journal: Path, tmp_path: Path) -> None:
+    broken = _copy(session_journal, tmp_path / "flip.journal")
+    data = bytearray(broken.read_bytes())
+    at = data.find(b'"fill_id":"SIM')  # inside a broker event's JSON: sqlite's structure stays intact
+    assert at > 0
+    data[at + 12] = ord("X") if data[at + 12] != ord("X") else ord("Y")
+    broken.write_bytes(bytes(data))
+    with pytest.raises(JournalCorrupted) as err:
+        read_journal(broken)
+    assert "does not match its checksum" in err.value.problem
+    assert str(broken) in str(err.value)
+    prefix = read_journal(broken, allow_prefix=True)
+    assert prefix.records == err.value.intact > 0
+
+
+def test_not_a_journal(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.journal"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(JournalCorrupted) as err:
+        read_journal(junk)
+    assert str(junk) in str(err.value)
+
+
+def test_no_secrets_in_config() -> None:
+    with pytest.raises(ValidationError) as err:
+        check_no_secrets({"backend": "tastytrade", "auth": {"client_secret": "s3cr3t"}})
+    assert err.value.field == "config.auth.client_secret"
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_salvage_never_overwrites(session_journal: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "exists.journal"
+    dest.write_text("x")
+    with pytest.raises(ValidationError):
+        salvage(session_journal, dest)
