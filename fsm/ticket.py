@@ -374,6 +374,38 @@ class TicketRouter(Protocol):
         """Send an update (replace) for the ticket's order."""
 
 
+@attrs.frozen
+class TicketResponse:
+    """What :meth:`OrderTicket.cancel` / :meth:`OrderTicket.update` answer (LEAN's ``OrderResponse`` shape).
+
+    Success means the request was accepted and sent, not that the broker has acted on it yet.
+    """
+
+    order_id: str
+    is_success: bool
+    error_message: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        """True when the request was not sent."""
+        return not self.is_success
+
+    @property
+    def IsSuccess(self) -> bool:  # noqa: N802 - LEAN's name
+        """LEAN's ``IsSuccess``."""
+        return self.is_success
+
+    @property
+    def IsError(self) -> bool:  # noqa: N802 - LEAN's name
+        """LEAN's ``IsError``."""
+        return self.is_error
+
+    @property
+    def ErrorMessage(self) -> str:  # noqa: N802 - LEAN's name
+        """LEAN's ``ErrorMessage``."""
+        return self.error_message
+
+
 class OrderTicket:
     """One broker order as a state machine, with LEAN's ticket surface.
 
@@ -534,17 +566,103 @@ class OrderTicket:
 
     # -- LEAN-style requests (routed through the executor, never around it) ---------------------
 
-    def cancel(self) -> None:
-        """Ask the broker to cancel this order, through the executor that owns it."""
-        if self.router is None:
-            raise AtomicOrdersError(f"ticket {self.order_ref!r} is not attached to an executor; nothing was sent")
-        self.router.request_cancel(self)
+    def cancel(self, tag: str | None = None) -> TicketResponse:
+        """Ask the broker to cancel this order, through the executor that owns it (LEAN's ``cancel``).
 
-    def update(self, limit_price: Decimal | None = None, quantity: int | None = None) -> None:
-        """Ask the broker to change this order's limit price and/or quantity, through the executor."""
+        ``tag`` is accepted for LEAN compatibility and ignored. Like LEAN's ``OrderResponse``, a
+        success means the request was accepted for processing, not that the order is canceled.
+        """
         if self.router is None:
             raise AtomicOrdersError(f"ticket {self.order_ref!r} is not attached to an executor; nothing was sent")
+        before = self.state
+        self.router.request_cancel(self)
+        if self.state == CANCEL_PENDING:
+            return TicketResponse(self.order_ref, True)
+        return TicketResponse(self.order_ref, False, f"order {self.order_ref!r} cannot be canceled in state {before}")
+
+    def update(
+        self, fields: Any = None, quantity: int | None = None, *, limit_price: Decimal | None = None
+    ) -> TicketResponse:
+        """Ask the broker to change this order's limit price and/or quantity, through the executor.
+
+        Takes a LEAN ``UpdateOrderFields`` (its ``limit_price``/``quantity``; floats are read as
+        their shortest decimal form), or a Decimal ``limit_price`` and/or ``quantity``.
+        """
+        if self.router is None:
+            raise AtomicOrdersError(f"ticket {self.order_ref!r} is not attached to an executor; nothing was sent")
+        if fields is None or isinstance(fields, Decimal):
+            limit_price = fields if fields is not None else limit_price
+        elif hasattr(fields, "limit_price") or hasattr(fields, "quantity"):
+            raw_price = getattr(fields, "limit_price", None)
+            raw_qty = getattr(fields, "quantity", None)
+            limit_price = None if raw_price is None else Decimal(repr(raw_price)) if isinstance(raw_price, float) \
+                else Decimal(raw_price)
+            if raw_qty is not None:
+                if float(raw_qty) != int(raw_qty):
+                    raise ValidationError("quantity", raw_qty, f"ticket {self.order_ref!r}: must be a whole number")
+                quantity = abs(int(raw_qty))
+        else:
+            raise ValidationError("fields", fields, "give a Decimal limit price or an object with limit_price/quantity")
+        before = self.state
         self.router.request_update(self, limit_price, quantity)
+        if self.state == UPDATE_PENDING:
+            return TicketResponse(self.order_ref, True)
+        return TicketResponse(self.order_ref, False, f"order {self.order_ref!r} cannot be updated in state {before}")
+
+    # -- LEAN's PascalCase names (LEAN's Python accepts both spellings) --------------------------
+
+    @property
+    def Status(self) -> TicketState:  # noqa: N802 - LEAN's name
+        """LEAN's ``Status``: :attr:`status`."""
+        return self.status
+
+    @property
+    def OrderId(self) -> str:  # noqa: N802 - LEAN's name
+        """LEAN's ``OrderId``: :attr:`order_id`."""
+        return self.order_ref
+
+    @property
+    def Quantity(self) -> int:  # noqa: N802 - LEAN's name
+        """LEAN's ``Quantity``: :attr:`quantity`."""
+        return self.quantity
+
+    @property
+    def QuantityFilled(self) -> int:  # noqa: N802 - LEAN's name
+        """LEAN's ``QuantityFilled``: :attr:`quantity_filled`."""
+        return self.quantity_filled
+
+    @property
+    def QuantityRemaining(self) -> int:  # noqa: N802 - LEAN's name
+        """LEAN's ``QuantityRemaining``: :attr:`quantity_remaining`."""
+        return self.quantity_remaining
+
+    @property
+    def AverageFillPrice(self) -> Decimal:  # noqa: N802 - LEAN's name
+        """LEAN's ``AverageFillPrice``: :attr:`average_fill_price`."""
+        return self.average_fill_price
+
+    @property
+    def OrderEvents(self) -> list[AuditRecord]:  # noqa: N802 - LEAN's name
+        """LEAN's ``OrderEvents``: :attr:`order_events` (the audit trail of applied events)."""
+        return list(self.order_events)
+
+    @property
+    def Tag(self) -> str:  # noqa: N802 - LEAN's name
+        """LEAN's ``Tag``: our reference, which is also the tag of the order at the broker."""
+        return self.order_ref
+
+    @property
+    def tag(self) -> str:
+        """LEAN's ``tag``: our reference (the tag the QuantConnect backend gives the LEAN order)."""
+        return self.order_ref
+
+    def Cancel(self, tag: str | None = None) -> TicketResponse:  # noqa: N802 - LEAN's name
+        """LEAN's ``Cancel``: :meth:`cancel`."""
+        return self.cancel(tag)
+
+    def Update(self, fields: Any = None) -> TicketResponse:  # noqa: N802 - LEAN's name
+        """LEAN's ``Update(UpdateOrderFields)``: :meth:`update`."""
+        return self.update(fields)
 
     def __repr__(self) -> str:
         return (

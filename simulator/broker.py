@@ -66,6 +66,7 @@ from fsm.symbol import OptionSymbol
 from simulator.chaos import ChaosProfile
 from simulator.engine import EventHandle, Scheduler, VirtualClock, make_rng
 from simulator.market import SESSION_SECONDS, MarketModel, cents_to_decimal
+from simulator.script import BrokerScript, FillAt, FillOnCancel, Outcome, Reject
 
 __all__ = ["BrokerSimulator"]
 
@@ -113,6 +114,7 @@ class _Order:
         "cancel_requested",
         "watermark",
         "held",
+        "scripted",
     )
 
     def __init__(self, request: OrderRequest, broker_id: str, market: MarketModel) -> None:
@@ -147,6 +149,7 @@ class _Order:
         self.cancel_requested = False
         self.watermark = 0.0  # latest FIFO delivery time of this order's events
         self.held: list[Fill] = []  # race fill reports released after the cancel's result
+        self.scripted: Outcome | None = None  # decided by a BrokerScript: no random matching
 
     def _signed_cents(self, limit: Decimal | None) -> int:
         """The limit as signed buyer's cents, rounded against us (exact for on-cent prices)."""
@@ -169,7 +172,9 @@ class BrokerSimulator:
 
     ``session_open`` defaults to the market's (or the market model's default); ``session_seconds``
     is when the market closes (day orders expire, later submissions are rejected "market closed").
-    With ``event_log=False`` no per-event history is kept (memory stays bounded).
+    With ``event_log=False`` no per-event history is kept (memory stays bounded). With a
+    ``script`` (:mod:`simulator.script`) every received order's fate is the script's, not the
+    random matching engine's (latencies and delivery chaos still apply).
     """
 
     def __init__(
@@ -180,6 +185,7 @@ class BrokerSimulator:
         session_open: dt.datetime | None = None,
         session_seconds: float = SESSION_SECONDS,
         event_log: bool = True,
+        script: BrokerScript | None = None,
     ) -> None:
         if market is None:
             market = MarketModel(seed, session_open=session_open, session_seconds=session_seconds)
@@ -189,6 +195,7 @@ class BrokerSimulator:
             raise ValueError(f"session_seconds={session_seconds!r}: must be positive")
         self.seed = seed
         self.profile = profile
+        self.script = script
         self.market = market
         self.session_seconds = float(session_seconds)
         self.clock = VirtualClock(market.session_open)
@@ -365,8 +372,11 @@ class BrokerSimulator:
             self.stats["cancel_rejected"] += 1
             self._deliver(None, order_ref, event, now + delay)
             return
-        if (
-            not o.cancel_requested
+        if isinstance(o.scripted, FillOnCancel) and not o.cancel_requested and o.status == _WORKING:
+            self.scheduler.schedule(now, self._scripted_fill, o, FillAt(0.0, o.scripted.price))
+        elif (
+            o.scripted is None
+            and not o.cancel_requested
             and o.status == _WORKING
             and p.cancel_race_rate > 0
             and rng.random() < p.cancel_race_rate
@@ -502,6 +512,8 @@ class BrokerSimulator:
         o = _Order(request, f"SIM{self._n_orders:07d}", self.market)
         self._orders[o.ref] = o
         self.orders_seen.append(request)
+        if self.script is not None:
+            o.scripted = self.script.decide(request)
         self.stats["submitted"] += 1
         p = self.profile
         delay = self._latency(self._rng_accept, p.ack_latency_mean, p.ack_latency_jitter)
@@ -543,7 +555,9 @@ class BrokerSimulator:
             reason = "unknown symbol"
         elif o.limit is not None and not self._price_ok(o, o.limit):
             reason = "invalid price"
-        elif p.reject_rate > 0 and self._rng_accept.random() < p.reject_rate:
+        elif isinstance(o.scripted, Reject):
+            reason = o.scripted.reason
+        elif o.scripted is None and p.reject_rate > 0 and self._rng_accept.random() < p.reject_rate:
             reasons = p.reject_reasons
             pick = self._rng_accept.random() * sum(w for _, w in reasons)
             for name, weight in reasons:
@@ -567,7 +581,11 @@ class BrokerSimulator:
         if self._log is not None:
             self._log.append({"t": _fmt_t(now), "kind": "acknowledged", "ref": o.ref, "broker_id": o.broker_id})
         self._deliver(o, o.ref, Acknowledged(time=when, broker_order_id=o.broker_id), now)
-        self._schedule_opportunity(o, now, first=True)
+        if o.scripted is None:
+            self._schedule_opportunity(o, now, first=True)
+        elif isinstance(o.scripted, tuple):
+            for step in o.scripted:
+                self.scheduler.schedule(now + step.seconds, self._scripted_fill, o, step)
 
     # -- internals: matching --------------------------------------------------------------------
 
@@ -697,6 +715,18 @@ class BrokerSimulator:
         else:
             self._deliver(o, o.ref, fill, now + self._fill_latency())
 
+    def _scripted_fill(self, o: _Order, step: FillAt) -> None:
+        """A fill the script ordered (skipped when the order no longer works)."""
+        if o.status != _WORKING:
+            return
+        remaining = o.quantity - o.filled
+        qty = remaining if step.quantity is None else min(step.quantity, remaining)
+        if qty <= 0:
+            return
+        now = self.clock.seconds
+        fill = self._fill(o, qty, step.price, now)
+        self._deliver(o, o.ref, fill, now + self._fill_latency())
+
     def _stop_working(self, o: _Order, status: int) -> None:
         o.status = status
         self._working.pop(o.ref, None)
@@ -758,7 +788,7 @@ class BrokerSimulator:
             kind = "updated" if reason is None else "update_rejected"
             self._log.append({"t": _fmt_t(now), "kind": kind, "ref": o.ref, "reason": reason})
         self._deliver(o, o.ref, event, now)
-        if reason is None and o.status == _WORKING and not o.silent:
+        if reason is None and o.status == _WORKING and not o.silent and o.scripted is None:
             # a replaced order is re-evaluated as if new (a silenced order stays silent)
             if o.opp is not None:
                 o.opp.cancel()

@@ -1,0 +1,26 @@
+"""QuantConnect (LEAN) integration: a backend over LEAN's order API and the algorithm adapter.
+
+* :mod:`.lean_api` -- the LEAN names used, resolved at run time (LEAN or the stand-in);
+* :mod:`.symbols` -- LEAN option ``Symbol`` <-> ``OptionSymbol``;
+* :mod:`.parsing` -- LEAN ``OrderEvent`` -> ticket events (every ``OrderStatus``);
+* :mod:`.backend` -- :class:`QuantConnectBackend`;
+* :mod:`.adapter` -- :class:`TastytradeIntegrationAdapter`, what an algorithm creates in ``initialize``.
+
+Nothing here imports LEAN at module level: outside LEAN, :mod:`simulator.lean` stands in.
+"""
+
+from backends.quantconnect.adapter import TastytradeIntegrationAdapter
+from backends.quantconnect.backend import LeanClock, QuantConnectBackend
+from backends.quantconnect.lean_api import LeanApi, LeanUnavailable, lean_api, lean_api_for
+from backends.quantconnect.symbols import SymbolMapper
+
+__all__ = [
+    "LeanApi",
+    "LeanClock",
+    "LeanUnavailable",
+    "QuantConnectBackend",
+    "SymbolMapper",
+    "TastytradeIntegrationAdapter",
+    "lean_api",
+    "lean_api_for",
+]
