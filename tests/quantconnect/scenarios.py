@@ -1,0 +1,162 @@
+"""One scripted broker scenario, three paths to the same simulator.
+
+* ``simulated``: :class:`SimulatedBackend` in-process;
+* ``tastytrade``: the TastyTrade backend over real HTTP to the emulator;
+* ``quantconnect``: the adapter in a stand-in LEAN algorithm, orders through LEAN's order API.
+
+Each run returns what must agree between the paths: the group's final state, the sequence of
+group states, and the ledger (as a multiset of symbol, signed contracts, price).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from backends.quantconnect import TastytradeIntegrationAdapter
+from backends.simulated import SimulatedBackend
+from fsm.execution_policy import ExecutionPolicy
+from fsm.executor import AtomicOrderExecutor
+from fsm.group import AtomicOrderGroup, ExecutionMode
+from fsm.symbol import OptionSymbol
+from simulator.broker import BrokerSimulator
+from simulator.chaos import ChaosProfile
+from simulator.lean import LeanStandIn, OrderEvent, QCAlgorithm
+from simulator.script import BrokerScript
+
+HORIZON = 900.0
+POLICY = ExecutionPolicy(max_unwind_retries=2, unwind_retry_delay=1.0)
+
+Condor = tuple[OptionSymbol, OptionSymbol, OptionSymbol, OptionSymbol]
+ScriptFactory = Callable[[Condor], BrokerScript]
+
+
+@attrs.frozen
+class Outcome:
+    """What one path produced."""
+
+    state: str
+    states: tuple[str, ...]
+    ledger: tuple[tuple[str, int, Decimal], ...]
+    positions: tuple[tuple[str, int], ...]
+    broker_orders: int
+    owned: bool  # every order the broker saw belongs to the executor's group
+
+
+def _states(group: AtomicOrderGroup) -> tuple[str, ...]:
+    out: list[str] = []
+    for record in group.audit:
+        if not out or out[-1] != record.dest:
+            out.append(record.dest)
+    return tuple(out)
+
+
+def _outcome(group: AtomicOrderGroup, broker: BrokerSimulator, owned: bool) -> Outcome:
+    ledger = Counter((e.symbol.occ, e.quantity, e.price.normalize()) for e in group.ledger)
+    positions = tuple(sorted((s.occ, q) for s, q in broker.positions().items()))
+    return Outcome(group.state, _states(group), tuple(sorted(ledger.elements())), positions,
+                   len(broker.orders_seen), owned)
+
+
+def _broker(script: BrokerScript) -> BrokerSimulator:
+    return BrokerSimulator(7, ChaosProfile.none(), script=script)
+
+
+def condor(broker: BrokerSimulator) -> Condor:
+    """The condor every path trades (from the market at the open)."""
+    m = broker.market
+    return m.strikes_for_iron_condor(0.0, m.default_expiry, 10, 40.0)
+
+
+def _loop(broker_next: Callable[[], float | None], advance: Callable[[float], None], executor: AtomicOrderExecutor,
+          group: AtomicOrderGroup, clock_seconds: Callable[[dt.datetime], float], now: Callable[[], float],
+          drive: Callable[[], None]) -> None:
+    while not group.is_terminal and now() < HORIZON:
+        candidates = [t for t in (broker_next(),) if t is not None]
+        wake = executor.next_wakeup()
+        if wake is not None:
+            candidates.append(clock_seconds(wake))
+        if not candidates:
+            break
+        advance(max(min(candidates), now()))
+        drive()
+
+
+def run_simulated(make_script: ScriptFactory, mode: ExecutionMode, quantity: int) -> Outcome:
+    """Path (a): the simulated backend."""
+    probe = _broker(BrokerScript([]))
+    legs = condor(probe)
+    broker = _broker(make_script(legs))
+    executor = AtomicOrderExecutor(SimulatedBackend(broker), POLICY)
+    group = executor.execute_iron_condor(*legs, quantity, mode=mode)
+
+    def drive() -> None:
+        executor.process_events()
+        executor.on_timer()
+
+    _loop(broker.next_event_time, broker.advance_to, executor, group, broker.clock.to_seconds,
+          lambda: broker.clock.seconds, drive)
+    owned = all(executor.owns_order(r.order_ref) for r in broker.orders_seen)
+    return _outcome(group, broker, owned)
+
+
+def run_tastytrade(make_script: ScriptFactory, mode: ExecutionMode, quantity: int) -> Outcome:
+    """Path (b): the TastyTrade backend over HTTP to the emulator."""
+    from simulator.emulator import EmulatorDriver
+
+    probe = _broker(BrokerScript([]))
+    legs = condor(probe)
+    broker = _broker(make_script(legs))
+    with EmulatorDriver(broker) as driver:
+        executor = AtomicOrderExecutor(driver.backend, POLICY)
+        group = executor.execute_iron_condor(*legs, quantity, mode=mode)
+
+        def drive() -> None:
+            executor.process_events()
+            executor.on_timer()
+
+        _loop(driver.next_event_time, driver.advance_to, executor, group, broker.clock.to_seconds,
+              lambda: broker.clock.seconds, drive)
+        owned = all(executor.owns_order(r.order_ref.split("#")[0]) for r in broker.orders_seen)
+        return _outcome(group, broker, owned)
+
+
+class ConsistencyAlgorithm(QCAlgorithm):
+    """A stand-in LEAN algorithm whose only order path is the adapter."""
+
+    adapter: TastytradeIntegrationAdapter
+
+    def initialize(self) -> None:
+        """Create the adapter once, as a real algorithm does."""
+        self.adapter = TastytradeIntegrationAdapter(self, policy=POLICY)
+
+    def on_order_event(self, order_event: OrderEvent) -> None:
+        """Forward every LEAN order event to the adapter."""
+        self.adapter.on_order_event(order_event)
+
+
+def run_quantconnect(make_script: ScriptFactory, mode: ExecutionMode, quantity: int,
+                     **standin: Any) -> tuple[Outcome, LeanStandIn]:
+    """Path (c): the QuantConnect backend inside a stand-in LEAN algorithm."""
+    probe = _broker(BrokerScript([]))
+    legs = condor(probe)
+    broker = _broker(make_script(legs))
+    algorithm = ConsistencyAlgorithm()
+    lean = LeanStandIn(algorithm, broker, **standin)
+    adapter = algorithm.adapter
+    group = adapter.execute_iron_condor(*legs, quantity, mode=mode)
+    executor = adapter.executor
+
+    def advance(t: float) -> None:
+        lean.step(t)
+
+    _loop(lean.next_time, advance, executor, group, broker.clock.to_seconds, lambda: lean.seconds, adapter.poll)
+    tags = {t.tag for t in algorithm.transactions.get_order_tickets()}
+    owned = all(executor.owns_order(tag) for tag in tags) and all(
+        executor.owns_order(r.order_ref) for r in broker.orders_seen)
+    return _outcome(group, broker, owned), lean
