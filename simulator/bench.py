@@ -978,6 +978,12 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("idle_group_bytes", "B", "tracemalloc per idle validated legged group + tickets"),
     ("naive_idle_group_bytes", "B", "same, naive machines"),
     ("sim_groups_per_s", "grp/s", "simulated hostile session"),
+    ("sim_groups_per_s_journal_off", "grp/s", "journal overhead: simulated hostile session, no journal"),
+    ("sim_groups_per_s_journal_normal", "grp/s", "  same session, journal sync=normal (survives a crash)"),
+    ("sim_groups_per_s_journal_full", "grp/s", "  same session, journal sync=full (fsync: survives power loss)"),
+    ("emulator_groups_per_s_journal_off", "grp/s", "journal overhead: TastyTrade client over HTTP, no journal"),
+    ("emulator_groups_per_s_journal_normal", "grp/s", "  same session, journal sync=normal"),
+    ("emulator_groups_per_s_journal_full", "grp/s", "  same session, journal sync=full"),
 )
 
 

@@ -103,6 +103,8 @@ class CrashSession:
     groups: int = 8
     profile: str = "rough"
     session_seconds: float = 1200.0
+    #: The journal's ``batch_seconds`` (0: every decision point commits, so every crash point is live).
+    batch_seconds: float = 0.0
 
     def plan(self) -> list[tuple[str, float, int, int, float, ExecutionMode]]:
         """(group id, entry time, quantity, width, wing distance, mode) per condor, in time order."""
@@ -176,7 +178,8 @@ def run_child(url: str, account: str, journal_path: Path, session: CrashSession,
                               backoff_base=0.01, backoff_max=0.05)
     client = TastytradeApiClient(config, creds)
     backend = TastytradeBackend(client, clock=clock, quote_source=lambda s: market.quote(s, clock.seconds))
-    journal = Journal(journal_path, sync="normal", on_point=_install_kill_point(os.environ.get(KILL_ENV)))
+    journal = Journal(journal_path, sync="normal", batch_seconds=session.batch_seconds,
+                      on_point=_install_kill_point(os.environ.get(KILL_ENV)))
     recovered = bool(journal.contents.groups)
     if recovered:
         executor, report = AtomicOrderExecutor.recover(journal, backend, release_finished=True)
@@ -284,7 +287,7 @@ def run_in_process(session: CrashSession, kills: Sequence[tuple[str, int]],
             if spec is not None and point == spec[0] and seen[point] == spec[1]:
                 raise _Crash(point)
 
-        journal = Journal(journal_path, sync="normal", on_point=on_point)
+        journal = Journal(journal_path, sync="normal", batch_seconds=session.batch_seconds, on_point=on_point)
         backend = SimulatedBackend(broker)
         try:
             if journal.contents.groups:
@@ -478,7 +481,8 @@ def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs
     env.pop(KILL_ENV, None)
     cmd = [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
            emulator.account_number, "--journal", str(journal_path), "--seed", str(session.seed), "--groups",
-           str(session.groups), "--profile", session.profile, "--session-seconds", str(session.session_seconds)]
+           str(session.groups), "--profile", session.profile, "--session-seconds", str(session.session_seconds),
+           "--batch-seconds", str(session.batch_seconds)]
     plan = _kill_plan(session.seed, kills)
     limit = max_runs if max_runs is not None else kills + 10
     try:
@@ -546,6 +550,7 @@ def _session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--groups", type=int, default=8)
     p.add_argument("--profile", choices=("calm", "rough", "hostile"), default="rough")
     p.add_argument("--session-seconds", type=float, default=1200.0)
+    p.add_argument("--batch-seconds", type=float, default=0.0, help="the journal's batch_seconds (default 0)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -567,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _session_args(serve)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds)
+        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds, args.batch_seconds)
         emulator = ControlledEmulator(session.broker(), port=args.port).start()
         creds = emulator.credentials()
         print(f"time-controlled TastyTrade emulator on {emulator.url}  account {emulator.account_number}")
@@ -580,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             emulator.stop()
         return 0
     if args.command == "child":
-        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds)
+        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds, args.batch_seconds)
         result = run_child(args.url, args.account, Path(args.journal), session)
         print(json.dumps(result, sort_keys=True))
         return 0
@@ -589,7 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(args.dir) if args.dir else Path(tmp)
         for k in range(args.runs):
-            session = CrashSession(args.seed + k, args.groups, args.profile, args.session_seconds)
+            session = CrashSession(args.seed + k, args.groups, args.profile, args.session_seconds,
+                                   args.batch_seconds)
             report = run_crash_test(session, args.kills, where)
             print("\n".join(report.lines()), flush=True)
             total_kills.update(report.kills_by_point)

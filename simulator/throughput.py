@@ -77,13 +77,53 @@ def _growth(points: list[tuple[int, float]]) -> float | None:
     return round((m2 - m1) / (g2 - g1) * 1000, 1) if g2 > g1 else None
 
 
+def journal_overhead(groups: int, backend: str = "simulated", profile: str = "hostile",
+                     seed: int = 3) -> dict[str, Any]:
+    """The same session without a journal, with ``sync=normal`` and with ``sync=full``: wall and groups/s.
+
+    Through the simulator the session itself is nearly free, so the journal's commits (one per
+    intent and one per broker event batch, written before anything acts on them) are most of the
+    cost; through the TastyTrade client over HTTP they are a small share.
+    """
+    import tempfile
+    from pathlib import Path
+
+    out: dict[str, Any] = {"groups": groups, "backend": backend, "profile": profile}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, sync in (("none", None), ("normal", "normal"), ("full", "full")):
+            path = Path(tmp) / f"{label}.journal" if sync else None
+            gc.collect()
+            start = time.perf_counter()
+            report = run_session(SessionConfig(seed=seed, groups=groups, profile=profile, backend=backend),
+                                 journal_path=path, journal_sync=sync or "full")
+            wall = time.perf_counter() - start
+            out[label] = {"wall_s": round(wall, 3), "groups_per_s": round(groups / wall, 1) if wall > 0 else 0.0,
+                          "invariant_violations": report.invariant_violations}
+            if path is not None:
+                out[label]["journal_bytes_per_group"] = round(path.stat().st_size / max(groups, 1))
+    base = out["none"]["wall_s"]
+    for label in ("normal", "full"):
+        out[label]["overhead_pct"] = round((out[label]["wall_s"] / base - 1) * 100, 1) if base > 0 else None
+    return out
+
+
 def simulation_figures(quick: bool = False) -> dict[str, Any]:
     """``sim_groups_per_s`` (hostile, combo and legged) and memory growth, for the bench report."""
     n = 300 if quick else 10_000
     combo = session_throughput(n, ExecutionMode.COMBO)
     legged = session_throughput(n, ExecutionMode.LEGGED)
     memory = session_memory(200 if quick else 2_000, ExecutionMode.LEGGED)
+    journal_sim = journal_overhead(300 if quick else 2_000)
+    journal_http = journal_overhead(20 if quick else 100, backend="tastytrade-emulator", profile="rough")
     return {
+        "sim_groups_per_s_journal_off": journal_sim["none"]["groups_per_s"],
+        "sim_groups_per_s_journal_normal": journal_sim["normal"]["groups_per_s"],
+        "sim_groups_per_s_journal_full": journal_sim["full"]["groups_per_s"],
+        "emulator_groups_per_s_journal_off": journal_http["none"]["groups_per_s"],
+        "emulator_groups_per_s_journal_normal": journal_http["normal"]["groups_per_s"],
+        "emulator_groups_per_s_journal_full": journal_http["full"]["groups_per_s"],
+        "journal_simulated": journal_sim,
+        "journal_emulator": journal_http,
         "sim_groups_per_s": combo["groups_per_s"],
         "sim_groups_per_s_legged": legged["groups_per_s"],
         "sim_hostile_combo": combo,

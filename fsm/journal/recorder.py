@@ -15,6 +15,7 @@ It also names the crash points the crash test kills the process at (:meth:`point
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,10 @@ CRASH_POINTS: tuple[str, ...] = (
     "decision_applied",  # the machines acted; their transitions are not committed yet
     "decision_committed",  # a decision point's transitions are durable
 )
+
+
+#: Staged rows that force a decision commit even within ``batch_seconds``.
+_BATCH_ROWS = 2048
 
 
 def encode_summary(summary: GroupSummary) -> dict[str, Any]:
@@ -117,8 +122,16 @@ class JournalRecorder:
         self.journal.finish(group.group_id, now, group.state, encode_summary(summary))
 
     def commit(self) -> None:
-        """A decision point: stage every changed group's transitions and commit."""
-        if not self._dirty and not self.journal.pending:
+        """A decision point: stage every changed group's transitions and commit.
+
+        Within the journal's ``batch_seconds`` of the last commit (and below ``_BATCH_ROWS``
+        staged rows) the transitions wait for the next commit instead: they are not write-ahead
+        records (the intent and the broker events are) and reconciliation re-derives them.
+        """
+        j = self.journal
+        if not self._dirty and not j.pending:
+            return
+        if j.batch_seconds and j.pending < _BATCH_ROWS and time.monotonic() - j.last_commit < j.batch_seconds:
             return
         self.journal.point("decision_applied")
         self._sync_dirty()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -335,6 +336,11 @@ def salvage(source: str | Path, dest: str | Path) -> JournalContents:
 class Journal:
     """An open journal: stage rows, commit them at decision points.
 
+    ``sync`` is ``full`` (fsync at every commit: survives power loss) or ``normal`` (survives the
+    death of the process). ``batch_seconds`` bounds how long transitions staged at a decision
+    point may wait for the next commit (an intent or a broker event batch commits at once and
+    takes them along); transitions lost with the process are re-derived by reconciliation.
+
     Opening an existing file verifies it first (integrity check and the whole hash chain) and
     raises :class:`JournalCorrupted` when anything is wrong; the verified records are kept in
     :attr:`contents` for recovery. ``on_point`` is called with the name of each crash-relevant
@@ -346,12 +352,19 @@ class Journal:
         path: str | Path,
         *,
         sync: str = "full",
+        batch_seconds: float = 0.2,
         on_point: Callable[[str], None] | None = None,
     ) -> None:
         if sync not in SYNC_MODES:
             raise ValidationError("sync", sync, f"expected one of {SYNC_MODES}")
+        if not isinstance(batch_seconds, (int, float)) or batch_seconds < 0:
+            raise ValidationError("batch_seconds", batch_seconds, "must be a number of seconds >= 0")
         self.path = Path(path)
         self.on_point = on_point
+        #: Transitions alone wait up to this long (wall clock) for the next commit; intents and broker
+        #: events never wait (0: every decision point commits).
+        self.batch_seconds = float(batch_seconds)
+        self.last_commit = time.monotonic()
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if fresh:
             self.contents = JournalContents(self.path, SCHEMA_VERSION)
@@ -479,6 +492,7 @@ class Journal:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self.last_commit = time.monotonic()
         self.commits += 1
         self.rows_written += self._staged_count
         for rows in self._staged.values():

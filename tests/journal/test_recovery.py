@@ -31,15 +31,15 @@ def test_crash_at_each_point_then_recover(point: str, nth: int, tmp_path: Path) 
 
 def test_many_crashes_across_seeds_and_profiles(tmp_path: Path) -> None:
     total = 0
-    for seed, profile in ((7, "rough"), (8, "hostile"), (9, "hostile")):
-        session = CrashSession(seed=seed, groups=8, profile=profile)
+    for seed, profile, batch in ((7, "rough", 0.0), (8, "hostile", 0.0), (9, "hostile", 0.2)):
+        session = CrashSession(seed=seed, groups=8, profile=profile, batch_seconds=batch)
         kills = [(CRASH_POINTS[(seed + k) % len(CRASH_POINTS)], 1 + (k % 4)) for k in range(12)]
         path = tmp_path / f"{seed}.journal"
         broker, crashed = run_in_process(session, kills, path)
         total += sum(crashed.values())
         problems, _ = verify(simulator_truth(broker), path, [p[0] for p in session.plan()])
         assert problems == [], (seed, problems[:5])
-    assert total >= 25
+    assert total >= 20
 
 
 def test_an_intent_the_broker_never_saw_is_abandoned_not_resent(tmp_path: Path) -> None:
