@@ -373,7 +373,8 @@ class BrokerSimulator:
             self._deliver(None, order_ref, event, now + delay)
             return
         if isinstance(o.scripted, FillOnCancel) and not o.cancel_requested and o.status == _WORKING:
-            self.scheduler.schedule(now, self._scripted_fill, o, FillAt(0.0, o.scripted.price))
+            race = o.scripted
+            self.scheduler.schedule(now, self._scripted_fill, o, FillAt(0.0, race.price, race.quantity), race.late)
         elif (
             o.scripted is None
             and not o.cancel_requested
@@ -715,8 +716,9 @@ class BrokerSimulator:
         else:
             self._deliver(o, o.ref, fill, now + self._fill_latency())
 
-    def _scripted_fill(self, o: _Order, step: FillAt) -> None:
-        """A fill the script ordered (skipped when the order no longer works)."""
+    def _scripted_fill(self, o: _Order, step: FillAt, late: bool = False) -> None:
+        """A fill the script ordered (skipped when the order no longer works); ``late``: held until
+        the cancel's result is delivered."""
         if o.status != _WORKING:
             return
         remaining = o.quantity - o.filled
@@ -725,7 +727,10 @@ class BrokerSimulator:
             return
         now = self.clock.seconds
         fill = self._fill(o, qty, step.price, now)
-        self._deliver(o, o.ref, fill, now + self._fill_latency())
+        if late:
+            o.held.append(fill)
+        else:
+            self._deliver(o, o.ref, fill, now + self._fill_latency())
 
     def _stop_working(self, o: _Order, status: int) -> None:
         o.status = status

@@ -7,8 +7,8 @@ for every order the broker *receives*, what happens to it instead of the random 
 * :class:`FillAt` -- acknowledged, then filled ``quantity`` units (all that remains by default) at
   exactly ``price`` ``seconds`` after the acknowledgement (several may be given: partial fills);
 * :class:`FillOnCancel` -- acknowledged, rests; when a cancel request arrives the order fills at
-  ``price`` before the broker acts on the cancel (the cancel/fill race: the cancel is then
-  refused "already filled");
+  ``price`` before the broker acts on the cancel (the cancel/fill race: a complete fill makes the
+  cancel refused "already filled"; a partial one reported ``late`` arrives after ``Canceled``);
 * :class:`Rest` -- acknowledged and never filled (the default for an order no rule matches).
 
 Rules match orders by what every path to the broker preserves -- the legs (symbol and side) and
@@ -54,9 +54,16 @@ class FillAt:
 
 @attrs.frozen
 class FillOnCancel:
-    """Rest until a cancel is requested, then fill everything at ``price`` before the cancel lands."""
+    """Rest until a cancel is requested, then fill at ``price`` before the broker acts on the cancel.
+
+    ``quantity`` None fills everything (the cancel is then refused "already filled"); a smaller
+    quantity leaves the cancel to succeed. With ``late`` the fill is *reported* only after the
+    cancel's result (a fill after ``Canceled``, as brokers do deliver).
+    """
 
     price: Decimal
+    quantity: int | None = None
+    late: bool = False
 
 
 @attrs.frozen
