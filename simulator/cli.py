@@ -44,6 +44,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(f"error: journal {str(journal_path)!r} already exists (a new session needs a new journal; "
               "'atomic-orders recover' continues an old one)", file=sys.stderr)
         return 2
+    if journal_path is not None:
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
     if events_path is not None:
         events_path.parent.mkdir(parents=True, exist_ok=True)
     show_progress = not args.quiet and sys.stderr.isatty()
