@@ -153,3 +153,16 @@ def test_salvage_never_overwrites(session_journal: Path, tmp_path: Path) -> None
     dest.write_text("x")
     with pytest.raises(ValidationError):
         salvage(session_journal, dest)
+
+
+def test_journal_and_recovery_stay_in_the_core() -> None:
+    """fsm.journal and fsm.recovery load no backend, no simulator, no HTTP client."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import sys, json; import fsm.journal, fsm.journal.recorder, fsm.recovery, fsm.executor; "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                           check=True).stdout))
+    assert not loaded & {"backends", "simulator", "requests", "urllib3", "http"}
