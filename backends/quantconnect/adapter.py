@@ -141,7 +141,10 @@ class TastytradeIntegrationAdapter:
     def on_order_event(self, event: OrderEvent) -> None:
         """Forward of the algorithm's ``on_order_event``; safe to call re-entrantly."""
         if self.backend is self.lean_backend:
+            foreign = len(self.foreign_events)
             self.lean_backend.on_order_event(event)
+            if len(self.foreign_events) > foreign:
+                self._alert(f"LEAN order event for an order placed around the executor: {event}")
             if not self._busy:
                 self._drive(lambda: None)
         else:

@@ -1,0 +1,186 @@
+"""TastytradeIntegrationAdapter: backend choice, the single path out, LEAN tickets, live TastyTrade."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from backends.quantconnect import LeanUnavailable, QuantConnectBackend, TastytradeIntegrationAdapter, lean_api_for
+from backends.scripted import ScriptedBackend
+from backends.tastytrade.backend import TastytradeBackend
+from backends.tastytrade.config import TastytradeConfig
+from fsm.errors import ValidationError
+from fsm.group import ExecutionMode
+from simulator.broker import BrokerSimulator
+from simulator.chaos import ChaosProfile
+from simulator.lean import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
+from simulator.script import BrokerScript, FillAt, OrderMatch, Rule
+from tests.quantconnect.scenarios import ConsistencyAlgorithm
+
+ROOT = Path(__file__).resolve().parents[2]
+#: LEAN's order-placing methods (QCAlgorithm.Trading.cs) and ticket requests.
+LEAN_ORDER_METHODS = frozenset({
+    "market_order", "limit_order", "stop_market_order", "stop_limit_order", "limit_if_touched_order",
+    "market_on_open_order", "market_on_close_order", "combo_market_order", "combo_limit_order",
+    "combo_leg_limit_order", "submit_order_request", "set_holdings", "liquidate", "buy", "sell", "order",
+    "trailing_stop_order", "exercise_option",
+})
+
+
+def standin(script: BrokerScript | None = None, *, live: bool = False,
+            algorithm: QCAlgorithm | None = None) -> tuple[ConsistencyAlgorithm, LeanStandIn]:
+    broker = BrokerSimulator(11, ChaosProfile.none(), script=script or BrokerScript([]))
+    algo = algorithm or ConsistencyAlgorithm()
+    lean = LeanStandIn(algo, broker, live_mode=live)
+    return algo, lean  # type: ignore[return-value]
+
+
+def condor(lean: LeanStandIn) -> tuple[object, ...]:
+    m = lean.broker.market
+    return m.strikes_for_iron_condor(0.0, m.default_expiry, 10, 40.0)
+
+
+def test_backtest_routes_through_lean_and_live_without_credentials_too() -> None:
+    algo, _ = standin()
+    assert algo.adapter.backend_kind == "quantconnect" and isinstance(algo.adapter.backend, QuantConnectBackend)
+    live, _ = standin(live=True)
+    assert live.adapter.backend_kind == "quantconnect"
+
+
+def test_explicit_override_and_half_configured_live_mode() -> None:
+    algo, _ = standin()
+    override = ScriptedBackend()
+    adapter = TastytradeIntegrationAdapter(algo, backend=override)
+    assert adapter.backend is override and adapter.backend_kind == "override"
+    live, _ = standin(live=True)
+    with pytest.raises(ValidationError, match="credentials"):
+        TastytradeIntegrationAdapter(live, tastytrade=TastytradeConfig(account_number="5WT00001"))
+
+
+def test_outside_lean_without_a_stand_in_the_lean_names_are_unavailable() -> None:
+    with pytest.raises(LeanUnavailable, match="LEAN is not available"):
+        lean_api_for(object())
+
+
+def test_live_with_tastytrade_credentials_orders_go_to_tastytrade_not_lean() -> None:
+    from simulator.emulator import TastytradeEmulator
+
+    script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(2.0, Decimal("-2.00")),))])
+    broker = BrokerSimulator(11, ChaosProfile.none(), script=script)
+    with TastytradeEmulator(broker).start() as emulator:
+        config = TastytradeConfig(account_number=emulator.account_number, base_url=emulator.url,
+                                  backoff_base=0.01, backoff_max=0.05)
+
+        class LiveAlgorithm(QCAlgorithm):
+            def initialize(self) -> None:
+                self.adapter = TastytradeIntegrationAdapter(self, tastytrade=config,
+                                                            credentials=emulator.credentials())
+
+            def on_order_event(self, order_event: OrderEvent) -> None:
+                self.adapter.on_order_event(order_event)
+
+        algo = LiveAlgorithm()
+        lean = LeanStandIn(algo, broker, live_mode=True)
+        adapter = algo.adapter
+        assert adapter.backend_kind == "tastytrade" and isinstance(adapter.backend, TastytradeBackend)
+        group = adapter.execute_iron_condor(*condor(lean), 2)  # type: ignore[arg-type]
+        backend = adapter.backend
+        assert isinstance(backend, TastytradeBackend)
+        while not group.is_terminal and broker.clock.seconds < 120:
+            times = [t for t in (broker.next_event_time(),) if t is not None]
+            times.append(broker.clock.to_seconds(backend.next_poll_time()))
+            wake = adapter.executor.next_wakeup()
+            if wake is not None:
+                times.append(broker.clock.to_seconds(wake))
+            emulator.advance_to(max(min(times), broker.clock.seconds))
+            adapter.poll()
+        client = backend.client
+        assert group.state == "committed"
+        assert lean.sent == [] and algo.transactions.get_order_tickets() == []  # LEAN never saw an order
+        assert adapter.positions() == group.ledger.positions() == broker.positions()
+        assert all(algo.portfolio[s].quantity == 0 for s in list(algo.securities))  # LEAN's portfolio is blind
+        assert emulator.orders_with_external_id(group.tickets[0].order_ref)
+        client.close()
+
+
+def test_lean_ticket_code_works_on_executor_tickets() -> None:
+    algo, lean = standin()
+    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    lean.run_until(1.0)
+    algo.adapter.poll()
+    ticket = group.tickets[0]
+    assert ticket.Status == ticket.status == "submitted" and ticket.QuantityFilled == 0
+    lean_tickets = algo.transactions.get_order_tickets()
+    response = ticket.update(UpdateOrderFields(limit_price=-2.5))
+    assert response.is_success and ticket.state == "update_pending"
+    assert all(t.update_requests[-1].limit_price == -2.5 for t in lean_tickets)  # every leg, one group limit
+    lean.run_until(3.0)
+    algo.adapter.poll()
+    assert ticket.limit_price == Decimal("-2.5") and ticket.state == "submitted"
+    response = ticket.Cancel()
+    assert response.IsSuccess and ticket.state == "cancel_pending"
+    assert all(t.status is OrderStatus.CANCEL_PENDING for t in lean_tickets)
+    lean.run_until(10.0, stop=lambda: group.is_terminal)
+    algo.adapter.poll()
+    assert group.state == "rolled_back" and ticket.state == "canceled"
+    assert not ticket.cancel().is_success
+
+
+def test_an_order_placed_around_the_executor_is_kept_and_alerted() -> None:
+    algo, lean = standin()
+    sc = condor(lean)[0]
+    symbol = algo.adapter.lean_backend.symbols.to_lean(sc)  # type: ignore[arg-type]
+    algo.add_index_option_contract(symbol)
+    algo.limit_order(symbol, -1, 5.0, tag="manual")
+    lean.run_until(2.0)
+    assert [e.status for e in algo.adapter.foreign_events] == [OrderStatus.SUBMITTED]
+    assert any("placed around the executor" in line for line in algo.errors)
+    assert algo.adapter.executor.stats.orders_sent == 0
+
+
+def test_lean_symbols_are_accepted_and_legged_mode_sends_single_leg_limits() -> None:
+    algo, lean = standin()
+    mapper = algo.adapter.lean_backend.symbols
+    legs = [mapper.to_lean(s) for s in condor(lean)]  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(*legs, 1, mode=ExecutionMode.LEGGED)
+    assert group.state == "executing"
+    assert lean.sent and all(not r.is_combo for r in lean.sent)
+    assert all(t.order_type.name == "LIMIT" for t in algo.transactions.get_order_tickets())
+
+
+def _lean_calls(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(node.func.attr, node.lineno) for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in LEAN_ORDER_METHODS]
+
+
+def test_only_the_backend_calls_lean_order_methods() -> None:
+    files = [*sorted((ROOT / "backends" / "quantconnect").glob("*.py")),
+             ROOT / "docs" / "examples" / "iron_condor_algorithm.py"]
+    offenders = {}
+    for path in files:
+        calls = _lean_calls(path)
+        if path.name != "backend.py" and calls:
+            offenders[str(path.relative_to(ROOT))] = calls
+    assert offenders == {}
+    assert {name for name, _ in _lean_calls(ROOT / "backends" / "quantconnect" / "backend.py")} == {
+        "combo_limit_order", "limit_order", "market_order"}
+
+
+def test_every_lean_order_belongs_to_an_executor_group() -> None:
+    script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-2.00")),))])
+    algo, lean = standin(script)
+    for _ in range(3):
+        algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    lean.run_until(30.0, stop=lambda: not algo.adapter.open_groups())
+    algo.adapter.poll()
+    tickets = algo.transactions.get_order_tickets()
+    assert len(tickets) == 12 and all(algo.adapter.executor.owns_order(t.tag) for t in tickets)
+    assert set(algo.adapter.outcomes.values()) == {"committed"}
+    assert sum(1 for line in algo.logs if "committed" in line) == 3
+    assert algo.time.tzinfo is None and algo.time.date() == dt.date(2026, 1, 5)
