@@ -16,4 +16,8 @@ Modules:
   chaos, reconciliation and the event log.
 
 The simulator speaks only the value types of :mod:`fsm`; it knows nothing of any broker's API.
+
+For users' own test suites: :mod:`simulator.testing` (Hypothesis strategies for valid groups and
+adversarial broker scripts, ``World``, ``prove``) and the pytest plugin :mod:`simulator.pytest_plugin`
+(loaded by pytest through the package's ``pytest11`` entry point; see docs/invariants.md).
 """

@@ -23,7 +23,8 @@ Fixtures
 ``atomic_backend``
     ``"simulated"`` (the broker in-process) or ``"tastytrade-emulator"`` (the real TastyTrade
     client over HTTP to the emulator): ``@pytest.mark.atomic_backend(name)``, else ``simulated``.
-    Run a test against both with ``@pytest.mark.parametrize("atomic_backend", BACKENDS)``.
+    Run a test against both with ``@pytest.mark.parametrize("atomic_backend", BACKENDS)`` (or
+    ``@pytest.mark.parametrize("atomic_executor", BACKENDS, indirect=True)``).
 ``atomic_session``
     An :class:`AtomicSession`: the executor, the broker, the backend, and ``settle()`` (drive
     everything in virtual time until every group is terminal) and ``violations()``.
@@ -263,8 +264,17 @@ def tastytrade_emulator(broker_simulator: BrokerSimulator, chaos_seed: int) -> I
 
 @pytest.fixture
 def atomic_backend(request: pytest.FixtureRequest) -> str:
-    """Which backend ``atomic_executor`` uses: ``atomic_backend`` marker, else ``simulated``."""
-    value = _marker_arg(request, "atomic_backend") or "simulated"
+    """Which backend ``atomic_executor`` uses.
+
+    An indirect parametrization of ``atomic_executor`` or ``atomic_session``
+    (``@pytest.mark.parametrize("atomic_executor", BACKENDS, indirect=True)``), else the
+    ``atomic_backend`` marker, else ``simulated``. (Parametrizing ``atomic_backend`` itself
+    replaces this fixture altogether.)
+    """
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    indirect = [params[name] for name in ("atomic_executor", "atomic_session") if name in params]
+    value = indirect[0] if indirect else (_marker_arg(request, "atomic_backend") or "simulated")
     if value not in BACKENDS:
         raise pytest.UsageError(f"atomic_backend={value!r}: expected one of {', '.join(BACKENDS)}")
     return str(value)

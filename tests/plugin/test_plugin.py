@@ -157,9 +157,17 @@ def test_executor_runs_through_either_backend(pytester: pytest.Pytester) -> None
         def test_marker(atomic_session, tastytrade_emulator):
             assert atomic_session.emulator is tastytrade_emulator
             assert atomic_session.backend_name == "tastytrade-emulator"
+
+        @pytest.mark.parametrize("atomic_executor", BACKENDS, indirect=True)
+        def test_indirect(atomic_executor, atomic_session):
+            assert atomic_executor is atomic_session.executor
+            assert atomic_session.backend_name in BACKENDS
+            assert (atomic_session.emulator is None) == (atomic_session.backend_name == "simulated")
         """
     )
-    pytester.runpytest("--chaos-profile", "calm").assert_outcomes(passed=3)
+    result = pytester.runpytest("--chaos-profile", "calm", "-v")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*test_indirect?simulated? PASSED*", "*test_indirect?tastytrade-emulator? PASSED*"])
 
 
 def test_violations_name_exposure_no_group_accounts_for(pytester: pytest.Pytester) -> None:
