@@ -44,9 +44,12 @@ _EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in TICKET_EVENT_TYPES
 _DECIMAL_FIELDS = frozenset({"limit_price", "price"})
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Canonical compact JSON (sorted keys): the same value always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def loads(text: str) -> Any:

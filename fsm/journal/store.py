@@ -102,8 +102,9 @@ class JournalCorrupted(AtomicOrdersError):
 
 
 def _chain(prev: str, table: str, seq: int, values: Sequence[Any]) -> str:
-    payload = dumps([table, seq, *values]).encode("utf-8")
-    return hashlib.sha256(prev.encode("ascii") + payload).hexdigest()[:32]
+    # Columns are text (JSON already) or integers: joined with a record separator, NULL as \0.
+    payload = "\x1e".join([prev, table, str(seq), *("\x00" if v is None else str(v) for v in values)])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
 def _now_iso() -> str:
@@ -381,7 +382,7 @@ class Journal:
             self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
                 ("schema_version", str(SCHEMA_VERSION)),
                 ("created_at", _now_iso()),
-                ("chain", "sha256(previous chain || canonical JSON [table, seq, columns...]), first 32 hex"),
+                ("chain", "sha256 of previous chain, table, seq, columns (NULL as \\0) joined by \\x1e; first 32 hex"),
                 ("writer", "atomic-orders"),
             ])
             self._db.execute("COMMIT")
