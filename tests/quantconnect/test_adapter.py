@@ -184,3 +184,32 @@ def test_every_lean_order_belongs_to_an_executor_group() -> None:
     assert set(algo.adapter.outcomes.values()) == {"committed"}
     assert sum(1 for line in algo.logs if "committed" in line) == 3
     assert algo.time.tzinfo is None and algo.time.date() == dt.date(2026, 1, 5)
+
+
+def test_reconcile_answers_from_lean_tickets_with_the_fills_already_reported() -> None:
+    script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-2.00")),))])
+    algo, lean = standin(script)
+    group = algo.adapter.execute_iron_condor(*condor(lean), 2)  # type: ignore[arg-type]
+    backend = algo.adapter.lean_backend
+    ref = group.tickets[0].order_ref
+    assert backend.reconcile([ref])[ref].status.value == "working"
+    lean.run_until(10.0, stop=lambda: group.is_terminal)
+    algo.adapter.poll()
+    reports = backend.reconcile([ref, "G999999-C"])
+    assert reports["G999999-C"].status.value == "not_found"
+    assert reports[ref].status.value == "filled" and reports[ref].fills == tuple(group.tickets[0].fills)
+    assert reports[ref].broker_order_id == group.tickets[0].broker_order_id
+
+
+def test_combo_market_orders_are_refused_before_reaching_lean() -> None:
+    from fsm.group import AtomicOrderGroup
+    from fsm.leg import Leg, Side
+    from fsm.orders import OrderType
+
+    algo, lean = standin()
+    sc, lc, _sp, _lp = condor(lean)
+    group = AtomicOrderGroup("M1", [Leg(lc, Side.BUY), Leg(sc, Side.SELL)], 1,  # type: ignore[arg-type]
+                             order_type=OrderType.MARKET)
+    algo.adapter.execute(group)
+    assert group.tickets[0].state == "rejected" and "ComboMarket" in (group.tickets[0].reason or "")
+    assert lean.sent == [] and algo.transactions.get_order_tickets() == []
