@@ -490,7 +490,7 @@ def _reproduction(item: pytest.Item, repro: _Repro) -> str:
         if len(log) > LOG_LINES:
             lines.append(f"  ... {len(log) - LOG_LINES} earlier events not shown")
         lines.extend(f"  {line}" for line in log[-LOG_LINES:])
-    return "\n".join(lines)
+    return "\n".join(lines).strip("\n")
 
 
 @pytest.hookimpl(wrapper=True)

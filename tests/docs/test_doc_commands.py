@@ -9,7 +9,8 @@ The convention (for every ``docs/**/*.md``, including pages added later):
   repository (so a page may write ``out/`` and read it back, and ``atomic-orders docs`` may
   rewrite the copy's docs), with the project's virtualenv first on ``PATH`` (``atomic-orders``,
   ``python`` and ``pytest`` are the project's) and ``CI=1``. Each must exit 0 within
-  :data:`TIMEOUT` seconds.
+  :data:`TIMEOUT` seconds. Each command is its own shell: ``cd`` and ``export`` do not carry over
+  to the next one (write ``cd dir && command``).
 * A command ending in `` &`` is a server: it runs in the background until the end of its block;
   the next command starts once the server printed its first line. The emulator's documented port
   ``8765`` is replaced by a free port, so parallel runs do not collide.
