@@ -74,3 +74,62 @@ def test_recover_report_and_positions(tmp_path: Path) -> None:
     assert report.replay_mismatches == ()
     assert executor.stats.invariant_violations == 0
     assert executor.new_group_id() == "G000005"  # ids continue after the journaled ones
+
+
+class _Died(BaseException):
+    pass
+
+
+def _die_at(point: str, nth: int):  # type: ignore[no-untyped-def]
+    seen = {"n": 0}
+
+    def on_point(name: str) -> None:
+        if name == point:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                raise _Died
+
+    return on_point
+
+
+def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: Path) -> None:
+    from collections.abc import Mapping, Sequence
+
+    from fsm.errors import BrokerUnavailable
+    from fsm.orders import OrderReport
+    from simulator.crash import drive_plan
+
+    class FlakyBackend(SimulatedBackend):
+        """Cannot answer the first reconciliation."""
+
+        down = 1
+
+        def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
+            if self.down:
+                self.down -= 1
+                raise BrokerUnavailable("broker down during recovery")
+            return super().reconcile(order_refs)
+
+    session = CrashSession(seed=12, groups=5)
+    path = tmp_path / "j.journal"
+    broker = session.broker()
+    journal = Journal(path, sync="normal", batch_seconds=0, on_point=_die_at("events_committed", 4))
+    executor = AtomicOrderExecutor(SimulatedBackend(broker), journal=journal)
+    with pytest.raises(_Died):
+        drive_plan(executor, broker.market, session.plan(), session.session_seconds,
+                   now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
+    journal._db.close()
+
+    journal = Journal(path, sync="normal", batch_seconds=0)
+    executor, report = AtomicOrderExecutor.recover(journal, FlakyBackend(broker))
+    assert report.deferred, "some order was unsettled at the crash"
+    assert report.orders_reconciled > 0 and report.not_found == ()
+    assert all(executor.group(g).ticket(ref).state in ("unknown", "filled", "canceled", "rejected", "expired")
+               for g in report.groups_unfinished for ref in report.deferred if executor.group(g).has_ticket(ref))
+    known = set(journal.contents.groups)
+    drive_plan(executor, broker.market, [p for p in session.plan() if p[0] not in known], session.session_seconds,
+               now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
+    executor.process_events()
+    journal.close()
+    problems, _ = verify(simulator_truth(broker), path, [p[0] for p in session.plan()])
+    assert problems == []
