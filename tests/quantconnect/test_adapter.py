@@ -182,6 +182,10 @@ def test_every_lean_order_belongs_to_an_executor_group() -> None:
     tickets = algo.transactions.get_order_tickets()
     assert len(tickets) == 12 and all(algo.adapter.executor.owns_order(t.tag) for t in tickets)
     assert set(algo.adapter.outcomes.values()) == {"committed"}
+    combo = algo.adapter.executor.groups()[0].tickets[0]
+    assert combo.AverageFillPrice == combo.average_fill_price == Decimal("-2")
+    assert [r.dest for r in combo.OrderEvents] == ["submitting", "submitted", "filled"]
+    assert combo.QuantityRemaining == 0 and combo.Tag == combo.tag == combo.OrderId
     assert sum(1 for line in algo.logs if "committed" in line) == 3
     assert algo.time.tzinfo is None and algo.time.date() == dt.date(2026, 1, 5)
 
