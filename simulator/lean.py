@@ -793,7 +793,7 @@ class QCAlgorithm(_PascalCase):
         """One combo limit order: ``limit_price`` is the signed net per unit (positive = debit)."""
         if float(limit_price) == 0:
             raise ValueError("ArgumentException: ComboLimitOrder requires a non-zero limit price")
-        if any(leg.order_price is not None for leg in legs):
+        if any(leg.order_price is not None and leg.order_price != 0 for leg in legs):
             raise ValueError("ArgumentException: ComboLimitOrder does not take leg limit prices")
         return self._env._submit_combo(legs, int(quantity), float(limit_price), OrderType.COMBO_LIMIT, tag)
 
