@@ -27,16 +27,18 @@ LEAN rules reproduced (see the reference notes in ``docs/quantconnect.md``):
 * Backtest: canceling one combo leg cancels the whole combo (``CANCELED`` for every leg). Live mode
   imitates the TastyTrade plugin: a combo cancel/update reaches the broker only once it was
   requested for every leg.
-* ``combo_market_order`` under ``set_brokerage_model(BrokerageName.TASTYTRADE)`` is refused: every
-  leg ``INVALID`` (error -4), nothing sent. Combo sizing: the GCD of the leg quantities must be 1;
+* ``combo_market_order`` -- and so ``buy(OptionStrategies.iron_condor(...))`` -- under
+  ``set_brokerage_model(BrokerageName.TASTYTRADE)`` is refused: every leg ``INVALID`` (error -4),
+  nothing sent. Combo sizing: the GCD of the leg quantities must be 1;
   ``combo_limit_order`` needs a non-zero limit and legs without prices (``ValueError`` standing in for
   .NET's ``ArgumentException``). A zero quantity gives one ``INVALID`` ticket with order id -10 and
   no event (pre-order checks).
 * Invalid events do not overwrite ``FILLED``/``CANCELED``.
 
 Deliberate differences: a submission is ``SUBMITTED`` when the simulated broker acknowledges it (as
-with a live brokerage; LEAN's backtesting brokerage does so inside the order call); prices come from
-the simulator's market, not from data bars; one account, options on the market's underlying only.
+with a live brokerage; LEAN's backtesting brokerage does so inside the order call), and market
+orders fill when the simulator fills them, not inside the order call; prices come from the
+simulator's market, not from data bars; one account, options on the market's underlying only.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ __all__ = [
     "LeanStandIn",
     "Market",
     "OptionRight",
+    "OptionStrategies",
+    "OptionStrategy",
     "OptionStyle",
     "OrderDirection",
     "OrderEvent",
@@ -378,6 +382,43 @@ class OrderEvent(_PascalCase):
     def absolute_fill_quantity(self) -> float:
         """``abs(fill_quantity)``."""
         return abs(self.fill_quantity)
+
+
+@attrs.frozen
+class OptionStrategy:
+    """LEAN's ``OptionStrategy`` as far as ``buy``/``sell`` need it: a name and its legs."""
+
+    name: str
+    legs: tuple[Leg, ...]
+
+
+class OptionStrategies:
+    """LEAN's ``OptionStrategies`` factory (the iron condor)."""
+
+    @staticmethod
+    def iron_condor(canonical_option: Symbol, long_put_strike: float, short_put_strike: float,
+                    short_call_strike: float, long_call_strike: float, expiration: dt.datetime) -> OptionStrategy:
+        """Legs +1 long put, -1 short put, -1 short call, +1 long call: ``buy`` opens a *credit* condor."""
+        if not canonical_option.is_canonical() or canonical_option.underlying is None:
+            raise ValueError(f"ArgumentException: {canonical_option.value!r} is not a canonical option symbol")
+        if not long_put_strike < short_put_strike <= short_call_strike < long_call_strike:
+            raise ValueError("ArgumentException: strikes must satisfy long put < short put <= short call < long call")
+        underlying = canonical_option.underlying
+        root = canonical_option.id.symbol
+        index = canonical_option.id.security_type is SecurityType.INDEX_OPTION
+        style = OptionStyle.EUROPEAN if index else OptionStyle.AMERICAN
+
+        def contract(right: OptionRight, strike: float) -> Symbol:
+            if index:
+                return Symbol.create_option(underlying, root, Market.USA, style, right, strike, expiration)
+            return Symbol.create_option(underlying, Market.USA, style, right, strike, expiration)
+
+        return OptionStrategy("Iron Condor", (
+            Leg.create(contract(OptionRight.PUT, long_put_strike), 1),
+            Leg.create(contract(OptionRight.PUT, short_put_strike), -1),
+            Leg.create(contract(OptionRight.CALL, short_call_strike), -1),
+            Leg.create(contract(OptionRight.CALL, long_call_strike), 1),
+        ))
 
 
 @attrs.define
@@ -801,6 +842,16 @@ class QCAlgorithm(_PascalCase):
                            order_properties: Any = None) -> list[OrderTicket]:
         """One combo market order (refused under the TastyTrade brokerage model)."""
         return self._env._submit_combo(legs, int(quantity), None, OrderType.COMBO_MARKET, tag)
+
+    def buy(self, strategy: OptionStrategy, quantity: int, asynchronous: bool = False, tag: str = "",
+            order_properties: Any = None) -> list[OrderTicket]:
+        """``buy(strategy, quantity)``: a combo **market** order of the strategy's legs."""
+        return self.combo_market_order(list(strategy.legs), abs(int(quantity)), tag=tag)
+
+    def sell(self, strategy: OptionStrategy, quantity: int, asynchronous: bool = False, tag: str = "",
+             order_properties: Any = None) -> list[OrderTicket]:
+        """``sell(strategy, quantity)``: the reversed combo market order."""
+        return self.combo_market_order(list(strategy.legs), -abs(int(quantity)), tag=tag)
 
     def limit_order(self, symbol: Symbol, quantity: float, limit_price: float, asynchronous: bool = False,
                     tag: str = "", order_properties: Any = None) -> OrderTicket:

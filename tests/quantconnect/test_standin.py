@@ -13,10 +13,12 @@ from simulator.lean import (
     BrokerageName,
     LeanStandIn,
     Leg,
+    OptionStrategies,
     OrderEvent,
     OrderResponseErrorCode,
     OrderStatus,
     QCAlgorithm,
+    Symbol,
     UpdateOrderFields,
 )
 from simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Rule
@@ -117,6 +119,27 @@ def test_combo_market_is_refused_under_the_tastytrade_model() -> None:
     tickets = algo.combo_market_order(legs, 1)
     assert [t.status for t in tickets] == [OrderStatus.INVALID] * 4
     assert lean.sent == [] and [s for _, s, _ in algo.seen] == [OrderStatus.INVALID] * 4
+
+
+def test_buying_the_iron_condor_strategy_is_a_combo_market_order() -> None:
+    algo, lean, legs = setup(BrokerScript([Rule(OrderMatch(combo=True), (FillAt(0.5, Decimal("-2.00")),))]))
+    lp, sp, sc, lc = (leg.symbol for leg in legs)
+    assert sc.underlying is not None
+    canonical = Symbol.create_canonical_option(sc.underlying, "SPXW")
+    strategy = OptionStrategies.iron_condor(canonical, lp.id.strike_price, sp.id.strike_price, sc.id.strike_price,
+                                            lc.id.strike_price, sc.id.date)
+    assert [(leg.symbol, leg.quantity) for leg in strategy.legs] == [(lp, 1), (sp, -1), (sc, -1), (lc, 1)]
+    algo.set_brokerage_model(BrokerageName.TASTYTRADE)
+    refused = algo.buy(strategy, 1)
+    assert [t.status for t in refused] == [OrderStatus.INVALID] * 4 and lean.sent == []
+    algo.set_brokerage_model(BrokerageName.DEFAULT)
+    tickets = algo.buy(strategy, 2)
+    assert lean.sent[0].order_type.value == "market"
+    lean.run_until(5.0)
+    assert [t.status for t in tickets] == [OrderStatus.FILLED] * 4
+    assert [algo.portfolio[s].quantity for s in (lp, sp, sc, lc)] == [2.0, -2.0, -2.0, 2.0]  # a credit condor
+    with pytest.raises(ValueError, match="canonical"):
+        OptionStrategies.iron_condor(sc, 1.0, 2.0, 3.0, 4.0, sc.id.date)
 
 
 def test_pre_order_checks_and_argument_errors() -> None:
