@@ -145,7 +145,9 @@ class TastytradeIntegrationAdapter:
             self.lean_backend.on_order_event(event)
             if len(self.foreign_events) > foreign:
                 self._alert(f"LEAN order event for an order placed around the executor: {event}")
-            if not self._busy:
+            # Inside an executor call (or a LEAN order call made by the backend, e.g. a user's
+            # ticket.cancel()), the event waits: the executor is never re-entered.
+            if not self._busy and not self.lean_backend.in_lean_call:
                 self._drive(lambda: None)
         else:
             # LEAN placed this order itself: it did not go through the executor. Kept and alerted.

@@ -87,6 +87,7 @@ class QuantConnectBackend(ExecutionBackend):
         self._queued: list[BrokerEvent] = []
         self._held: list[OrderEvent] | None = None  # events that arrive while a submission returns
         self._traded: dict[OptionSymbol, Symbol] = {}
+        self._in_lean = 0  # depth of calls into LEAN's order API (events may arrive inside them)
 
     @property
     def clock(self) -> Clock:
@@ -101,6 +102,11 @@ class QuantConnectBackend(ExecutionBackend):
             self._held.append(event)
             return
         self._queued.extend(self.translator.translate(event))
+
+    @property
+    def in_lean_call(self) -> bool:
+        """True while this backend is inside a LEAN order call (the executor must not be re-entered)."""
+        return self._in_lean > 0
 
     def has_events(self) -> bool:
         """True when events wait for :meth:`poll_events`."""
@@ -136,7 +142,11 @@ class QuantConnectBackend(ExecutionBackend):
         tracked = self.translator.track(request)
         self._held = []
         try:
-            tickets = self._place(request, legs)
+            self._in_lean += 1
+            try:
+                tickets = self._place(request, legs)
+            finally:
+                self._in_lean -= 1
         except Exception as err:
             held, self._held = self._held, None
             created = self._tickets_by_tag(ref)
@@ -210,7 +220,11 @@ class QuantConnectBackend(ExecutionBackend):
         errors: list[str] = []
         not_yet = False
         for ticket in tickets:
-            response = ticket.cancel(f"cancel {order_ref}")
+            self._in_lean += 1
+            try:
+                response = ticket.cancel(f"cancel {order_ref}")
+            finally:
+                self._in_lean -= 1
             if response.is_success:
                 accepted = True
                 continue
@@ -244,7 +258,11 @@ class QuantConnectBackend(ExecutionBackend):
             if quantity is not None:
                 leg = tracked.legs[int(ticket.order_id)]
                 fields.quantity = float(quantity if request.is_combo else leg.ratio * quantity)
-            response = ticket.update(fields)
+            self._in_lean += 1
+            try:
+                response = ticket.update(fields)
+            finally:
+                self._in_lean -= 1
             if response.is_success:
                 accepted += 1
             elif response.error_code == codes.INVALID_NEW_ORDER_STATUS:

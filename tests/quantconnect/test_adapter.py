@@ -217,3 +217,24 @@ def test_combo_market_orders_are_refused_before_reaching_lean() -> None:
     algo.adapter.execute(group)
     assert group.tickets[0].state == "rejected" and "ComboMarket" in (group.tickets[0].reason or "")
     assert lean.sent == [] and algo.transactions.get_order_tickets() == []
+
+
+def test_events_fired_inside_lean_calls_never_re_enter_the_executor() -> None:
+    algo, lean = standin()
+    adapter = algo.adapter
+    seen: list[bool] = []
+    original = adapter.executor.process_events
+
+    def spy() -> int:
+        seen.append(adapter.lean_backend.in_lean_call)
+        return original()
+
+    adapter.executor.process_events = spy  # type: ignore[method-assign]
+    group = adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    lean.run_until(1.0)
+    adapter.poll()
+    group.tickets[0].cancel()  # user code, outside the adapter: LEAN fires CANCEL_PENDING inside
+    assert adapter.lean_backend.has_events() is False
+    lean.run_until(10.0, stop=lambda: group.is_terminal)
+    adapter.poll()
+    assert group.state == "rolled_back" and seen and not any(seen)
