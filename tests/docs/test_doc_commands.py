@@ -30,6 +30,11 @@ The convention (for every ``docs/**/*.md``, including pages added later):
     and ``--collect-only`` for ``pytest`` commands. Use it for commands that need what a test
     machine lacks (real credentials, a QuantConnect account).
 
+* A block preceded by the line ``<!-- docs-check: output -->`` also has its sample output
+  checked (use it for deterministic output): every output line shown under a command must appear
+  in what the command printed, in the same order (trailing spaces ignored); a line ``...`` (however
+  indented) in the sample stands for any number of lines left out.
+
 Fenced ``python`` blocks are not commands; :func:`test_python_blocks_compile_and_import` checks
 that each compiles and that every name it imports from this project exists.
 """
@@ -63,6 +68,7 @@ CHECK_DEPTH = 3
 #: The port the docs show for the emulator (replaced by a free one).
 EMULATOR_PORT = "8765"
 PARSE_ONLY_MARK = "<!-- docs-check: parse-only -->"
+OUTPUT_MARK = "<!-- docs-check: output -->"
 _SKIP_COPY = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", ".hypothesis", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".benchmarks",
     "out", "*.egg-info", "build", "dist",
@@ -80,6 +86,8 @@ class Command:
     line: int
     block: int
     parse_only: bool = False
+    #: The sample output shown under the command, when the block's output is checked (else None).
+    output: tuple[str, ...] | None = None
 
     @property
     def background(self) -> bool:
@@ -98,8 +106,11 @@ def doc_pages() -> list[Path]:
 _FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 
 
-def fenced_blocks(text: str) -> Iterator[tuple[str, int, list[str], bool]]:
-    """``(info, first line number, lines, parse_only)`` of every fenced block of a Markdown text."""
+def fenced_blocks(text: str) -> Iterator[tuple[str, int, list[str], str]]:
+    """``(info, first line number, lines, mark)`` of every fenced block of a Markdown text.
+
+    ``mark`` is the ``<!-- docs-check: ... -->`` line right before the block, or ``""``.
+    """
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -115,13 +126,13 @@ def fenced_blocks(text: str) -> Iterator[tuple[str, int, list[str], bool]]:
             body.append(lines[i])
             i += 1
         i += 1
-        yield info, start + 1, body, previous == PARSE_ONLY_MARK
+        yield info, start + 1, body, previous if previous in (PARSE_ONLY_MARK, OUTPUT_MARK) else ""
 
 
 def console_commands(text: str, page: str) -> list[Command]:
     """The commands of every ``console`` block of ``text``, in order."""
     out: list[Command] = []
-    for n, (info, first, body, parse_only) in enumerate(fenced_blocks(text)):
+    for n, (info, first, body, mark) in enumerate(fenced_blocks(text)):
         if info != "console":
             continue
         j = 0
@@ -133,9 +144,30 @@ def console_commands(text: str, page: str) -> list[Command]:
                 while parts[-1].endswith("\\") and j + 1 < len(body):
                     j += 1
                     parts.append(body[j])
-                out.append(Command("\n".join(parts), page, number, n, parse_only))
+                shown: list[str] = []
+                while j + 1 < len(body) and not body[j + 1].startswith("$ "):
+                    j += 1
+                    shown.append(body[j])
+                output = tuple(shown) if mark == OUTPUT_MARK else None
+                out.append(Command("\n".join(parts), page, number, n, mark == PARSE_ONLY_MARK, output))
             j += 1
     return out
+
+
+def output_matches(shown: tuple[str, ...], printed: str) -> str | None:
+    """``None`` when every shown line appears in ``printed`` in order (``...`` skips); else the first missing one."""
+    actual = [line.rstrip() for line in printed.splitlines()]
+    i = 0
+    for line in shown:
+        want = line.rstrip()
+        if want.strip() == "...":
+            continue
+        while i < len(actual) and actual[i] != want:
+            i += 1
+        if i == len(actual):
+            return line
+        i += 1
+    return None
 
 
 def python_blocks(text: str) -> list[tuple[int, str]]:
@@ -266,6 +298,9 @@ def run_page(page: Path, scratch: Path) -> list[str]:
                     f"{command}\nexit {res.returncode}\n--- stdout\n{res.stdout[-4000:]}\n"
                     f"--- stderr\n{res.stderr[-4000:]}"
                 )
+                if command.output is not None:
+                    missing = output_matches(command.output, res.stdout)
+                    assert missing is None, f"{command}\nprinted no line {missing!r} (in order):\n{res.stdout[-4000:]}"
             done.append(f"{mode}: {text}")
     finally:
         for procs in servers.values():
@@ -362,6 +397,17 @@ def test_the_convention() -> None:
     assert [c.parse_only for c in commands] == [False, False, False, True]
     assert commands[0].block == commands[2].block != commands[3].block
     assert python_blocks(_SAMPLE) == [(18, 'print("not a command")')]
+    assert [c.output for c in commands] == [None, None, None, None]
+    checked = console_commands(f"{OUTPUT_MARK}\n```console\n$ echo a\na\n...\nc\n$ true\n```\n", "o.md")
+    assert [c.output for c in checked] == [("a", "...", "c"), ()]
+
+
+def test_output_matching() -> None:
+    assert output_matches(("a", "...", "c"), "a\nb\nc  \n") is None
+    assert output_matches(("a", "c"), "x\na\nb\nc\n") is None
+    assert output_matches(("c", "a"), "a\nc\n") == "a"
+    assert output_matches(("z",), "a\n") == "z"
+    assert output_matches(("a", "  ...", "b"), "a\nx\nb\n") is None
 
 
 def test_budgets() -> None:
