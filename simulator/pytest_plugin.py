@@ -371,12 +371,15 @@ class AtomicSession:
         executor = self.executor
         while True:
             executor.run_until_settled(lambda when: self._step(when, end))
+            if executor.open_groups():
+                return  # the limit was reached, or nothing more can happen: violations() says so
             quiet_end = min(clock.seconds + quiet_seconds, end)
             while not executor.open_groups() and self._step(None, quiet_end):
                 executor.process_events()
                 executor.on_timer()
-            if not executor.open_groups() or clock.seconds >= end:
+            if not executor.open_groups():
                 return
+            # a fill after settlement re-opened a group: drive it again
 
     def violations(self) -> list[str]:
         """Everything wrong, as sentences (empty: proven for this run).

@@ -271,3 +271,26 @@ def test_session_settles_a_legged_condor_on_the_hostile_preset(pytester: pytest.
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_settle_stops_at_its_limit_and_reports_the_open_group(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import attrs
+        import pytest
+        from simulator.chaos import ChaosProfile
+
+        @pytest.mark.chaos_profile(attrs.evolve(ChaosProfile(), limit_fill_rate=0.0))
+        def test_limit(atomic_session):
+            group = atomic_session.executor.execute_iron_condor(*atomic_session.condor_strikes(), 1)
+            start = atomic_session.broker.clock.seconds
+            atomic_session.settle(limit_seconds=7.0)  # the executor wakes at 5 s and 10 s
+            assert atomic_session.broker.clock.seconds - start <= 7.0
+            assert group.state == "executing"  # resting, unfilled, its 90 s deadline not reached
+            assert atomic_session.violations() == [f"{group.group_id}: not terminal (executing)"]
+            atomic_session.settle()  # no limit to speak of: the deadline rolls it back
+            assert group.state == "rolled_back"
+            assert atomic_session.violations() == []
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
