@@ -258,6 +258,7 @@ def recover_executor(
         executor._schedule(gid, now)
         executor._after_change(group)
     executor._journal_commit()
+    journal.release_contents()
     result = RecoveryReport(
         groups_rebuilt=len(rebuilt),
         groups_unfinished=tuple(unfinished),

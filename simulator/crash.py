@@ -184,6 +184,7 @@ def run_child(url: str, account: str, journal_path: Path, session: CrashSession,
     journal = Journal(journal_path, sync="normal", batch_seconds=session.batch_seconds,
                       on_point=_install_kill_point(os.environ.get(KILL_ENV)))
     recovered = bool(journal.contents.groups)
+    known = set(journal.contents.groups)
     if recovered:
         executor, report = AtomicOrderExecutor.recover(journal, backend, release_finished=True)
         recovery = {"rebuilt": report.groups_rebuilt, "unfinished": len(report.groups_unfinished),
@@ -195,7 +196,6 @@ def run_child(url: str, account: str, journal_path: Path, session: CrashSession,
                                         "backend": "tastytrade-emulator"})
         executor = AtomicOrderExecutor(backend, release_finished=True, journal=journal)
         recovery = {}
-    known = set(journal.contents.groups)
     plan = [p for p in session.plan() if p[0] not in known] if run_plan else []
 
     def advance(t: float) -> None:
@@ -293,15 +293,15 @@ def run_in_process(session: CrashSession, kills: Sequence[tuple[str, int]],
 
         journal = Journal(journal_path, sync="normal", batch_seconds=session.batch_seconds, on_point=on_point)
         backend = SimulatedBackend(broker)
+        known = set(journal.contents.groups)
         try:
-            if journal.contents.groups:
+            if known:
                 executor, _ = AtomicOrderExecutor.recover(journal, backend, release_finished=True)
             else:
                 journal.start_session("start", {"seed": session.seed, "groups": session.groups,
                                                 "profile": session.profile,
                                                 "session_seconds": session.session_seconds, "backend": "simulated"})
                 executor = AtomicOrderExecutor(backend, release_finished=True, journal=journal)
-            known = set(journal.contents.groups)
             plan = [p for p in session.plan() if p[0] not in known]
             drive_plan(executor, market, plan, session.session_seconds, now=lambda: broker.clock.seconds,
                        advance=broker.advance_to, next_event=broker.next_event_time)

@@ -403,6 +403,11 @@ class Journal:
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, records={self._seq})"
 
+    def release_contents(self) -> None:
+        """Forget the records read at open (recovery is done with them; a long journal is large)."""
+        self.contents = JournalContents(self.path, self.contents.schema_version, self.contents.records,
+                                        self.contents.last_chain)
+
     # -- crash points ------------------------------------------------------------------------------
 
     def point(self, name: str) -> None:

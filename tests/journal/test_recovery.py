@@ -121,12 +121,12 @@ def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: 
     journal._db.close()
 
     journal = Journal(path, sync="normal", batch_seconds=0)
+    known = set(journal.contents.groups)
     executor, report = AtomicOrderExecutor.recover(journal, FlakyBackend(broker))
     assert report.deferred, "some order was unsettled at the crash"
     assert report.orders_reconciled > 0 and report.not_found == ()
     assert all(executor.group(g).ticket(ref).state in ("unknown", "filled", "canceled", "rejected", "expired")
                for g in report.groups_unfinished for ref in report.deferred if executor.group(g).has_ticket(ref))
-    known = set(journal.contents.groups)
     drive_plan(executor, broker.market, [p for p in session.plan() if p[0] not in known], session.session_seconds,
                now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
     executor.process_events()
