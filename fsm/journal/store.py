@@ -107,6 +107,18 @@ def _chain(prev: str, table: str, seq: int, values: Sequence[Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+def _has_no_tables(path: Path) -> bool:
+    """A SQLite file with no table at all (a journal whose creation was interrupted)."""
+    try:
+        conn = sqlite3.connect(str(path))
+        try:
+            return bool(conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False  # not SQLite: read_journal names the problem
+
+
 def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -366,7 +378,7 @@ class Journal:
         #: events never wait (0: every decision point commits).
         self.batch_seconds = float(batch_seconds)
         self.last_commit = time.monotonic()
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        fresh = not self.path.exists() or self.path.stat().st_size == 0 or _has_no_tables(self.path)
         if fresh:
             self.contents = JournalContents(self.path, SCHEMA_VERSION)
         else:
@@ -376,15 +388,18 @@ class Journal:
         if str(mode).lower() != "wal":
             raise AtomicOrdersError(f"journal {str(self.path)!r}: cannot switch to WAL mode (got {mode!r})")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
-        if fresh:
-            self._db.executescript(_DDL)
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+        if fresh:  # schema and meta in one transaction: a crash leaves a journal or no tables at all
+            meta = [
                 ("schema_version", str(SCHEMA_VERSION)),
                 ("created_at", _now_iso()),
                 ("chain", "sha256 of previous chain, table, seq, columns (NULL as \\0) joined by \\x1e; first 32 hex"),
                 ("writer", "atomic-orders"),
-            ])
+            ]
+            self._db.execute("BEGIN")
+            for statement in _DDL.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta)
             self._db.execute("COMMIT")
         self._seq = self.contents.records
         self._chain = self.contents.last_chain

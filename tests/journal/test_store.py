@@ -166,3 +166,14 @@ def test_journal_and_recovery_stay_in_the_core() -> None:
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                            check=True).stdout))
     assert not loaded & {"backends", "simulator", "requests", "urllib3", "http"}
+
+
+def test_an_interrupted_creation_starts_afresh(tmp_path: Path) -> None:
+    """A file with no tables (the process died while creating the journal) is a new journal."""
+    path = tmp_path / "new.journal"
+    sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").fetchone()
+    assert path.stat().st_size > 0
+    journal = Journal(path)
+    journal.start_session("start", {"seed": 1})
+    journal.close()
+    assert read_journal(path).records == 1
