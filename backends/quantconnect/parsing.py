@@ -7,9 +7,10 @@ leg, sharing a ``GroupOrderManager``. LEAN reports per leg; the ticket wants str
 LEAN status (code)      ticket event
 ======================  =========================================================================
 ``NEW`` (0)             none (created, not yet handed to the brokerage)
-``SUBMITTED`` (1)       ``Acknowledged`` (first leg; later ones are duplicates the ticket ignores);
-                        while an update is pending and the event carries a message (LEAN's
-                        "Brokerage failed to update order"): ``UpdateRejected``
+``SUBMITTED`` (1)       ``Acknowledged`` (first leg; later ones are duplicates the ticket ignores)
+(any open status)       while an update is pending, a non-fill event whose message is LEAN's
+                        "Brokerage failed to update order" (it carries the order's current status:
+                        ``SUBMITTED``, ``PARTIALLY_FILLED`` or ``UPDATE_SUBMITTED``): ``UpdateRejected``
 ``PARTIALLY_FILLED``    ``Fill`` for every strategy unit that is now complete on *all* legs
 (2) / ``FILLED`` (3)    (signed net per unit = sum of leg ratio x leg fill price; single leg:
                         contracts at the fill price). A fill after ``CANCELED`` is applied (LEAN
@@ -18,7 +19,9 @@ LEAN status (code)      ticket event
                         expired)
 ``NONE`` (6)            none (LEAN does not forward these to ``on_order_event``; ignored if seen)
 ``INVALID`` (7)         ``Rejected`` (once per combo: LEAN invalidates every leg); ignored for a leg
-                        already ``FILLED``/``CANCELED``, as LEAN's transaction handler does
+                        already ``FILLED``/``CANCELED``, as LEAN's transaction handler does; on an
+                        order that already has fills, ``Canceled`` once every leg is closed (the
+                        fills stand, the rest is dead)
 ``CANCEL_PENDING`` (8)  none: LEAN's echo of our own cancel (fired inside ``ticket.cancel()``);
                         the executor already recorded ``CancelRequested``
 ``UPDATE_SUBMITTED``    ``Updated`` (once per update request, whatever the number of legs)
@@ -206,11 +209,15 @@ class OrderEventTranslator:
         out: list[TicketEvent] = []
         if status in ("new", "none", "cancel_pending"):
             pass
+        elif self._update_failed(tracked, status, event, message):
+            # LEAN's "Brokerage failed to update order" event carries the order's *current* status
+            # (Submitted, PartiallyFilled or UpdateSubmitted) and no fill
+            tracked.pending_updates -= 1
+            if leg.status == "new":
+                leg.status = "submitted"
+            out.append(UpdateRejected(when, message))
         elif status == "submitted":
-            if tracked.pending_updates and message and tracked.acknowledged:
-                tracked.pending_updates -= 1
-                out.append(UpdateRejected(when, message))
-            elif leg.status == "new":
+            if leg.status == "new":
                 leg.status = "submitted"
             if not tracked.acknowledged:
                 tracked.acknowledged = True
@@ -233,6 +240,11 @@ class OrderEventTranslator:
         elif status == "invalid":
             if leg.status in ("filled", "canceled"):
                 pass  # LEAN ignores an Invalid for an order already filled or canceled
+            elif tracked.units_reported or any(x.filled for x in tracked.legs.values()):
+                # LEAN closes a partly filled order as Invalid (e.g. a refused update): the fills
+                # stand, the rest will never fill -- for the ticket that is a cancel, not a reject
+                leg.status = "invalid"
+                out.extend(self._closed(tracked, when))
             else:
                 leg.status = "invalid"
                 if not tracked.rejected:
@@ -245,6 +257,13 @@ class OrderEventTranslator:
         else:
             self.anomalies.append(f"unknown LEAN order status {event.status!r} for order {key[0]}")
         return [BrokerEvent(tracked.order_ref, e) for e in out]
+
+    @staticmethod
+    def _update_failed(tracked: TrackedOrder, status: str, event: OrderEvent, message: str) -> bool:
+        """A non-fill event for an open order answering our pending update with a failure."""
+        return (bool(tracked.pending_updates) and tracked.acknowledged
+                and status in ("submitted", "partially_filled", "update_submitted")
+                and not round(float(event.fill_quantity)) and "failed to update" in message.lower())
 
     def _unit_fills(self, tracked: TrackedOrder, when: dt.datetime, key: tuple[int, int]) -> list[TicketEvent]:
         request = tracked.request
@@ -298,7 +317,7 @@ class OrderEventTranslator:
         """
         if not statuses:
             status = BrokerStatus.NOT_FOUND
-        elif "invalid" in statuses:
+        elif "invalid" in statuses and not tracked.units_reported:
             status = BrokerStatus.REJECTED
         elif all(s == "filled" for s in statuses):
             status = BrokerStatus.FILLED

@@ -146,3 +146,30 @@ def test_every_lean_status_is_mapped() -> None:
     names = {tr.status_name(s) for s in OrderStatus}
     assert "unknown" not in names and len(names) == 9
     assert sorted({int(s) for s in OrderStatus}) == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+
+
+def test_a_failed_update_on_a_partly_filled_order_is_rejected() -> None:
+    # LEAN's "Brokerage failed to update order" event carries the order's current status
+    tr = OrderEventTranslator(STAND_IN_API)
+    tracked = tr.track(single_request())
+    tr.bind(tracked, 5, -1)
+    events(tr, ev(5, 1, OrderStatus.SUBMITTED), ev(5, 2, OrderStatus.PARTIALLY_FILLED, -1, 2.0))
+    tracked.pending_updates = 1
+    out = events(tr, ev(5, 3, OrderStatus.PARTIALLY_FILLED, message="Brokerage failed to update order"))
+    assert [type(e) for e in out] == [UpdateRejected] and tracked.pending_updates == 0
+    tracked.pending_updates = 1
+    out = events(tr, ev(5, 4, OrderStatus.UPDATE_SUBMITTED, message="Brokerage failed to update order"))
+    assert [type(e) for e in out] == [UpdateRejected]
+    # a message on an event that is not about a pending update changes nothing
+    assert events(tr, ev(5, 5, OrderStatus.PARTIALLY_FILLED, message="Brokerage failed to update order")) == []
+
+
+def test_invalid_on_a_partly_filled_order_cancels_the_rest() -> None:
+    tr = OrderEventTranslator(STAND_IN_API)
+    tracked = tr.track(single_request())
+    tr.bind(tracked, 5, -1)
+    events(tr, ev(5, 1, OrderStatus.SUBMITTED), ev(5, 2, OrderStatus.PARTIALLY_FILLED, -1, 2.0))
+    out = events(tr, ev(5, 3, OrderStatus.INVALID, message="update refused"))
+    assert [type(e) for e in out] == [Canceled]
+    assert tr.report(tracked, ["invalid"]).status is BrokerStatus.CANCELED
+    assert tr.report(tracked, ["invalid"]).fills == tuple(tracked.fills) and len(tracked.fills) == 1
