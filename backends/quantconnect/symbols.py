@@ -86,7 +86,9 @@ class SymbolMapper:
         if cached is not None:
             return cached
         api = self.api
-        sid = symbol.id
+        sid = getattr(symbol, "id", None)
+        if sid is None or not hasattr(sid, "security_type") or not hasattr(symbol, "is_canonical"):
+            raise ValidationError("lean symbol", name, f"is not a LEAN Symbol (a {type(symbol).__name__})")
         security_type = sid.security_type
         if security_type == api.SecurityType.INDEX_OPTION:
             is_index = True

@@ -238,3 +238,12 @@ def test_events_fired_inside_lean_calls_never_re_enter_the_executor() -> None:
     lean.run_until(10.0, stop=lambda: group.is_terminal)
     adapter.poll()
     assert group.state == "rolled_back" and seen and not any(seen)
+
+
+def test_a_leg_that_is_not_a_symbol_is_refused_naming_the_leg() -> None:
+    algo, lean = standin()
+    sc, lc, _sp, lp = condor(lean)
+    with pytest.raises(ValidationError) as info:
+        algo.adapter.execute_iron_condor(sc, lc, "SPXW 5000P", lp, 1)
+    assert info.value.field == "short_put" and "SPXW 5000P" in str(info.value.value)
+    assert lean.sent == [] and algo.adapter.executor.groups() == []

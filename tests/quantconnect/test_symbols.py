@@ -85,3 +85,10 @@ def test_core_symbols_that_lean_cannot_carry_are_refused(mapper: SymbolMapper) -
     with pytest.raises(ValidationError) as info:
         mapper.to_lean(weird)
     assert info.value.value == weird.occ
+
+
+@pytest.mark.parametrize("thing", ["SPXW  260116C05000000", None, 5000.0])
+def test_something_that_is_not_a_lean_symbol_is_refused_by_name(mapper: SymbolMapper, thing: object) -> None:
+    with pytest.raises(ValidationError, match="is not a LEAN Symbol") as info:
+        mapper.from_lean(thing)  # type: ignore[arg-type]
+    assert info.value.value == repr(thing)
