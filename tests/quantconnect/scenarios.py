@@ -5,7 +5,9 @@
 * ``quantconnect``: the adapter in a stand-in LEAN algorithm, orders through LEAN's order API.
 
 Each run returns what must agree between the paths: the group's final state, the sequence of
-group states, and the ledger (as a multiset of symbol, signed contracts, price).
+group states, the ledger (as a multiset of symbol, signed contracts, price), the rollback reason,
+and every ticket's purpose, legs, final state and filled quantity (so a reject read as a cancel,
+or a fill counted twice, shows even when the ledger happens to agree).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Outcome:
     positions: tuple[tuple[str, int], ...]
     broker_orders: int
     owned: bool  # every order the broker saw belongs to the executor's group
+    rollback_reason: str | None = None
+    tickets: tuple[tuple[str, str, str, int], ...] = ()  # (purpose, legs, final state, filled), in order
 
 
 def _states(group: AtomicOrderGroup) -> tuple[str, ...]:
@@ -59,8 +63,10 @@ def _states(group: AtomicOrderGroup) -> tuple[str, ...]:
 def _outcome(group: AtomicOrderGroup, broker: BrokerSimulator, owned: bool) -> Outcome:
     ledger = Counter((e.symbol.occ, e.quantity, e.price.normalize()) for e in group.ledger)
     positions = tuple(sorted((s.occ, q) for s, q in broker.positions().items()))
+    tickets = tuple((t.purpose.value, " ".join(f"{leg.side.value} {leg.symbol.occ}" for leg in t.legs), t.state,
+                     t.quantity_filled) for t in group.tickets)
     return Outcome(group.state, _states(group), tuple(sorted(ledger.elements())), positions,
-                   len(broker.orders_seen), owned)
+                   len(broker.orders_seen), owned, group.rollback_reason, tickets)
 
 
 def _broker(script: BrokerScript) -> BrokerSimulator:

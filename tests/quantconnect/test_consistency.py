@@ -65,6 +65,7 @@ def test_three_paths_agree(name: str) -> None:
     tastytrade = run_tastytrade(make, mode, quantity)
     quantconnect, lean = run_quantconnect(make, mode, quantity)
     assert simulated.state == expected, simulated
+    assert len(simulated.states) >= 3 and simulated.tickets and simulated.ledger  # something to compare
     outcomes: dict[str, Outcome] = {"simulated": simulated, "tastytrade": tastytrade, "quantconnect": quantconnect}
     for path, outcome in outcomes.items():
         assert outcome.owned, f"{path}: an order reached the broker around the executor"
@@ -72,5 +73,8 @@ def test_three_paths_agree(name: str) -> None:
         assert outcome.states == simulated.states, (path, outcome.states, simulated.states)
         assert outcome.ledger == simulated.ledger, (path, outcome.ledger, simulated.ledger)
         assert outcome.positions == simulated.positions, (path, outcome.positions, simulated.positions)
+        assert outcome.rollback_reason == simulated.rollback_reason, (path, outcome.rollback_reason)
+        assert outcome.tickets == simulated.tickets, (path, outcome.tickets, simulated.tickets)
+        assert outcome.broker_orders == simulated.broker_orders, (path, outcome.broker_orders)
     # the stand-in really went through LEAN's order model: per-leg LEAN orders, LEAN status codes
     assert lean.events and all(e.order_id > 0 for e in lean.events)
