@@ -35,7 +35,13 @@ if TYPE_CHECKING:
 
 
 class TicketState(StrEnum):
-    """The states of an :class:`OrderTicket`."""
+    """The states of an :class:`OrderTicket`.
+
+    A state also compares equal to the LEAN ``OrderStatus`` that means the same thing (LEAN's enum
+    members compare with their integer codes), so LEAN ticket code such as
+    ``ticket.status == OrderStatus.FILLED`` works unchanged on an executor ticket: see
+    :attr:`lean_code`. Against strings it compares as the state's name, as before.
+    """
 
     NEW = "new"
     SUBMITTING = "submitting"
@@ -48,6 +54,48 @@ class TicketState(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     UNKNOWN = "unknown"
+
+    @property
+    def lean_code(self) -> int:
+        """LEAN's ``OrderStatus`` code for this state (``Common/Orders/OrderTypes.cs``).
+
+        New 0 (also while our submission is in flight), Submitted 1, PartiallyFilled 2, Filled 3,
+        Canceled 5 (also an expiry, as LEAN reports it), None 6 (``unknown``: no known state yet),
+        Invalid 7 (``rejected``), CancelPending 8, UpdateSubmitted 9.
+        """
+        return _LEAN_STATUS_CODES[self.value]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return str.__eq__(self, other)
+        code = _lean_status_code(other)
+        return code is not None and code == self.lean_code
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+
+_LEAN_STATUS_CODES: dict[str, int] = {
+    "new": 0, "submitting": 0, "submitted": 1, "partially_filled": 2, "filled": 3, "canceled": 5, "expired": 5,
+    "unknown": 6, "rejected": 7, "cancel_pending": 8, "update_pending": 9,
+}
+
+
+def _lean_status_code(value: object) -> int | None:
+    """The integer code of a LEAN ``OrderStatus`` (an int enum, or a pythonnet enum), else None."""
+    if isinstance(value, bool | float | Decimal):
+        return None
+    if isinstance(value, int):
+        return int(value)
+    if type(value).__name__ == "OrderStatus":
+        as_int: Any = value
+        try:
+            return int(as_int)
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 NEW, SUBMITTING, SUBMITTED, PARTIALLY_FILLED = "new", "submitting", "submitted", "partially_filled"
@@ -593,14 +641,8 @@ class OrderTicket:
         if fields is None or isinstance(fields, Decimal):
             limit_price = fields if fields is not None else limit_price
         elif hasattr(fields, "limit_price") or hasattr(fields, "quantity"):
-            raw_price = getattr(fields, "limit_price", None)
-            raw_qty = getattr(fields, "quantity", None)
-            limit_price = None if raw_price is None else Decimal(repr(raw_price)) if isinstance(raw_price, float) \
-                else Decimal(raw_price)
-            if raw_qty is not None:
-                if float(raw_qty) != int(raw_qty):
-                    raise ValidationError("quantity", raw_qty, f"ticket {self.order_ref!r}: must be a whole number")
-                quantity = abs(int(raw_qty))
+            limit_price = self._lean_price(getattr(fields, "limit_price", None))
+            quantity = self._lean_quantity(getattr(fields, "quantity", None))
         else:
             raise ValidationError("fields", fields, "give a Decimal limit price or an object with limit_price/quantity")
         before = self.state
@@ -608,6 +650,36 @@ class OrderTicket:
         if self.state == UPDATE_PENDING:
             return TicketResponse(self.order_ref, True)
         return TicketResponse(self.order_ref, False, f"order {self.order_ref!r} cannot be updated in state {before}")
+
+    def _lean_price(self, raw: object) -> Decimal | None:
+        """A LEAN ``UpdateOrderFields.limit_price`` (a float through pythonnet) as a Decimal."""
+        if raw is None:
+            return None
+        try:
+            return Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)  # type: ignore[arg-type]
+        except (ArithmeticError, TypeError, ValueError):
+            raise ValidationError("limit_price", raw, f"ticket {self.order_ref!r}: not a number") from None
+
+    def _lean_quantity(self, raw: object) -> int | None:
+        """A LEAN ``UpdateOrderFields.quantity`` as this ticket's (positive) quantity.
+
+        LEAN quantities are signed: negative sells. A single-leg sell ticket takes ``-n``; a combo's
+        update quantity is the group quantity, positive for the way the executor sends combos. A
+        sign that would reverse the order is refused, not silently flipped.
+        """
+        if raw is None:
+            return None
+        try:
+            number = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)  # type: ignore[arg-type]
+        except (ArithmeticError, TypeError, ValueError):
+            raise ValidationError("quantity", raw, f"ticket {self.order_ref!r}: not a number") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise ValidationError("quantity", raw, f"ticket {self.order_ref!r}: must be a whole number")
+        sign = 1 if self.is_combo else self.legs[0].side.sign
+        if number * sign < 0:
+            raise ValidationError("quantity", raw, f"ticket {self.order_ref!r}: the sign would reverse the order "
+                                                   f"(LEAN quantities are signed, {'+' if sign > 0 else '-'} here)")
+        return abs(int(number))
 
     # -- LEAN's PascalCase names (LEAN's Python accepts both spellings) --------------------------
 

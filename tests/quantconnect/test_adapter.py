@@ -247,3 +247,43 @@ def test_a_leg_that_is_not_a_symbol_is_refused_naming_the_leg() -> None:
         algo.adapter.execute_iron_condor(sc, lc, "SPXW 5000P", lp, 1)
     assert info.value.field == "short_put" and "SPXW 5000P" in str(info.value.value)
     assert lean.sent == [] and algo.adapter.executor.groups() == []
+
+
+def test_lean_status_comparisons_work_on_executor_tickets() -> None:
+    script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-2.00")),))])
+    algo, lean = standin(script)
+    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    ticket = group.tickets[0]
+    assert ticket.status == OrderStatus.NEW and ticket.Status != OrderStatus.SUBMITTED  # our submit in flight
+    lean.run_until(0.5)
+    algo.adapter.poll()
+    assert ticket.status == OrderStatus.SUBMITTED and OrderStatus.SUBMITTED == ticket.status  # noqa: SIM300 - both operand orders
+    assert ticket.status != OrderStatus.FILLED and ticket.status not in (OrderStatus.FILLED, OrderStatus.CANCELED)
+    lean.run_until(10.0, stop=lambda: group.is_terminal)
+    algo.adapter.poll()
+    assert ticket.status == OrderStatus.FILLED and ticket.status == "filled" and ticket.status != 3.0
+    assert [t.status for t in algo.transactions.get_order_tickets()] == [ticket.status] * 4  # LEAN's own agree
+
+
+def test_lean_update_fields_are_validated_on_executor_tickets() -> None:
+    algo, lean = standin()
+    group = algo.adapter.execute_iron_condor(*condor(lean), 2, mode=ExecutionMode.LEGGED)  # type: ignore[arg-type]
+    lean.run_until(1.0)
+    algo.adapter.poll()
+    sell = next(t for t in group.tickets if t.legs[0].side.sign < 0)
+    buy = next(t for t in group.tickets if t.legs[0].side.sign > 0)
+    for ticket, raw, field, text in ((buy, -2, "quantity", "reverse"), (sell, 3, "quantity", "reverse"),
+                                     (sell, -1.5, "quantity", "whole"),
+                                     (sell, "abc", "limit_price", "not a number")):
+        fields = UpdateOrderFields(limit_price=raw) if field == "limit_price" else UpdateOrderFields(quantity=raw)
+        with pytest.raises(ValidationError, match=text) as info:
+            ticket.update(fields)
+        assert (info.value.field, info.value.value) == (field, raw)
+    assert all(t.update_requests == [] for t in algo.transactions.get_order_tickets())  # nothing was sent
+    assert buy.state == "submitted"  # legged: the long legs go first
+    assert buy.update(UpdateOrderFields(quantity=2, limit_price=0.05)).is_success and buy.state == "update_pending"
+    sent = [t.update_requests[-1] for t in algo.transactions.get_order_tickets() if t.update_requests]
+    assert [(f.quantity, f.limit_price) for f in sent] == [(2.0, 0.05)]  # LEAN's signed quantity: a buy
+    lean.run_until(3.0)
+    algo.adapter.poll()
+    assert buy.state == "submitted" and buy.limit_price == Decimal("0.05")
