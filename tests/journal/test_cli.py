@@ -127,3 +127,18 @@ def test_recover_against_the_emulator_after_sigkill(tmp_path: Path, monkeypatch:
         assert emulator.tokens_issued >= 2
     finally:
         emulator.stop()
+
+
+@pytest.mark.parametrize("command", [["journal", "show"], ["simulate", "--groups", "3", "--seed", "3"]])
+def test_output_into_a_closed_pipe_ends_quietly(command: list[str], journal_path: Path) -> None:
+    """``atomic-orders ... | head``: the reader is gone, so no BrokenPipeError trace, status 141."""
+    argv = [*command, str(journal_path)] if command[0] == "journal" else command
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone: the first write fails (deterministically)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "simulator.cli", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
