@@ -133,3 +133,34 @@ def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: 
     journal.close()
     problems, _ = verify(simulator_truth(broker), path, [p[0] for p in session.plan()])
     assert problems == []
+
+
+def test_fills_lost_with_the_process_are_recovered_by_reconciliation(tmp_path: Path) -> None:
+    """Die with a fill polled but not committed: recovery's reconcile (not a re-delivery) brings it back.
+
+    The simulated backend of the new process never re-delivers what the old one polled, so the
+    fill can only come from ``backend.reconcile`` applied by recovery.
+    """
+    from simulator.crash import drive_plan
+
+    session = CrashSession(seed=12, groups=5)
+    path = tmp_path / "j.journal"
+    broker = session.broker()
+    journal = Journal(path, sync="normal", batch_seconds=0, on_point=_die_at("events_polled", 4))
+    executor = AtomicOrderExecutor(SimulatedBackend(broker), journal=journal)
+    with pytest.raises(_Died):
+        drive_plan(executor, broker.market, session.plan(), session.session_seconds,
+                   now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
+    journal._db.close()  # the polled batch dies uncommitted
+
+    journal = Journal(path, sync="normal", batch_seconds=0)
+    known = set(journal.contents.groups)
+    executor, report = AtomicOrderExecutor.recover(journal, SimulatedBackend(broker))
+    assert report.fills_recovered >= 1
+    assert report.unexplained_exposure == {} and report.positions_checked
+    drive_plan(executor, broker.market, [p for p in session.plan() if p[0] not in known], session.session_seconds,
+               now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
+    executor.process_events()
+    journal.close()
+    problems, _ = verify(simulator_truth(broker), path, [p[0] for p in session.plan()])
+    assert problems == []
