@@ -35,6 +35,11 @@ CORE_MODULES = (
     "fsm.clock",
     "fsm.errors",
     "fsm.execution_policy",
+    "fsm.journal",
+    "fsm.journal.store",
+    "fsm.journal.codec",
+    "fsm.journal.recorder",
+    "fsm.recovery",
 )
 
 
