@@ -287,3 +287,23 @@ def test_lean_update_fields_are_validated_on_executor_tickets() -> None:
     lean.run_until(3.0)
     algo.adapter.poll()
     assert buy.state == "submitted" and buy.limit_price == Decimal("0.05")
+
+
+def test_a_credit_condor_is_one_combo_limit_with_a_negative_signed_net() -> None:
+    algo, lean = standin()
+    sc, lc, sp, lp = condor(lean)
+    group = algo.adapter.execute_iron_condor(sc, lc, sp, lp, 3, limit_price=Decimal("0.50"))  # type: ignore[arg-type]
+    ticket = group.tickets[0]
+    assert ticket.limit_price is not None and ticket.limit_price <= Decimal("-0.50")  # collect at least 0.50
+    lean_tickets = algo.transactions.get_order_tickets()
+    orders = [algo.transactions.get_order_by_id(t.order_id) for t in lean_tickets]
+    managers = {id(o.group_order_manager) for o in orders if o is not None}
+    assert len(managers) == 1  # one LEAN combo
+    manager = orders[0].group_order_manager  # type: ignore[union-attr]
+    assert manager is not None and (manager.quantity, manager.limit_price) == (3, float(ticket.limit_price))
+    mapper = algo.adapter.lean_backend.symbols
+    assert {t.symbol: t.quantity for t in lean_tickets} == {  # leg quantity = signed ratio x group quantity
+        mapper.to_lean(sc): -3.0, mapper.to_lean(lc): 3.0, mapper.to_lean(sp): -3.0,  # type: ignore[arg-type]
+        mapper.to_lean(lp): 3.0}  # type: ignore[arg-type]
+    (sent,) = lean.sent
+    assert sent.limit_price == ticket.limit_price and sent.quantity == 3  # the broker saw the same signed net
