@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fsm.journal import JournalContents, read_journal, salvage
+from fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
 from fsm.recovery import rebuild_group
 
 __all__ = ["add_journal_commands"]
@@ -160,7 +160,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"error: journal {str(path)!r} does not exist", file=sys.stderr)
         return 2
-    contents = read_journal(path)  # a damaged journal stops here with the file and the problem named
+    try:
+        contents = read_journal(path)
+    except JournalCorrupted as err:  # never recover from a guess: name the file and the problem
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     config: dict[str, Any] = next((s["config"] for s in contents.sessions if s["kind"] == "start"), {})
     if args.backend == "tastytrade-emulator":
         from simulator.crash import CrashSession, run_child

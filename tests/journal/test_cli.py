@@ -142,3 +142,22 @@ def test_output_into_a_closed_pipe_ends_quietly(command: list[str], journal_path
         os.close(write_end)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.returncode == 141
+
+
+def test_recover_refuses_a_damaged_journal(journal_path: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A journal changed on disk: a clear error naming the file, status 2, the file left as it was."""
+    import shutil
+    import sqlite3
+
+    damaged = tmp_path / "changed.journal"
+    shutil.copy(journal_path, damaged)
+    db = sqlite3.connect(damaged)
+    db.execute("UPDATE intents SET purpose = 'unwind' WHERE seq = (SELECT MIN(seq) FROM intents)")
+    db.commit()
+    db.close()
+    before = damaged.read_bytes()
+    assert main(["recover", "--journal", str(damaged), "--backend", "simulated"]) == 2
+    err = capsys.readouterr().err
+    assert str(damaged) in err and "does not match its checksum" in err and "Traceback" not in err
+    assert damaged.read_bytes() == before  # nothing appended to a journal that does not verify
