@@ -208,7 +208,11 @@ def _integrity(conn: sqlite3.Connection) -> str | None:
         return f"sqlite integrity check failed: {err}"
     if result == ["ok"]:
         return None
-    return "sqlite integrity check: " + "; ".join(str(r) for r in result[:3])
+    # One answer can hold many lines ("*** in database main ***" then one per bad cell): the
+    # first few say what is wrong; the rest would bury the message.
+    lines = [ln for r in result for ln in str(r).splitlines() if ln.strip() and not ln.startswith("***")]
+    more = " (and more)" if len(lines) > 3 else ""
+    return "sqlite integrity check: " + "; ".join(lines[:3]) + more
 
 
 def _connect(path: Path, *, damaged_ok: bool = False) -> sqlite3.Connection:
