@@ -49,7 +49,9 @@ class Outcome:
     broker_orders: int
     owned: bool  # every order the broker saw belongs to the executor's group
     rollback_reason: str | None = None
-    tickets: tuple[tuple[str, str, str, int], ...] = ()  # (purpose, legs, final state, filled), in order
+    #: (purpose, legs, final state, filled) of every ticket, sorted: when an unwind is created may
+    #: differ between paths (a late fill polled from TastyTrade), what every ticket ended as may not
+    tickets: tuple[tuple[str, str, str, int], ...] = ()
 
 
 def _states(group: AtomicOrderGroup) -> tuple[str, ...]:
@@ -63,8 +65,8 @@ def _states(group: AtomicOrderGroup) -> tuple[str, ...]:
 def _outcome(group: AtomicOrderGroup, broker: BrokerSimulator, owned: bool) -> Outcome:
     ledger = Counter((e.symbol.occ, e.quantity, e.price.normalize()) for e in group.ledger)
     positions = tuple(sorted((s.occ, q) for s, q in broker.positions().items()))
-    tickets = tuple((t.purpose.value, " ".join(f"{leg.side.value} {leg.symbol.occ}" for leg in t.legs), t.state,
-                     t.quantity_filled) for t in group.tickets)
+    tickets = tuple(sorted((t.purpose.value, " ".join(f"{leg.side.value} {leg.symbol.occ}" for leg in t.legs), t.state,
+                     t.quantity_filled) for t in group.tickets))
     return Outcome(group.state, _states(group), tuple(sorted(ledger.elements())), positions,
                    len(broker.orders_seen), owned, group.rollback_reason, tickets)
 
