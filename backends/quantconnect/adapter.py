@@ -102,8 +102,9 @@ class TastytradeIntegrationAdapter:
                                        quote_source=self.lean_backend.quote)
             self.backend_kind = "tastytrade"
         elif bool(algorithm.live_mode) and (tastytrade is not None or credentials is not None):
-            raise ValidationError("credentials", None, "live TastyTrade routing needs both tastytrade= (config) and "
-                                                      "credentials=; give both, or neither to route through LEAN")
+            missing = "tastytrade" if tastytrade is None else "credentials"  # name the one that is missing
+            raise ValidationError(missing, None, "live TastyTrade routing needs both tastytrade= (config) and "
+                                                 "credentials=; give both, or neither to route through LEAN")
         else:
             chosen, self.backend_kind = self.lean_backend, "quantconnect"
         self.backend = chosen

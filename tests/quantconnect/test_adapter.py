@@ -11,6 +11,7 @@ import pytest
 
 from backends.quantconnect import LeanUnavailable, QuantConnectBackend, TastytradeIntegrationAdapter, lean_api_for
 from backends.scripted import ScriptedBackend
+from backends.tastytrade.auth import OAuthCredentials
 from backends.tastytrade.backend import TastytradeBackend
 from backends.tastytrade.config import TastytradeConfig
 from fsm.errors import ValidationError
@@ -57,8 +58,12 @@ def test_explicit_override_and_half_configured_live_mode() -> None:
     adapter = TastytradeIntegrationAdapter(algo, backend=override)
     assert adapter.backend is override and adapter.backend_kind == "override"
     live, _ = standin(live=True)
-    with pytest.raises(ValidationError, match="credentials"):
+    with pytest.raises(ValidationError, match="credentials") as info:
         TastytradeIntegrationAdapter(live, tastytrade=TastytradeConfig(account_number="5WT00001"))
+    assert info.value.field == "credentials"
+    with pytest.raises(ValidationError) as info:
+        TastytradeIntegrationAdapter(live, credentials=OAuthCredentials("s3cret-value", "r3fresh-value"))
+    assert info.value.field == "tastytrade" and "s3cret" not in str(info.value)
 
 
 def test_outside_lean_without_a_stand_in_the_lean_names_are_unavailable() -> None:
