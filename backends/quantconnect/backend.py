@@ -235,6 +235,8 @@ class QuantConnectBackend(ExecutionBackend):
                 not_yet = True
             else:
                 errors.append(self._describe(response))
+        if not accepted:
+            tracked.pending_updates = max(tracked.pending_updates - 1, 0)
         if accepted:
             return
         if not_yet:
@@ -252,6 +254,8 @@ class QuantConnectBackend(ExecutionBackend):
         errors: list[str] = []
         accepted = 0
         not_yet = False
+        # counted before asking: a brokerage may confirm (UPDATE_SUBMITTED) inside ticket.update()
+        tracked.pending_updates += 1
         for ticket in tickets:
             fields = self.api.UpdateOrderFields()
             fields.limit_price = float(limit_price)
@@ -269,8 +273,9 @@ class QuantConnectBackend(ExecutionBackend):
                 not_yet = True
             else:
                 errors.append(self._describe(response))
+        if not accepted:
+            tracked.pending_updates = max(tracked.pending_updates - 1, 0)
         if accepted:
-            tracked.pending_updates += 1
             if errors:
                 log.warning("update of %s accepted on some legs only: %s", order_ref, errors)
             return

@@ -312,3 +312,24 @@ def test_a_credit_condor_is_one_combo_limit_with_a_negative_signed_net() -> None
         mapper.to_lean(lp): 3.0}  # type: ignore[arg-type]
     (sent,) = lean.sent
     assert sent.limit_price == ticket.limit_price and sent.quantity == 3  # the broker saw the same signed net
+
+
+def test_an_update_confirmed_inside_the_lean_update_call_is_not_lost() -> None:
+    algo, lean = standin()
+    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    lean.run_until(1.0)
+    algo.adapter.poll()
+    for lean_ticket in algo.transactions.get_order_tickets():
+        original = lean_ticket.update
+
+        def confirming(fields: UpdateOrderFields, _t: object = lean_ticket, _u: object = original) -> object:
+            # a brokerage that confirms before the call returns: UPDATE_SUBMITTED fires inside update()
+            response = _u(fields)  # type: ignore[operator]
+            lean._dispatch([lean._event(_t, OrderStatus.UPDATE_SUBMITTED)])  # type: ignore[arg-type]
+            return response
+
+        lean_ticket.update = confirming  # type: ignore[method-assign]
+    ticket = group.tickets[0]
+    assert ticket.update(limit_price=Decimal("-2.40")).is_success
+    algo.adapter.poll()
+    assert ticket.state == "submitted" and ticket.limit_price == Decimal("-2.40")
