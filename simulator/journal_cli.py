@@ -167,14 +167,29 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         return 2
     config: dict[str, Any] = next((s["config"] for s in contents.sessions if s["kind"] == "start"), {})
     if args.backend == "tastytrade-emulator":
+        import requests
+
+        from backends.tastytrade.auth import OAuthCredentials
         from simulator.crash import CrashSession, run_child
 
         if not args.url or not args.account:
             print("error: --backend tastytrade-emulator needs --url and --account", file=sys.stderr)
             return 2
+        try:
+            OAuthCredentials.from_env()  # checked before anything is opened (names the variables, never values)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         session = CrashSession(int(config.get("seed", 1)), 0, str(config.get("profile", "rough")),
                                float(config.get("session_seconds", 6.5 * 3600)))
-        result = run_child(args.url, args.account, path, session, run_plan=False)
+        try:
+            result = run_child(args.url, args.account, path, session, run_plan=False)
+        except requests.RequestException as err:
+            # The clock routes: an unreachable emulator, or one without them (plain 'emulate').
+            print(f"error: --url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
+                  "with 'python -m simulator.crash serve'. The journal is as it was or further recovered; "
+                  "run recover again", file=sys.stderr)
+            return 2
         print(json.dumps(result, indent=2, sort_keys=True))
         ok = not result["violations"] and not result["open"]
     else:

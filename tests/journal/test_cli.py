@@ -161,3 +161,28 @@ def test_recover_refuses_a_damaged_journal(journal_path: Path, tmp_path: Path,
     err = capsys.readouterr().err
     assert str(damaged) in err and "does not match its checksum" in err and "Traceback" not in err
     assert damaged.read_bytes() == before  # nothing appended to a journal that does not verify
+
+
+def test_recover_without_credentials_or_emulator_is_a_clear_error(journal_path: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import socket
+
+    path = tmp_path / "copy.journal"
+    shutil.copy(journal_path, path)
+    before = path.read_bytes()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    argv = ["recover", "--journal", str(path), "--backend", "tastytrade-emulator", "--url", url, "--account", "5WT1"]
+    monkeypatch.delenv("TASTYTRADE_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("TASTYTRADE_REFRESH_TOKEN", raising=False)
+    assert main(argv) == 2
+    assert "TASTYTRADE_CLIENT_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", "emulator-only-secret")
+    monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", "emulator-only-token")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert url in err and "did not answer" in err and "emulator-only" not in err
+    assert path.read_bytes() == before
