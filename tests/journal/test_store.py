@@ -222,3 +222,15 @@ def test_the_documented_sql_runs_in_the_sqlite3_shell(session_journal: Path) -> 
                          text=True, timeout=60, check=False)
     assert out.returncode == 0 and "Error" not in out.stderr, out.stderr
     assert "schema_version|1" in out.stdout
+
+
+def test_a_newer_schema_version_is_refused_not_guessed(session_journal: Path, tmp_path: Path) -> None:
+    newer = _copy(session_journal, tmp_path / "newer.journal")
+    db = sqlite3.connect(newer)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    for opener in (lambda: Journal(newer), lambda: read_journal(newer, allow_prefix=True)):
+        with pytest.raises(JournalCorrupted) as err:
+            opener()
+        assert f"schema_version {SCHEMA_VERSION + 1} is newer" in str(err.value) and str(newer) in str(err.value)
