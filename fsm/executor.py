@@ -33,6 +33,7 @@ from fsm.errors import (
     ValidationError,
 )
 from fsm.events import (
+    BrokerStatus,
     CancelRequested,
     Reconciled,
     Rejected,
@@ -48,7 +49,7 @@ from fsm.orders import BrokerEvent, OrderType, Purpose
 from fsm.pricing import PriceEffect
 from fsm.strategy import StrategyKind
 from fsm.symbol import OptionSymbol
-from fsm.ticket import CANCEL_PENDING, CANCELABLE_STATES, NEW, SUBMITTING, UPDATE_PENDING, OrderTicket
+from fsm.ticket import CANCEL_PENDING, CANCELABLE_STATES, NEW, REJECTED, SUBMITTING, UPDATE_PENDING, OrderTicket
 
 if TYPE_CHECKING:
     from backends.base import ExecutionBackend
@@ -61,6 +62,8 @@ log = logging.getLogger("atomic_orders.executor")
 _ONE_SECOND = dt.timedelta(seconds=1)
 #: How many released tickets' fill ids are remembered to recognise late duplicates.
 _RELEASED_FILLS_KEPT = 20_000
+#: Broker events that show an order alive (working, or filling) at the broker.
+_ALIVE_TRIGGERS = frozenset({"acknowledged", "fill", "updated"})
 
 
 @attrs.frozen
@@ -104,6 +107,8 @@ class ExecutorStats:
     submissions_unknown: int = 0
     submissions_refused: int = 0
     invariant_violations: int = 0
+    #: Cancels sent for orders that surfaced at the broker after being given up as not found.
+    surfaced_cancels: int = 0
 
 
 class AtomicOrderExecutor:
@@ -159,6 +164,11 @@ class AtomicOrderExecutor:
         self._first_fill: dict[str, dt.datetime] = {}
         self._release_at: dict[str, dt.datetime] = {}
         self._adopted: dict[str, tuple[int, int]] = {}
+        #: Orders given up as not found at the broker (rejected, never resent): ``dormant``, or,
+        #: once one surfaces (delayed routing, a request that landed after all), ``pending`` until
+        #: the broker took our cancel, then ``cancelled``: nothing of ours may work at the broker
+        #: unowned. Bounded like ``_released_fills``.
+        self._abandoned: OrderedDict[str, str] = OrderedDict()
         #: The durable journal (write-ahead; None: nothing survives the process).
         self.journal = journal
         self._recorder: JournalRecorder | None = None
@@ -330,6 +340,8 @@ class AtomicOrderExecutor:
                 self._service(group, now)
             elif self.release_finished:
                 self._maybe_release(group, now)
+        for ref in [r for r, st in self._abandoned.items() if st == "pending"]:
+            self._cancel_surfaced(ref)  # a cancel the broker could not take earlier
         self._journal_commit()
 
     def next_wakeup(self) -> dt.datetime | None:
@@ -430,6 +442,11 @@ class AtomicOrderExecutor:
 
     def _on_broker_event(self, be: BrokerEvent) -> None:
         self.stats.broker_events += 1
+        if self._abandoned.get(be.order_ref) == "dormant" and be.event.trigger in _ALIVE_TRIGGERS:
+            self._abandoned[be.order_ref] = "pending"
+            self._alert(f"order {be.order_ref} surfaced at the broker after it was given up as not found: "
+                        f"cancelling it ({be.event.trigger})")
+            self._cancel_surfaced(be.order_ref)
         group = self._route.get(be.order_ref)
         if group is None:
             # Never dropped: kept, counted and alerted (a fill here is exposure outside any group).
@@ -461,7 +478,21 @@ class AtomicOrderExecutor:
             return False
         if not had_fill and ticket.fills and group.group_id not in self._first_fill:
             self._first_fill[group.group_id] = event.time
+        if isinstance(event, Reconciled) and event.status is BrokerStatus.NOT_FOUND and ticket.state == REJECTED:
+            self._abandoned.setdefault(order_ref, "dormant")  # nothing to cancel unless it surfaces
+            if len(self._abandoned) > _RELEASED_FILLS_KEPT:
+                self._abandoned.popitem(last=False)
         return True
+
+    def _cancel_surfaced(self, order_ref: str) -> None:
+        """Cancel an order given up as not found that the broker now works (retried on timers)."""
+        try:
+            self.backend.cancel(order_ref)
+        except BrokerUnavailable:
+            return  # stays marked; on_timer tries again
+        self._abandoned[order_ref] = "cancelled"
+        self.stats.surfaced_cancels += 1
+        self.stats.cancels_sent += 1
 
     def _after_change(self, group: AtomicOrderGroup) -> None:
         """After anything happened to a group: check it, then act on its new state."""

@@ -13,7 +13,8 @@ The rules (also in ``docs/journal.md``):
 3. Intents without a broker order. ``NOT_FOUND`` is final for a process that died: the request
    never arrived. The ticket becomes ``rejected``; nothing is resent under that reference (an
    entry leg failing rolls the group back; an unwind is retried under a fresh reference by the
-   normal rules). So no order is ever duplicated.
+   normal rules). So no order is ever duplicated. Should such an order surface after all, the
+   executor cancels it and unwinds whatever it filled (``AtomicOrderExecutor`` alerts).
 4. Broker unavailable. Unsettled orders are marked ``unknown`` and reconciled by the normal
    loop once the broker answers (never resent).
 5. Positions. The broker's positions are compared with what the journal accounts for (open

@@ -146,10 +146,12 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
 
     Row("canceled", (SUBMITTING, *_LIVE), CANCELED),
     Row("canceled", CANCELED, None, note="duplicate delivery"),
+    Row("canceled", REJECTED, None,
+        note="an order given up as not found surfaced later and was cancelled (the executor alerts)"),
 
     Row("cancel_rejected", CANCEL_PENDING, PARTIALLY_FILLED, conditions="has_fills", before="record_reason"),
     Row("cancel_rejected", CANCEL_PENDING, SUBMITTED, unless="has_fills", before="record_reason"),
-    Row("cancel_rejected", (FILLED, CANCELED, EXPIRED), None, before="record_reason",
+    Row("cancel_rejected", (FILLED, CANCELED, EXPIRED, REJECTED), None, before="record_reason",
         note="the order finished before the cancel reached it"),
     Row("cancel_rejected", (SUBMITTED, PARTIALLY_FILLED, UPDATE_PENDING), None, before="record_reason",
         note="duplicate or late delivery of a cancel reject already applied"),

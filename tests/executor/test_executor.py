@@ -204,6 +204,42 @@ def test_unknown_submission_not_found_at_broker_rolls_back_without_resending() -
     settled(g)
 
 
+def test_order_given_up_as_not_found_that_surfaces_later_is_cancelled_and_its_fill_unwound() -> None:
+    alerts: list[str] = []
+    backend = ScriptedBackend()
+    ex = AtomicOrderExecutor(backend, ExecutionPolicy(), on_alert=alerts.append)
+    backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "connection reset") if (
+        req.purpose is Purpose.ENTRY) else None
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    pump(backend, ex, 5.0)
+    [req] = backend.submitted
+    assert g.state == "rolled_back" and g.ticket(req.order_ref).state == "rejected"
+    assert backend.cancels == [], "nothing to cancel while the broker does not know the order"
+    # The request landed after all (delayed routing): the broker now works it.
+    backend.down = True  # first the cancel cannot be delivered: retried on the timer
+    backend.push(req.order_ref, Acknowledged(backend.now(), "B-late"))
+    pump(backend, ex)
+    assert backend.cancels == [] and ex.stats.surfaced_cancels == 0
+    assert any("surfaced" in a and req.order_ref in a for a in alerts)
+    backend.down = False
+    pump(backend, ex, 1.0)
+    assert backend.cancels == [req.order_ref] and ex.stats.surfaced_cancels == 1
+    # One unit filled before our cancel reached it: the fill is kept, flagged, and unwound.
+    backend.push(req.order_ref, Fill(backend.now(), "late-fill", 1, Decimal("0.00")))
+    backend.push(req.order_ref, Acknowledged(backend.now(), "B-late"))  # duplicate: no second cancel
+    pump(backend, ex)
+    assert backend.cancels == [req.order_ref]
+    assert g.ticket(req.order_ref).quantity_filled == 1 and g.state == "rolling_back"
+    for _ in range(2):  # shorts are bought back first, then the longs are sold
+        for unwind in backend.submitted[1:]:
+            if g.ticket(unwind.order_ref).state == "submitting":
+                backend.fill_all(unwind.order_ref)
+        pump(backend, ex, 1.0)
+    assert g.state == "rolled_back" and g.ledger.positions() == {}
+    assert dict(backend.positions()) == {} and ex.violations == []
+    settled(g)
+
+
 def test_refused_submission_rolls_back_and_nothing_is_left() -> None:
     backend, ex = make()
     backend.submit_rule = lambda req: SubmissionRefused(req.order_ref, "invalid price")
