@@ -18,6 +18,10 @@ terminal state:
   resent), groups holding fills unwind in the fresh market, and the broker's positions differ
   from the journal's (reported as unexplained exposure). Use it to see what the recovery rules
   decide; recover a real session against the broker that holds it.
+
+Exit status of ``recover``: 0 when every group ended with no invariant violation (and, against
+the emulator, every broker position is accounted for by the journal); 1 otherwise (the report
+says what); 2 for a missing or damaged journal, missing credentials or an unreachable emulator.
 """
 
 from __future__ import annotations
@@ -191,7 +195,10 @@ def _cmd_recover(args: argparse.Namespace) -> int:
                   "run recover again", file=sys.stderr)
             return 2
         print(json.dumps(result, indent=2, sort_keys=True))
-        ok = not result["violations"] and not result["open"]
+        unexplained = result["recovery"].get("unexplained") if result["recovery"] else None
+        if unexplained:  # a position no group owns is somebody's problem now: never exit 0 on it
+            print(f"error: broker positions the journal does not account for: {unexplained}", file=sys.stderr)
+        ok = not result["violations"] and not result["open"] and not unexplained
     else:
         ok = _recover_simulated(path, contents, config)
     after = read_journal(path)

@@ -186,3 +186,47 @@ def test_recover_without_credentials_or_emulator_is_a_clear_error(journal_path: 
     err = capsys.readouterr().err
     assert url in err and "did not answer" in err and "emulator-only" not in err
     assert path.read_bytes() == before
+
+
+def test_recover_exits_nonzero_on_a_position_no_group_owns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from backends.tastytrade.client import TastytradeApiClient
+    from backends.tastytrade.config import TastytradeConfig
+    from backends.tastytrade.payloads import build_order_payload
+    from fsm.leg import Leg, Side
+    from fsm.orders import OrderRequest, OrderType, Purpose
+
+    session = CrashSession(seed=9, groups=4)
+    emulator = ControlledEmulator(session.broker()).start()
+    try:
+        creds = emulator.credentials()
+        env = dict(os.environ, TASTYTRADE_CLIENT_SECRET=creds.client_secret.reveal(),
+                   TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
+        env[KILL_ENV] = "events_committed:4"
+        path = tmp_path / "e.journal"
+        child = subprocess.run(
+            [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
+             emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        # While the process is down somebody trades in the account by hand: a position no group owns.
+        market = emulator.simulator.market
+        strike = int(market.spot(emulator.simulator.clock.seconds) // 5 * 5)
+        manual = OrderRequest("MANUAL-1", "MANUAL", Purpose.ENTRY,
+                              (Leg(market.symbol(market.default_expiry, "P", strike), Side.BUY),), 1,
+                              order_type=OrderType.MARKET)
+        client = TastytradeApiClient(TastytradeConfig(account_number=emulator.account_number, base_url=emulator.url),
+                                     creds)
+        client.place_order(build_order_payload(manual))
+        client.close()
+        emulator.simulator.advance_to(emulator.simulator.clock.seconds + 30)
+        emulator.account.pump()
+        monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", creds.client_secret.reveal())
+        monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", creds.refresh_token.reveal())
+        code = main(["recover", "--journal", str(path), "--backend", "tastytrade-emulator", "--url", emulator.url,
+                     "--account", emulator.account_number])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "does not account for" in err and manual.legs[0].symbol.occ in err
+    finally:
+        emulator.stop()
