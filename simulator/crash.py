@@ -308,7 +308,7 @@ def run_in_process(session: CrashSession, kills: Sequence[tuple[str, int]],
             executor.process_events()
         except _Crash as crash:
             crashed[str(crash.args[0])] += 1
-            journal._db.close()  # staged rows die with the "process"
+            journal.close(commit=False)  # staged rows die with the "process"
             continue
         journal.close()
         return broker, crashed

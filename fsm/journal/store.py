@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
 import time
 import uuid
@@ -38,9 +39,15 @@ __all__ = [
     "Journal",
     "JournalContents",
     "JournalCorrupted",
+    "JournalLocked",
     "read_journal",
     "salvage",
 ]
+
+try:  # POSIX advisory locks; elsewhere the single-writer check is skipped (documented)
+    import fcntl
+except ImportError:  # pragma: no cover - not on the supported platforms
+    fcntl = None  # type: ignore[assignment]
 
 #: Version of the schema below; a journal written by a newer version is refused, not guessed at.
 SCHEMA_VERSION = 1
@@ -99,6 +106,39 @@ class JournalCorrupted(AtomicOrdersError):
             f"journal {str(path)!r} is corrupted: {problem}; the first {intact} records (seq 1..{intact}) are intact "
             "and can be copied to a new journal with 'atomic-orders journal salvage'"
         )
+
+
+class JournalLocked(AtomicOrdersError):
+    """Another live process has the journal open for writing (two writers would interleave orders)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"journal {str(path)!r} is open for writing by another process ({holder}); stop it first, or "
+            "recover from the journal once that process has ended"
+        )
+
+
+def _lock_writer(path: Path) -> int | None:
+    """Take the journal's single-writer lock (``PATH.lock``); the kernel drops it when we die.
+
+    Returns the lock file's descriptor (kept open while the journal is), or None where POSIX
+    locks do not exist. Raises :class:`JournalLocked` when another process holds it.
+    """
+    if fcntl is None:  # pragma: no cover
+        return None
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown pid"
+        os.close(fd)
+        raise JournalLocked(path, holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}".encode("ascii"), 0)
+    return fd
 
 
 def _chain(prev: str, table: str, seq: int, values: Sequence[Any]) -> str:
@@ -382,6 +422,16 @@ class Journal:
         #: events never wait (0: every decision point commits).
         self.batch_seconds = float(batch_seconds)
         self.last_commit = time.monotonic()
+        # One writer at a time: a second process appending to the same journal would interleave
+        # record numbers and, worse, act on the same groups. Taken before anything is read.
+        self._lock_fd = _lock_writer(self.path)
+        try:
+            self._open(sync)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open(self, sync: str) -> None:
         fresh = not self.path.exists() or self.path.stat().st_size == 0 or _has_no_tables(self.path)
         if fresh:
             self.contents = JournalContents(self.path, SCHEMA_VERSION)
@@ -537,13 +587,24 @@ class Journal:
             self._seq = int(rows[-1][1][0])
             self._chain = str(rows[-1][1][-1])
 
-    def close(self) -> None:
-        """Commit what is staged and close (the WAL is checkpointed into the main file)."""
+    def close(self, *, commit: bool = True) -> None:
+        """Commit what is staged and close (the WAL is checkpointed into the main file).
+
+        ``commit=False`` drops what is staged, exactly what a crash leaves behind (tests and the
+        in-process crash campaign use it); the single-writer lock is released either way.
+        """
         if self._db is None:  # type: ignore[comparison-overlap]
             return
-        self.commit()
+        if commit:
+            self.commit()
         self._db.close()
         self._db = None  # type: ignore[assignment]
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
 
     def __enter__(self) -> Journal:
         return self

@@ -79,7 +79,7 @@ def _unfinished_journal(path: Path, session: CrashSession, point: str, nth: int)
     with pytest.raises(Died):
         drive_plan(executor, broker.market, session.plan(), session.session_seconds,
                    now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
-    journal._db.close()
+    journal.close(commit=False)
 
 
 def test_recover_simulated_rehearsal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

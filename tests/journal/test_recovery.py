@@ -118,7 +118,7 @@ def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: 
     with pytest.raises(_Died):
         drive_plan(executor, broker.market, session.plan(), session.session_seconds,
                    now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
-    journal._db.close()
+    journal.close(commit=False)
 
     journal = Journal(path, sync="normal", batch_seconds=0)
     known = set(journal.contents.groups)
@@ -151,7 +151,7 @@ def test_fills_lost_with_the_process_are_recovered_by_reconciliation(tmp_path: P
     with pytest.raises(_Died):
         drive_plan(executor, broker.market, session.plan(), session.session_seconds,
                    now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
-    journal._db.close()  # the polled batch dies uncommitted
+    journal.close(commit=False)  # the polled batch dies uncommitted
 
     journal = Journal(path, sync="normal", batch_seconds=0)
     known = set(journal.contents.groups)

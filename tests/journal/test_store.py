@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -234,3 +235,30 @@ def test_a_newer_schema_version_is_refused_not_guessed(session_journal: Path, tm
         with pytest.raises(JournalCorrupted) as err:
             opener()
         assert f"schema_version {SCHEMA_VERSION + 1} is newer" in str(err.value) and str(newer) in str(err.value)
+
+
+def test_a_second_writer_is_refused_until_the_first_closes_or_dies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from fsm.journal import JournalLocked
+
+    path = tmp_path / "one.journal"
+    first = Journal(path)
+    with pytest.raises(JournalLocked) as err:
+        Journal(path)
+    assert str(path) in str(err.value) and f"pid {os.getpid()}" in str(err.value)
+    first.close()
+    Journal(path).close()  # released by close
+    # A writer killed outright (SIGKILL) leaves no stale lock behind: the kernel drops it.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from fsm.journal import Journal; j = Journal(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(JournalLocked, match=f"pid {holder.pid}"):
+            Journal(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    Journal(path).close()
