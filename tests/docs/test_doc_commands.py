@@ -1,6 +1,6 @@
 """Every command shown in the docs is run, so none goes stale.
 
-The convention (for every ``docs/**/*.md``, including pages added later):
+The convention (for every ``docs/**/*.md``, including pages added later, and ``README.md``):
 
 * Commands live in fenced blocks whose info string is ``console``. In such a block a line that
   starts with ``$ `` is a command; a command line ending in ``\\`` continues on the next line.
@@ -35,6 +35,9 @@ The convention (for every ``docs/**/*.md``, including pages added later):
   in what the command printed, in the same order (trailing spaces ignored); a line ``...`` (however
   indented) in the sample stands for any number of lines left out.
 
+No command escapes the check: :func:`test_no_command_is_shown_outside_a_console_block` fails on
+an indented code block or a ``bash``/``sh``/``shell`` (or unlabelled) block that shows a command.
+
 Fenced ``python`` blocks are not commands; :func:`test_python_blocks_compile_and_import` checks
 that each compiles and that every name it imports from this project exists.
 """
@@ -60,6 +63,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
+README = REPO / "README.md"
 VENV_BIN = Path(sys.executable).parent
 #: Seconds one command may take.
 TIMEOUT = 180
@@ -99,8 +103,8 @@ class Command:
 
 
 def doc_pages() -> list[Path]:
-    """Every Markdown page under docs/, sorted."""
-    return sorted(DOCS.rglob("*.md"))
+    """Every Markdown page under docs/, sorted, then the README."""
+    return [*sorted(DOCS.rglob("*.md")), README]
 
 
 _FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
@@ -310,7 +314,7 @@ def run_page(page: Path, scratch: Path) -> list[str]:
 
 
 def _page_id(page: Path) -> str:
-    return str(page.relative_to(DOCS))
+    return str(page.relative_to(DOCS)) if page.is_relative_to(DOCS) else page.name
 
 
 # -- the tests -----------------------------------------------------------------------------------------
@@ -357,6 +361,56 @@ def test_python_blocks_compile_and_import(page: Path) -> None:
                 for alias in node.names:
                     if alias.name.split(".")[0] in _OWN:
                         importlib.import_module(alias.name)
+
+
+#: What a shown command starts with (a prompt, a path to run, or one of the tools the docs use).
+_COMMAND_LIKE = re.compile(
+    r"^\s*(\$ |\./|\.venv/|(sudo|export|cd|pip|python3?|pytest|atomic-orders|bash|sh|git|sqlite3|curl|grep|cmp)\b)"
+)
+
+
+def escaped_commands(text: str) -> list[tuple[int, str]]:
+    """``(line, text)`` of command-like lines shown where the check does not run them.
+
+    That is: in an indented code block (four spaces after a blank line, outside a fence and a
+    list), or in a fenced block labelled ``bash``, ``sh``, ``shell``, ``zsh`` or not labelled at all.
+    """
+    found: list[tuple[int, str]] = []
+    for info, first, body, _ in fenced_blocks(text):
+        if info in ("", "bash", "sh", "shell", "zsh", "shell-session"):
+            found += [(first + i, line) for i, line in enumerate(body) if _COMMAND_LIKE.match(line)]
+    lines = text.splitlines()
+    in_fence, in_list, fence = False, False, ""
+    for n, line in enumerate(lines, start=1):
+        m = _FENCE.match(line)
+        if in_fence:
+            in_fence = not line.strip().startswith(fence)
+            continue
+        if m:
+            in_fence, fence = True, m.group(2)
+            continue
+        if re.match(r"^\s{0,3}([-*+]|\d+\.)\s", line):
+            in_list = True
+        elif line.strip() and not line.startswith(" "):
+            in_list = False
+        blank_before = n == 1 or not lines[n - 2].strip() or lines[n - 2].startswith("    ")
+        if not in_list and line.startswith("    ") and blank_before and _COMMAND_LIKE.match(line):
+            found.append((n, line))
+    return found
+
+
+@pytest.mark.parametrize("page", doc_pages(), ids=_page_id)
+def test_no_command_is_shown_outside_a_console_block(page: Path) -> None:
+    """A command a reader can copy is in a ``console`` block, so the check above runs it."""
+    assert escaped_commands(page.read_text(encoding="utf-8")) == []
+
+
+def test_escaped_commands_are_found() -> None:
+    text = (
+        "Run it:\n\n    ./tasks.sh simulate\n\n```bash\npytest -q\n```\n\n```\nfsm/  the core\n```\n"
+        "- a list item\n\n    pytest, continued: not code\n\n```console\n$ pytest -q\n```\n"
+    )
+    assert escaped_commands(text) == [(6, "pytest -q"), (3, "    ./tasks.sh simulate")]
 
 
 # -- the convention itself -------------------------------------------------------------------------------
