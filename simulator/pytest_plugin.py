@@ -468,8 +468,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _rerun_command(item: pytest.Item, repro: _Repro) -> str:
-    seed = repro.seed if repro.seed is not None else item.config.getoption("--chaos-seed") or DEFAULT_SEED
-    command = f"pytest '{item.nodeid}' --chaos-seed={seed}"
+    seed = repro.seed if repro.seed is not None else item.config.getoption("--chaos-seed")
+    if seed is None:
+        seed = DEFAULT_SEED
+    # always quoted, and a quote inside a test id (a parametrize value) survives the shell
+    node = "'" + item.nodeid.replace("'", "'\"'\"'") + "'"
+    command = f"pytest {node} --chaos-seed={seed}"
     if repro.profile in ChaosProfile.preset_names():
         command += f" --chaos-profile={repro.profile}"
     return command

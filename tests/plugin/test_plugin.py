@@ -7,6 +7,7 @@ point of the installed package (nothing in the inner directory names it).
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 import urllib.parse
 from pathlib import Path
@@ -135,6 +136,29 @@ def test_emulator_fixture_serves_real_http_on_loopback_and_stops(pytester: pytes
         pass  # torn down: nothing listens any more
 
 
+def test_a_failure_through_the_emulator_never_prints_its_credentials(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.atomic_backend("tastytrade-emulator")
+        def test_fails(atomic_session, tastytrade_emulator):
+            credentials = tastytrade_emulator.credentials
+            client = tastytrade_emulator.client()
+            atomic_session.executor.execute_iron_condor(*atomic_session.condor_strikes(), 1)
+            atomic_session.settle()
+            assert (client, credentials, tastytrade_emulator) is None
+        """
+    )
+    # locals shown, every log line captured and reported: still no secret
+    result = pytester.runpytest("-l", "--log-level=DEBUG", "-rA", "--chaos-profile", "hostile")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "atomic-orders: reproduce" in output and "OAuthCredentials(" in output
+    for secret in ("emulator-client-secret", "emulator-refresh-token", "Bearer"):
+        assert secret not in output
+
+
 def test_executor_runs_through_either_backend(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -207,6 +231,34 @@ def test_a_failing_test_prints_seed_rerun_command_and_event_log(pytester: pytest
     other = _event_log(_section(pytester.runpytest("--chaos-seed", "12", "--chaos-profile", "calm").stdout.str()))
     assert again == log
     assert other != log
+
+
+def test_the_printed_rerun_command_reproduces_the_failure_as_a_shell_would_run_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_ids="""
+        import pytest
+
+        @pytest.mark.parametrize("label", ["it's [a] test"])
+        def test_session(atomic_session, label):
+            atomic_session.executor.execute_iron_condor(*atomic_session.condor_strikes(), 1)
+            atomic_session.settle()
+            assert label == "other"
+
+        def test_other(broker_simulator):
+            assert False
+        """
+    )
+    first = pytester.runpytest("--chaos-seed", "0", "--chaos-profile", "hostile")
+    first.assert_outcomes(failed=2)
+    section = _section(first.stdout.str())
+    command = section.split("re-run: ", 1)[1].splitlines()[0]
+    argv = shlex.split(command)  # what a POSIX shell hands pytest
+    assert argv[0] == "pytest" and argv[2:] == ["--chaos-seed=0", "--chaos-profile=hostile"]
+    assert argv[1] == "test_ids.py::test_session[it's [a] test]"
+
+    again = pytester.runpytest(*argv[1:])
+    again.assert_outcomes(failed=1)  # that test only, with the same broker
+    assert _event_log(_section(again.stdout.str())) == _event_log(section)
 
 
 def test_a_failing_property_prints_the_broker_script_that_reproduces_it(pytester: pytest.Pytester) -> None:
