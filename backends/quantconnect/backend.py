@@ -235,8 +235,6 @@ class QuantConnectBackend(ExecutionBackend):
                 not_yet = True
             else:
                 errors.append(self._describe(response))
-        if not accepted:
-            tracked.pending_updates = max(tracked.pending_updates - 1, 0)
         if accepted:
             return
         if not_yet:

@@ -333,3 +333,24 @@ def test_an_update_confirmed_inside_the_lean_update_call_is_not_lost() -> None:
     assert ticket.update(limit_price=Decimal("-2.40")).is_success
     algo.adapter.poll()
     assert ticket.state == "submitted" and ticket.limit_price == Decimal("-2.40")
+
+
+def test_a_refused_cancel_leaves_an_update_in_flight_counted() -> None:
+    from simulator.lean import OrderResponse, OrderResponseErrorCode
+
+    algo, lean = standin()
+    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    lean.run_until(1.0)
+    algo.adapter.poll()
+    backend = algo.adapter.backend
+    assert isinstance(backend, QuantConnectBackend)
+    ref = group.tickets[0].order_ref
+    backend.replace(ref, Decimal("-2.40"))  # accepted by LEAN, not confirmed yet
+    tracked = backend.translator.tracked(ref)
+    assert tracked is not None and tracked.pending_updates == 1
+    for lean_ticket in algo.transactions.get_order_tickets():
+        lean_ticket.cancel = lambda tag=None, _t=lean_ticket: OrderResponse(  # type: ignore[method-assign]
+            int(_t.order_id), OrderResponseErrorCode.BROKERAGE_FAILED_TO_CANCEL_ORDER, "refused")
+    backend.cancel(ref)  # refused on every leg: reported as a CancelRejected, the update is untouched
+    assert tracked.pending_updates == 1
+    assert [type(be.event).__name__ for be in backend.poll_events()][-1] == "CancelRejected"
