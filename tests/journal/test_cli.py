@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fsm.executor import AtomicOrderExecutor
-from fsm.journal import Journal, read_journal
+from backends.tastytrade.auth import OAuthCredentials
+from fsm.journal import read_journal
 from simulator.cli import main
-from simulator.crash import KILL_ENV, ControlledEmulator, CrashSession, drive_plan, emulator_truth, verify
+from simulator.crash import KILL_ENV, ControlledEmulator, CrashSession, emulator_truth, verify
+from tests.journal.dying import run_until_death
 
 
 @pytest.fixture(scope="module")
@@ -55,36 +56,12 @@ def test_journal_show_on_a_damaged_file(journal_path: Path, tmp_path: Path, caps
     assert read_journal(tmp_path / "saved.journal").records > 0
 
 
-def _unfinished_journal(path: Path, session: CrashSession, point: str, nth: int) -> None:
-    """Run the session in process until the n-th passage of ``point``, then "die" there."""
-
-    class Died(BaseException):
-        pass
-
-    seen = {"n": 0}
-
-    def on_point(name: str) -> None:
-        if name == point:
-            seen["n"] += 1
-            if seen["n"] == nth:
-                raise Died
-
-    from backends.simulated import SimulatedBackend
-
-    broker = session.broker()
-    journal = Journal(path, sync="normal", on_point=on_point)
-    journal.start_session("start", {"seed": session.seed, "profile": session.profile,
-                                    "session_seconds": session.session_seconds})
-    executor = AtomicOrderExecutor(SimulatedBackend(broker), journal=journal)
-    with pytest.raises(Died):
-        drive_plan(executor, broker.market, session.plan(), session.session_seconds,
-                   now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
-    journal.close(commit=False)
-
-
 def test_recover_simulated_rehearsal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "r.journal"
-    _unfinished_journal(path, CrashSession(seed=2, groups=6), "events_committed", 6)
+    session = CrashSession(seed=2, groups=6)
+    run_until_death(session, path, "events_committed", 6,
+                    config={"seed": session.seed, "profile": session.profile,
+                            "session_seconds": session.session_seconds})
     before = read_journal(path)
     assert any(not before.is_finished(g) for g in before.groups)
     assert main(["recover", "--journal", str(path), "--backend", "simulated"]) == 0
@@ -94,25 +71,33 @@ def test_recover_simulated_rehearsal(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert all(after.is_finished(g) for g in after.groups)
 
 
+def _child_killed_mid_session(emulator: ControlledEmulator, path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> OAuthCredentials:
+    """Run the seed-9, 4-condor session in a child process that SIGKILLs itself after the 4th event
+    commit; export the emulator's credentials for the ``recover`` that follows and return them."""
+    creds = emulator.credentials()
+    env = dict(os.environ, TASTYTRADE_CLIENT_SECRET=creds.client_secret.reveal(),
+               TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
+    env[KILL_ENV] = "events_committed:4"
+    child = subprocess.run(
+        [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
+         emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", creds.client_secret.reveal())
+    monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", creds.refresh_token.reveal())
+    return creds
+
+
 def test_recover_against_the_emulator_after_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     session = CrashSession(seed=9, groups=4)
     emulator = ControlledEmulator(session.broker()).start()
     try:
-        creds = emulator.credentials()
-        env = dict(os.environ, TASTYTRADE_CLIENT_SECRET=creds.client_secret.reveal(),
-                   TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
-        env[KILL_ENV] = "events_committed:4"
         path = tmp_path / "e.journal"
-        child = subprocess.run(
-            [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
-             emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-        assert child.returncode == -signal.SIGKILL, child.stderr
+        creds = _child_killed_mid_session(emulator, path, monkeypatch)
         before = read_journal(path)
         assert any(not before.is_finished(g) for g in before.groups)
-        monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", creds.client_secret.reveal())
-        monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", creds.refresh_token.reveal())
         assert main(["recover", "--journal", str(path), "--backend", "tastytrade-emulator", "--url", emulator.url,
                      "--account", emulator.account_number]) == 0
         assert "unfinished 0" in capsys.readouterr().out
@@ -199,16 +184,8 @@ def test_recover_exits_nonzero_on_a_position_no_group_owns(tmp_path: Path, monke
     session = CrashSession(seed=9, groups=4)
     emulator = ControlledEmulator(session.broker()).start()
     try:
-        creds = emulator.credentials()
-        env = dict(os.environ, TASTYTRADE_CLIENT_SECRET=creds.client_secret.reveal(),
-                   TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
-        env[KILL_ENV] = "events_committed:4"
         path = tmp_path / "e.journal"
-        child = subprocess.run(
-            [sys.executable, "-m", "simulator.crash", "child", "--url", emulator.url, "--account",
-             emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-        assert child.returncode == -signal.SIGKILL, child.stderr
+        creds = _child_killed_mid_session(emulator, path, monkeypatch)
         # While the process is down somebody trades in the account by hand: a position no group owns.
         market = emulator.simulator.market
         strike = int(market.spot(emulator.simulator.clock.seconds) // 5 * 5)
@@ -221,8 +198,6 @@ def test_recover_exits_nonzero_on_a_position_no_group_owns(tmp_path: Path, monke
         client.close()
         emulator.simulator.advance_to(emulator.simulator.clock.seconds + 30)
         emulator.account.pump()
-        monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", creds.client_secret.reveal())
-        monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", creds.refresh_token.reveal())
         code = main(["recover", "--journal", str(path), "--backend", "tastytrade-emulator", "--url", emulator.url,
                      "--account", emulator.account_number])
         err = capsys.readouterr().err

@@ -15,6 +15,7 @@ from fsm.executor import AtomicOrderExecutor
 from fsm.journal import Journal, read_journal
 from fsm.journal.recorder import CRASH_POINTS
 from simulator.crash import CrashSession, run_in_process, simulator_truth, verify
+from tests.journal.dying import run_until_death
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
@@ -76,22 +77,6 @@ def test_recover_report_and_positions(tmp_path: Path) -> None:
     assert executor.new_group_id() == "G000005"  # ids continue after the journaled ones
 
 
-class _Died(BaseException):
-    pass
-
-
-def _die_at(point: str, nth: int):  # type: ignore[no-untyped-def]
-    seen = {"n": 0}
-
-    def on_point(name: str) -> None:
-        if name == point:
-            seen["n"] += 1
-            if seen["n"] == nth:
-                raise _Died
-
-    return on_point
-
-
 def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: Path) -> None:
     from collections.abc import Mapping, Sequence
 
@@ -112,13 +97,7 @@ def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: 
 
     session = CrashSession(seed=12, groups=5)
     path = tmp_path / "j.journal"
-    broker = session.broker()
-    journal = Journal(path, sync="normal", batch_seconds=0, on_point=_die_at("events_committed", 4))
-    executor = AtomicOrderExecutor(SimulatedBackend(broker), journal=journal)
-    with pytest.raises(_Died):
-        drive_plan(executor, broker.market, session.plan(), session.session_seconds,
-                   now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
-    journal.close(commit=False)
+    broker = run_until_death(session, path, "events_committed", 4, batch_seconds=0)
 
     journal = Journal(path, sync="normal", batch_seconds=0)
     known = set(journal.contents.groups)
@@ -145,13 +124,7 @@ def test_fills_lost_with_the_process_are_recovered_by_reconciliation(tmp_path: P
 
     session = CrashSession(seed=12, groups=5)
     path = tmp_path / "j.journal"
-    broker = session.broker()
-    journal = Journal(path, sync="normal", batch_seconds=0, on_point=_die_at("events_polled", 4))
-    executor = AtomicOrderExecutor(SimulatedBackend(broker), journal=journal)
-    with pytest.raises(_Died):
-        drive_plan(executor, broker.market, session.plan(), session.session_seconds,
-                   now=lambda: broker.clock.seconds, advance=broker.advance_to, next_event=broker.next_event_time)
-    journal.close(commit=False)  # the polled batch dies uncommitted
+    broker = run_until_death(session, path, "events_polled", 4, batch_seconds=0)
 
     journal = Journal(path, sync="normal", batch_seconds=0)
     known = set(journal.contents.groups)
