@@ -595,16 +595,23 @@ class AtomicOrderGroup:
         """A fresh group with the same definition, driven through ``audit`` (default: this one's)."""
         fresh = self.clone_definition()
         for rec in list(self.audit if audit is None else audit):
-            if rec.reason == REEVALUATE:
-                continue  # the fresh group fires its own re-evaluation
-            if rec.trigger == "validate":
-                fresh.validate(rec.time)
-            elif rec.trigger == "ticket_update":
-                assert rec.order_ref is not None and rec.ticket_event is not None
-                fresh.apply_ticket_event(rec.order_ref, rec.ticket_event)
-            else:
-                fresh._fire(GroupEvent(rec.time, rec.trigger, rec.reason))
+            fresh.replay_record(rec)
         return fresh
+
+    def replay_record(self, rec: GroupAuditRecord) -> None:
+        """Drive this group through one audit record, as the original group was driven.
+
+        :meth:`replay` is a left fold of this; incremental checkers feed new records one by one.
+        """
+        if rec.reason == REEVALUATE:
+            return  # the replaying group fires its own re-evaluation
+        if rec.trigger == "validate":
+            self.validate(rec.time)
+        elif rec.trigger == "ticket_update":
+            assert rec.order_ref is not None and rec.ticket_event is not None
+            self.apply_ticket_event(rec.order_ref, rec.ticket_event)
+        else:
+            self._fire(GroupEvent(rec.time, rec.trigger, rec.reason))
 
     def clone_definition(self) -> AtomicOrderGroup:
         """A new ``pending`` group with this group's definition and no history."""

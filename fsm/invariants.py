@@ -92,13 +92,21 @@ def replay_matches(group: AtomicOrderGroup) -> list[str]:
         fresh = group.replay()
     except Exception as err:  # a replay that raises is itself the violation being reported
         return [f"{group.group_id}: replay raised {err!r}"]
+    return replay_differences(group, fresh)
+
+
+def replay_differences(group: AtomicOrderGroup, replayed: AtomicOrderGroup) -> list[str]:
+    """How ``replayed`` (driven through ``group``'s audit trail) differs from ``group``: state,
+    ledger, tickets. Empty when invariant 5 holds."""
     out = []
-    if fresh.state != group.state:
-        out.append(f"{group.group_id}: replay state {fresh.state} != {group.state}")
-    if fresh.ledger.positions() != group.ledger.positions():
-        out.append(f"{group.group_id}: replay ledger differs")
+    if replayed.state != group.state:
+        out.append(f"{group.group_id}: replay state {replayed.state} != {group.state}")
+    theirs_pos, mine_pos = replayed.ledger.positions(), group.ledger.positions()
+    if theirs_pos != mine_pos:
+        out.append(f"{group.group_id}: replay ledger differs: "
+                   f"{ {s.occ: q for s, q in theirs_pos.items()} } != { {s.occ: q for s, q in mine_pos.items()} }")
     mine = [(t.order_ref, t.state, t.quantity_filled) for t in group.tickets]
-    theirs = [(t.order_ref, t.state, t.quantity_filled) for t in fresh.tickets]
+    theirs = [(t.order_ref, t.state, t.quantity_filled) for t in replayed.tickets]
     if mine != theirs:
         out.append(f"{group.group_id}: replay tickets {theirs} != {mine}")
     return out

@@ -65,7 +65,7 @@ from fsm.events import (
 )
 from fsm.execution_policy import ExecutionPolicy
 from fsm.executor import AtomicOrderExecutor
-from fsm.group import REEVALUATE, TERMINAL_STATES, AtomicOrderGroup, ExecutionMode, GroupEvent
+from fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
 from fsm.leg import Leg, Side
 from fsm.orders import BrokerEvent, OrderReport, OrderRequest
 from fsm.strategy import StrategyKind
@@ -648,29 +648,12 @@ class World:
             shadow = self._shadow = g.clone_definition()
         try:
             for rec in g.audit[self._shadow_at :]:
-                if rec.reason == REEVALUATE:
-                    continue  # the shadow fires its own re-evaluation
-                if rec.trigger == "validate":
-                    shadow.validate(rec.time)
-                elif rec.trigger == "ticket_update":
-                    assert rec.order_ref is not None and rec.ticket_event is not None
-                    shadow.apply_ticket_event(rec.order_ref, rec.ticket_event)
-                else:
-                    shadow._fire(GroupEvent(rec.time, rec.trigger, rec.reason))
+                shadow.replay_record(rec)
         except Exception as err:  # a replay that raises is itself the violation
             self._shadow, self._shadow_at = None, 0
             return [f"{g.group_id}: replay raised {err!r}"]
         self._shadow_at = len(g.audit)
-        out = []
-        if shadow.state != g.state:
-            out.append(f"{g.group_id}: replay state {shadow.state} != {g.state}")
-        if shadow.ledger.positions() != g.ledger.positions():
-            out.append(f"{g.group_id}: replay ledger {_fmt(shadow.ledger.positions())} != {_fmt(g.ledger.positions())}")
-        mine = [(t.order_ref, t.state, t.quantity_filled) for t in g.tickets]
-        theirs = [(t.order_ref, t.state, t.quantity_filled) for t in shadow.tickets]
-        if mine != theirs:
-            out.append(f"{g.group_id}: replay tickets {theirs} != {mine}")
-        return out
+        return invariants.replay_differences(g, shadow)
 
     def probe_illegal(self, seen: set[tuple[Any, ...]] | None = None) -> list[str]:
         """Invariant 4, second half: every event the table refuses raises and changes nothing.
