@@ -18,9 +18,10 @@ still be read (:func:`read_journal` with ``allow_prefix``) and copied out (:func
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
-import os
+import re
 import sqlite3
 import time
 import uuid
@@ -33,6 +34,7 @@ import attrs
 from fsm.errors import AtomicOrdersError, ValidationError
 from fsm.group import TERMINAL_STATES
 from fsm.journal.codec import dumps, loads
+from fsm.journal.lock import LockHeld, WriterLock, acquire_writer, read_start
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,11 +45,6 @@ __all__ = [
     "read_journal",
     "salvage",
 ]
-
-try:  # POSIX advisory locks; elsewhere the single-writer check is skipped (documented)
-    import fcntl
-except ImportError:  # pragma: no cover - not on the supported platforms
-    fcntl = None  # type: ignore[assignment]
 
 #: Version of the schema below; a journal written by a newer version is refused, not guessed at.
 SCHEMA_VERSION = 1
@@ -87,8 +84,25 @@ CREATE TABLE IF NOT EXISTS finishes (
 CREATE INDEX IF NOT EXISTS finishes_by_group ON finishes (group_id);
 """
 
-#: Words that never belong in a journal's configuration keys (credentials are not journaled).
-_SECRET_WORDS = ("secret", "token", "password", "passwd", "credential", "api_key", "apikey", "authorization")
+#: Words that never belong in a journal's configuration keys (credentials are not journaled);
+#: keys are compared lower-case with every non-alphanumeric character dropped (``x-api-key`` ->
+#: ``xapikey``), and a key containing one of these words is refused.
+_SECRET_WORDS = ("secret", "token", "password", "passwd", "passphrase", "credential", "apikey", "accesskey",
+                 "privatekey", "signingkey", "authorization", "bearer", "cookie", "sessionid", "sessionkey")
+#: Keys refused only when they are the whole name (as parts of other names they mean other things).
+_SECRET_NAMES = frozenset({"auth", "pwd", "pass", "otp"})
+#: A value that is authorization material: a header line, or an HTTP auth scheme and its credential
+#: (``Token`` needs a digit or a symbol in what follows, ``Basic`` must be base64 of ``user:pass``:
+#: "token bucket" and "basic strategies" are prose).
+_AUTH_VALUE_RE = re.compile(
+    r"\b(?:proxy-)?authorization\s*:|\b(?:set-)?cookie\s*:|\bx-api-key\s*:"
+    r"|\bbearer\s+[A-Za-z0-9._~+/=-]{8,}|\bdigest\s+username\s*="
+    r"|\btoken\s+(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}",
+    re.IGNORECASE,
+)
+_BASIC_RE = re.compile(r"\bbasic\s+([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.IGNORECASE)
+#: A URL carrying user info (``scheme://user[:password]@host``).
+_USERINFO_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]+@")
 
 #: How durable a commit is: ``full`` survives power loss (fsync per commit), ``normal`` survives a
 #: crash of the process (SIGKILL) but may lose the last commits on power loss (WAL default).
@@ -120,35 +134,58 @@ class JournalLocked(AtomicOrdersError):
         )
 
 
-def _lock_writer(path: Path) -> int | None:
-    """Take the journal's single-writer lock (``PATH.lock``); the kernel drops it when we die.
-
-    Returns the lock file's descriptor (kept open while the journal is), or None where POSIX
-    locks do not exist. Raises :class:`JournalLocked` when another process holds it.
-    """
-    if fcntl is None:  # pragma: no cover
-        return None
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown pid"
-        os.close(fd)
-        raise JournalLocked(path, holder) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}".encode("ascii"), 0)
-    return fd
-
-
 def _chain(prev: str, table: str, seq: int, values: Sequence[Any]) -> str:
     # Columns are text (JSON already) or integers: joined with a record separator, NULL as \0.
     payload = "\x1e".join([prev, table, str(seq), *("\x00" if v is None else str(v) for v in values)])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
-def _has_no_tables(path: Path) -> bool:
-    """A SQLite file with no table at all (a journal whose creation was interrupted)."""
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@attrs.frozen
+class _Start:
+    """What the first 100 bytes (SQLite's header) say about a file."""
+
+    size: int
+    #: Why the file cannot be a journal, before SQLite is even asked (None: a plausible SQLite file).
+    problem: str | None = None
+    page_size: int = 0
+    #: The header's own count of pages (0 when the header does not keep it).
+    pages: int = 0
+
+
+def _start(path: Path) -> _Start:
+    """Read and check the SQLite header (through the lock module: see its doc on descriptors)."""
+    head = read_start(path, 100)
+    size = path.stat().st_size
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        return _Start(size, f"not a SQLite file ({size} bytes, no SQLite header): not a journal, or its start "
+                            "is damaged or cut off")
+    raw_page = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if raw_page == 1 else raw_page
+    if page_size < 512 or page_size & (page_size - 1):
+        return _Start(size, f"SQLite header names an impossible page size {raw_page}: the start is damaged")
+    if size < page_size:
+        return _Start(size, f"cut short inside its first page ({size} bytes of {page_size})", page_size)
+    return _Start(size, None, page_size, int.from_bytes(head[28:32], "big"))
+
+
+def _is_new(path: Path) -> bool:
+    """A journal that was never created: no file, an empty one, or one whose creation was interrupted.
+
+    Interrupted creation leaves exactly one page (the header written by the switch to WAL mode) and
+    no table at all: the schema is committed in one transaction. Anything else that is not a whole
+    journal -- a file cut short, one that is not SQLite, a foreign database -- is NOT new: opening it
+    as new would throw away what it holds, so it goes to verification, which refuses it.
+    """
+    if not path.exists():
+        return True
+    start = _start(path)
+    if start.size == 0:
+        return True
+    if start.problem is not None or start.size != start.page_size or start.pages > 1:
+        return False
     try:
         conn = sqlite3.connect(str(path))
         try:
@@ -156,7 +193,7 @@ def _has_no_tables(path: Path) -> bool:
         finally:
             conn.close()
     except sqlite3.DatabaseError:
-        return False  # not SQLite: read_journal names the problem
+        return False  # read_journal names the problem
 
 
 def _now_iso() -> str:
@@ -167,14 +204,66 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat()
 
 
+def _normal_key(key: object) -> str:
+    """``X-Api-Key``, ``x_api_key`` and ``x api key`` alike: lower case, separators dropped."""
+    return "".join(ch for ch in str(key).lower() if ch.isalnum())
+
+
+def _secret_key(key: object) -> bool:
+    name = _normal_key(key)
+    return name in _SECRET_NAMES or any(word in name for word in _SECRET_WORDS)
+
+
+def _is_basic_credential(word: str) -> bool:
+    try:
+        return b":" in base64.b64decode(word + "=" * (-len(word) % 4), validate=True)
+    except ValueError:
+        return False
+
+
+def _secret_text(text: str) -> str | None:
+    """Why a string value looks like a credential (None: it does not). Never says the value."""
+    if _AUTH_VALUE_RE.search(text) or any(_is_basic_credential(m.group(1)) for m in _BASIC_RE.finditer(text)):
+        return "holds an authorization value (a header, or a Bearer/Basic credential)"
+    if _USERINFO_RE.search(text):
+        return "holds a URL with user info (user:password@host)"
+    return None
+
+
 def check_no_secrets(config: Mapping[str, Any], where: str = "config") -> None:
-    """Refuse configuration keys that name credentials (they must never reach a journal)."""
-    for key, value in config.items():
-        lowered = str(key).lower()
-        if any(word in lowered for word in _SECRET_WORDS):
-            raise ValidationError(f"{where}.{key}", "<hidden>", "credentials are never written to the journal")
-        if isinstance(value, Mapping):
-            check_no_secrets(value, f"{where}.{key}")
+    """Refuse configuration that carries credentials (they must never reach a journal).
+
+    Looks at every key and value at any depth (mappings, and lists/tuples/sets inside them):
+    keys named like credentials (case, ``-``, ``_`` and spaces ignored: ``api-key``,
+    ``X-Api-Key``, ``client_secret``, ``refresh-token``, ``private_key``, ``cookie``...), string
+    values that are authorization material (``Bearer ...``, ``Basic ...``, ``Authorization: ...``,
+    ``Cookie: ...``) and URLs with user info (``https://user:pass@host/``) anywhere in a value.
+
+    Raises :class:`ValidationError` whose field is the offending path (``config.auth[0].token``);
+    the value is never quoted (``<hidden>``).
+    """
+    _check_value(config, where)
+
+
+def _check_value(value: Any, where: str) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            path = f"{where}.{key}"
+            if isinstance(key, str) and _secret_text(key) is not None:  # a URL or a header used as a key
+                raise ValidationError(f"{where}[<key>]", "<hidden>", f"a key that {_secret_text(key)}")
+            _check_value(inner, path)  # first: a deeper offender is the more precise name
+            if _secret_key(key):
+                raise ValidationError(path, "<hidden>", "credentials are never written to the journal")
+    elif isinstance(value, (list, tuple)):
+        for i, inner in enumerate(value):
+            _check_value(inner, f"{where}[{i}]")
+    elif isinstance(value, (set, frozenset)):
+        for inner in value:
+            _check_value(inner, f"{where}[<item>]")
+    elif isinstance(value, str):
+        why = _secret_text(value)
+        if why is not None:
+            raise ValidationError(where, "<hidden>", f"{why}; credentials are never written to the journal")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +364,9 @@ def read_journal(path: str | Path, *, allow_prefix: bool = False, integrity: boo
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"journal {str(path)!r} does not exist")
+    start = _start(path)
+    if start.problem is not None:
+        return _fail(path, start.problem, JournalContents(path, 0), allow_prefix)
     try:
         conn = _connect(path, damaged_ok=True)
     except sqlite3.DatabaseError as err:
@@ -315,12 +407,23 @@ def _read(conn: sqlite3.Connection, path: Path, allow_prefix: bool, integrity: b
         if bad is not None:
             problems.append(bad)
     by_seq: dict[int, tuple[str, tuple[Any, ...]]] = {}
+    # seq is unique per table (its primary key) but one sequence runs over all tables: a seq used
+    # in two tables, or one outside 1.., is a forged or damaged row, never something to skip.
+    reused: dict[int, list[str]] = {}
     for table in TABLES:
         rows, problem = _scan(conn, table)
         if problem is not None:
             problems.append(problem)
         for row in rows:
-            by_seq[int(row[0])] = (table, row)
+            seq = int(row[0])
+            if seq < 1:
+                problems.append(f"record seq {seq} in table {table} is not a sequence number (they start at 1)")
+            elif seq in by_seq:
+                reused.setdefault(seq, [by_seq[seq][0]]).append(table)
+            else:
+                by_seq[seq] = (table, row)
+    problems.extend(f"record seq {seq} is used {'twice' if len(tables) == 2 else f'{len(tables)} times'} "
+                    f"(tables {' and '.join(tables)})" for seq, tables in sorted(reused.items()))
     prev = ""
     seq = 0
     chain_problem: str | None = None
@@ -329,6 +432,8 @@ def _read(conn: sqlite3.Connection, path: Path, allow_prefix: bool, integrity: b
         if item is None:
             if seq <= max(by_seq, default=0):
                 chain_problem = f"record seq {seq} is missing (later records exist)"
+            break
+        if seq in reused:  # which of the rows is the real one cannot be told: the prefix ends before
             break
         table, row = item
         values = row[1:-1]
@@ -424,7 +529,11 @@ class Journal:
         self.last_commit = time.monotonic()
         # One writer at a time: a second process appending to the same journal would interleave
         # record numbers and, worse, act on the same groups. Taken before anything is read.
-        self._lock_fd = _lock_writer(self.path)
+        # The lock is on the database file itself (see fsm.journal.lock): every path to it is one.
+        try:
+            self._lock: WriterLock | None = acquire_writer(self.path)
+        except LockHeld as held:
+            raise JournalLocked(self.path, held.holder) from None
         try:
             self._open(sync)
         except BaseException:
@@ -432,7 +541,7 @@ class Journal:
             raise
 
     def _open(self, sync: str) -> None:
-        fresh = not self.path.exists() or self.path.stat().st_size == 0 or _has_no_tables(self.path)
+        fresh = _is_new(self.path)
         if fresh:
             self.contents = JournalContents(self.path, SCHEMA_VERSION)
         else:
@@ -602,9 +711,9 @@ class Journal:
         self._release_lock()
 
     def _release_lock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            os.close(fd)  # closing the descriptor drops the flock
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> Journal:
         return self
