@@ -69,6 +69,8 @@ from simulator.broker import BrokerSimulator
 __all__ = [
     "STAND_IN_API",
     "BrokerageName",
+    "BrokerageOrderEvent",
+    "CancelOrderRequest",
     "Leg",
     "LeanStandIn",
     "Market",
@@ -361,6 +363,30 @@ class OrderResponse(_PascalCase):
 
 
 @attrs.define
+class CancelOrderRequest(_PascalCase):
+    """LEAN's ``CancelOrderRequest`` as a ticket keeps it (``ticket.cancel_request``).
+
+    ``response`` is replaced when LEAN processes the queued request (``OrderRequest.SetResponse``):
+    a cancel accepted by ``cancel()`` can end as -9 when the order closed meanwhile.
+    """
+
+    order_id: int
+    tag: str | None
+    response: OrderResponse
+
+
+@attrs.frozen
+class BrokerageOrderEvent:
+    """One order event as a brokerage plugin raises it (input of :meth:`LeanStandIn.brokerage_events`)."""
+
+    order_id: int
+    status: OrderStatus
+    fill_quantity: float = 0.0
+    fill_price: float = 0.0
+    message: str = ""
+
+
+@attrs.define
 class OrderEvent(_PascalCase):
     """LEAN's ``OrderEvent``: one status change or fill of one LEAN order."""
 
@@ -463,7 +489,7 @@ class OrderTicket(_PascalCase):
         self._events: list[OrderEvent] = []
         self._filled = 0.0
         self._notional = 0.0
-        self.cancel_request: str | None = None
+        self.cancel_request: CancelOrderRequest | None = None
         self.update_requests: list[UpdateOrderFields] = []
         self.time = order.time
         self._status_override: OrderStatus | None = None
@@ -530,8 +556,8 @@ class OrderTicket(_PascalCase):
             self._notional += abs(event.fill_quantity) * event.fill_price
 
     def cancel(self, tag: str | None = None) -> OrderResponse:
-        """LEAN's ``cancel``: see the module docstring for the answers."""
-        return self._standin._request_cancel(self)
+        """LEAN's ``cancel``: see the module docstring for the answers (a ``tag`` replaces the order's)."""
+        return self._standin._request_cancel(self, tag)
 
     def update(self, fields: UpdateOrderFields) -> OrderResponse:
         """LEAN's ``update(UpdateOrderFields)``."""
@@ -892,11 +918,19 @@ class LeanStandIn:
         live_mode: bool = False,
         drop_fills_after_close: bool = False,
         request_delay: float = 1.0,
+        fill_during_update: bool = False,
+        reverse_leg_events: bool = False,
     ) -> None:
         self.algorithm = algorithm
         self.broker = broker
         self.live_mode = live_mode
         self.drop_fills_after_close = drop_fills_after_close
+        #: A fill arriving while an update is in flight is reported on the UPDATE_SUBMITTED event
+        #: confirming the update, and the completion as FILLED with fill quantity 0 (a plugin shape).
+        self.fill_during_update = fill_during_update
+        #: A combo's leg fill events arrive one leg per batch, last leg first (a live plugin
+        #: reporting legs separately); default: one batch in leg order, as LEAN's combo fills.
+        self.reverse_leg_events = reverse_leg_events
         #: Cancel/update requests are processed this long after they are made (LEAN: next time step).
         self.request_delay = request_delay
         self.securities = SecurityManager()
@@ -1084,7 +1118,9 @@ class LeanStandIn:
                            order.limit_price if order.type in (OrderType.LIMIT, OrderType.COMBO_LEG_LIMIT) else None,
                            ticket=ticket)
         ticket._add(event)
-        if fill_qty:
+        if fill_qty and status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+            # LEAN's portfolio takes fills from fill statuses only (HandleOrderEvents ->
+            # Portfolio.ProcessFills); the ticket counts every non-zero fill quantity (AddOrderEvent)
             holding = self.securities[order.symbol].holdings
             new_qty = holding.quantity + fill_qty
             if new_qty == 0:
@@ -1121,7 +1157,10 @@ class LeanStandIn:
                         t._order.status = OrderStatus.INVALID
                         batch.append(self._event(t, OrderStatus.INVALID, message=event.reason))
             elif isinstance(event, Fill):
-                batch = self._fill(sim, tickets, event)
+                batches = self._fill(sim, tickets, event)
+                for part in batches[:-1]:
+                    self._dispatch(part)
+                batch = batches[-1] if batches else []
             elif isinstance(event, (Canceled, Expired)):
                 message = "The order has expired." if isinstance(event, Expired) else ""
                 for t in tickets:
@@ -1136,7 +1175,8 @@ class LeanStandIn:
                         t._order.status = prior
                 sim.cancel_sent = False
                 for t in tickets:
-                    t.cancel_request = None
+                    self._refuse_cancel(t, OrderResponseErrorCode.BROKERAGE_FAILED_TO_CANCEL_ORDER,
+                                        f"Brokerage failed to cancel order with id {t.order_id}")
             elif isinstance(event, Updated):
                 for t in tickets:
                     fields = self._pending_update.pop(t.order_id, None)
@@ -1150,19 +1190,41 @@ class LeanStandIn:
                                                  message=f"Brokerage failed to update order: {event.reason}"))
             self._dispatch(batch)
 
-    def _fill(self, sim: _SimOrder, tickets: list[OrderTicket], fill: Fill) -> list[OrderEvent]:
+    def _fill(self, sim: _SimOrder, tickets: list[OrderTicket], fill: Fill) -> list[list[OrderEvent]]:
+        """The event batches one simulator fill gives (one batch; one per leg with ``reverse_leg_events``)."""
         prices = self._leg_prices(sim, tickets, fill.price)
+        legs = list(zip(tickets, prices, strict=True))
+        split = sim.combo and self.reverse_leg_events
+        if split:
+            legs.reverse()
+        batches: list[list[OrderEvent]] = []
         batch: list[OrderEvent] = []
-        for t, price in zip(tickets, prices, strict=True):
+        for t, price in legs:
             order = t._order
             qty = float(sim.units[t.order_id] * fill.quantity)
             if order.status in (OrderStatus.CANCELED, OrderStatus.INVALID) and self.drop_fills_after_close:
                 self.dropped_fills.append((order.id, fill))
                 continue
             done = abs(t.quantity_filled + qty) >= abs(order.quantity)
-            order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
-            batch.append(self._event(t, order.status, fill_qty=qty, fill_price=float(price)))
-        return batch
+            fields = self._pending_update.pop(order.id, None) if self.fill_during_update else None
+            if fields is not None:
+                # a plugin confirming the in-flight update reports the fill on UPDATE_SUBMITTED, and
+                # the completion as FILLED with fill quantity 0 (the fill was already reported)
+                self._apply_update(sim, t, fields)
+                order.status = OrderStatus.UPDATE_SUBMITTED
+                batch.append(self._event(t, OrderStatus.UPDATE_SUBMITTED, fill_qty=qty, fill_price=float(price)))
+                if done:
+                    order.status = OrderStatus.FILLED
+                    batch.append(self._event(t, OrderStatus.FILLED))
+            else:
+                order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+                batch.append(self._event(t, order.status, fill_qty=qty, fill_price=float(price)))
+            if split:
+                batches.append(batch)
+                batch = []
+        if batch or not batches:
+            batches.append(batch)
+        return batches
 
     def _leg_prices(self, sim: _SimOrder, tickets: list[OrderTicket], net: Decimal) -> list[Decimal]:
         """Per-leg prices whose signed sum per unit is exactly the simulator's net price."""
@@ -1185,29 +1247,68 @@ class LeanStandIn:
 
     # -- cancel / update ------------------------------------------------------------------------
 
-    def _request_cancel(self, ticket: OrderTicket) -> OrderResponse:
+    def _request_cancel(self, ticket: OrderTicket, tag: str | None = None) -> OrderResponse:
         order = ticket._order
         codes = OrderResponseErrorCode
         if order.id < 0:
             return OrderResponse(order.id, codes.UNABLE_TO_FIND_ORDER, "Unable to locate order")
-        if order.status is OrderStatus.NEW:
-            return OrderResponse(order.id, codes.INVALID_NEW_ORDER_STATUS,
-                                 "the order has not been submitted yet: submit confirmation has not been received")
-        if order.status in _CLOSED:
-            return OrderResponse(order.id, codes.INVALID_ORDER_STATUS,
-                                 f"Unable to update order with id {order.id} because it already has "
-                                 f"{order.status.name} status.")
-        if ticket.cancel_request is not None:
+        existing = ticket.cancel_request
+        if existing is not None and not existing.response.is_error:
+            # OrderTicket.Cancel: a cancel request that did not fail is never sent twice
             return OrderResponse(order.id, codes.REQUEST_CANCELED,
                                  f"Order {order.id} has already received a cancellation request.")
-        ticket.cancel_request = "requested"
+        request = CancelOrderRequest(order.id, tag, OrderResponse(order.id))
+        ticket.cancel_request = request  # TrySetCancelRequest: kept on the ticket, refused or not
+        if tag is not None:
+            order.tag = tag  # CancelOrder: the cancel's tag replaces the order's
+        if order.status is OrderStatus.NEW:
+            request.response = OrderResponse(
+                order.id, codes.INVALID_NEW_ORDER_STATUS,
+                "the order has not been submitted yet: submit confirmation has not been received")
+            return request.response
+        if order.status in _CLOSED:
+            request.response = self._closed_response(order)
+            return request.response
         sim = self._sim_of[order.id]
         sim.prior_status[order.id] = order.status
         order.status = OrderStatus.CANCEL_PENDING
         self._queue(order.id, "cancel", None)
         # LEAN emits CancelPending synchronously, inside cancel()
         self._dispatch([self._event(ticket, OrderStatus.CANCEL_PENDING)])
-        return OrderResponse(order.id)
+        return request.response
+
+    @staticmethod
+    def _closed_response(order: Order) -> OrderResponse:
+        """LEAN's ``OrderResponse.InvalidStatus`` (-9) for an order that is already closed."""
+        return OrderResponse(order.id, OrderResponseErrorCode.INVALID_ORDER_STATUS,
+                             f"Unable to update order with id {order.id} because it already has "
+                             f"{order.status.name} status.")
+
+    def _refuse_cancel(self, ticket: OrderTicket, code: OrderResponseErrorCode, message: str) -> None:
+        """A processed cancel request ends in an error: its response is replaced (no order event)."""
+        if ticket.cancel_request is not None and not ticket.cancel_request.response.is_error:
+            ticket.cancel_request.response = OrderResponse(ticket.order_id, code, message)
+
+    def brokerage_events(self, events: Iterable[BrokerageOrderEvent]) -> list[OrderEvent]:
+        """Apply one batch of brokerage order events as LEAN's transaction handler does, then call back.
+
+        For tests of shapes the simulated broker does not produce (a plugin's per-leg order, a
+        fill on any status, a ``NONE`` event): each event's status is copied onto its order (an
+        ``INVALID`` never overwrites ``FILLED``/``CANCELED``), the ticket counts any non-zero fill
+        quantity, the portfolio only fills of ``PARTIALLY_FILLED``/``FILLED`` events; then
+        ``on_order_event`` runs for every event whose status is not ``NONE``. The simulated broker
+        is not told.
+        """
+        batch: list[OrderEvent] = []
+        for spec in events:
+            ticket = self._tickets[int(spec.order_id)]
+            order = ticket._order
+            if not (spec.status is OrderStatus.INVALID and order.status in (OrderStatus.FILLED, OrderStatus.CANCELED)):
+                order.status = spec.status
+            batch.append(self._event(ticket, spec.status, fill_qty=float(spec.fill_quantity),
+                                     fill_price=float(spec.fill_price), message=spec.message))
+        self._dispatch(batch)
+        return batch
 
     def _request_update(self, ticket: OrderTicket, fields: UpdateOrderFields) -> OrderResponse:
         order = ticket._order
@@ -1249,10 +1350,21 @@ class LeanStandIn:
     def _all_legs_asked(self, sim: _SimOrder, asked: Callable[[int], bool]) -> bool:
         return all(asked(i) or self._tickets[i]._order.status in _CLOSED for i in sim.order_ids)
 
+    def _cancel_asked(self, order_id: int) -> bool:
+        request = self._tickets[order_id].cancel_request
+        return request is not None and not request.response.is_error
+
     def _process_cancel(self, sim: _SimOrder, order_id: int) -> None:
+        ticket = self._tickets[order_id]
+        if ticket._order.status in _CLOSED:
+            # HandleCancelOrderRequest: the order closed while the request waited -> -9 on the
+            # request's response, no order event
+            self._refuse_cancel(ticket, OrderResponseErrorCode.INVALID_ORDER_STATUS, self._closed_response(
+                ticket._order).error_message)
+            return
         if sim.cancel_sent:
             return
-        if self.live_mode and not self._all_legs_asked(sim, lambda i: self._tickets[i].cancel_request is not None):
+        if self.live_mode and not self._all_legs_asked(sim, self._cancel_asked):
             return  # TastyTrade plugin: nothing is sent until every leg of the combo asked
         try:
             self.broker.cancel(sim.ref)
@@ -1263,7 +1375,8 @@ class LeanStandIn:
                 prior = sim.prior_status.pop(i, None)
                 if prior is not None and t._order.status is OrderStatus.CANCEL_PENDING:
                     t._order.status = prior
-                    t.cancel_request = None
+                    self._refuse_cancel(t, OrderResponseErrorCode.BROKERAGE_FAILED_TO_CANCEL_ORDER,
+                                        f"Brokerage failed to cancel order with id {i}")
             return
         sim.cancel_sent = True
 

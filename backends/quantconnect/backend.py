@@ -182,16 +182,46 @@ class QuantConnectBackend(ExecutionBackend):
         return [algorithm.limit_order(symbol, quantity, float(request.limit_price), tag=ref)]
 
     def _bind(self, tracked: TrackedOrder, tickets: Sequence[OrderTicket]) -> None:
-        by_symbol = {self._traded[leg.symbol]: leg for leg in tracked.request.legs}
+        request = tracked.request
+        if request is None:
+            return  # adopted orders are bound from LEAN's record (_adopt)
+        by_symbol = {self._traded[leg.symbol]: leg for leg in request.legs}
         for ticket in tickets:
             order_id = int(ticket.order_id)
             if order_id < 0:
                 continue
             leg = by_symbol.get(ticket.symbol)
             if leg is None:
-                leg = next(x for x in tracked.request.legs if self.symbols.from_lean(ticket.symbol) == x.symbol)
-            ratio = leg.signed_ratio if tracked.request.is_combo else leg.side.sign
+                leg = next(x for x in request.legs if self.symbols.from_lean(ticket.symbol) == x.symbol)
+            ratio = leg.signed_ratio if request.is_combo else leg.side.sign
             self.translator.bind(tracked, order_id, ratio)
+
+    def _adopt(self, order_ref: str, tickets: Sequence[OrderTicket]) -> TrackedOrder:
+        """Track LEAN orders tagged ``order_ref`` that this backend did not place (an earlier session).
+
+        Ratios come from LEAN's orders: a combo leg's quantity over its ``GroupOrderManager``'s
+        (signed) group quantity; a single order's sign.
+        """
+        transactions = self.algorithm.transactions
+        legs: list[tuple[int, int]] = []
+        combo = False
+        for ticket in tickets:
+            order_id = int(ticket.order_id)
+            order = transactions.get_order_by_id(order_id)
+            group = None if order is None else order.group_order_manager
+            quantity = float(ticket.quantity)
+            if group is not None and float(group.quantity):
+                combo = True
+                ratio = round(quantity / float(group.quantity))
+            else:
+                ratio = 1 if quantity > 0 else -1
+            legs.append((order_id, ratio))
+            try:
+                self._traded.setdefault(self.symbols.from_lean(ticket.symbol), ticket.symbol)
+            except ValidationError:
+                log.warning("adopted LEAN order %s has a symbol outside the option mapping: %s", order_id,
+                            ticket.symbol)
+        return self.translator.adopt(order_ref, legs, combo)
 
     def _replay(self, held: list[OrderEvent] | None) -> None:
         for event in held or ():
@@ -222,15 +252,22 @@ class QuantConnectBackend(ExecutionBackend):
         for ticket in tickets:
             self._in_lean += 1
             try:
-                response = ticket.cancel(f"cancel {order_ref}")
+                # no tag: LEAN writes a cancel's tag over the order's (CancelOrder), and the tag
+                # is our reference (reconcile and find_orders look orders up by it)
+                response = ticket.cancel()
             finally:
                 self._in_lean -= 1
             if response.is_success:
                 accepted = True
                 continue
             code = response.error_code
-            if code == codes.REQUEST_CANCELED:
+            if code == codes.REQUEST_CANCELED and not self._closed(ticket):
                 accepted = True  # a cancel is already in progress for this leg
+            elif code == codes.REQUEST_CANCELED:
+                # LEAN versions answer any second cancel -23 (the first one's request stays on the
+                # ticket) even once the order closed: nothing is in progress, the order is done
+                errors.append(f"LEAN error {response.error_code!r}: the order is already "
+                              f"{self.translator.status_name(ticket.status)}")
             elif code == codes.INVALID_NEW_ORDER_STATUS:
                 not_yet = True
             else:
@@ -248,7 +285,6 @@ class QuantConnectBackend(ExecutionBackend):
         if tracked is None or not tickets:
             raise BrokerUnavailable(f"replace of {order_ref!r}: LEAN has no order for it (yet)")
         codes = self.api.OrderResponseErrorCode
-        request = tracked.request
         errors: list[str] = []
         accepted = 0
         not_yet = False
@@ -259,7 +295,7 @@ class QuantConnectBackend(ExecutionBackend):
             fields.limit_price = float(limit_price)
             if quantity is not None:
                 leg = tracked.legs[int(ticket.order_id)]
-                fields.quantity = float(quantity if request.is_combo else leg.ratio * quantity)
+                fields.quantity = float(quantity if tracked.combo else leg.ratio * quantity)
             self._in_lean += 1
             try:
                 response = ticket.update(fields)
@@ -281,27 +317,51 @@ class QuantConnectBackend(ExecutionBackend):
             raise BrokerUnavailable(f"replace of {order_ref!r}: LEAN has not submitted it yet")
         self._queued.append(BrokerEvent(order_ref, UpdateRejected(self._clock.now(), "; ".join(errors))))
 
+    def _closed(self, ticket: OrderTicket) -> bool:
+        return self.translator.status_name(ticket.status) in ("filled", "canceled", "invalid")
+
     def _describe(self, response: OrderResponse) -> str:
         return f"LEAN error {response.error_code!r}: {response.error_message}"
 
     # -- reconciliation, quotes, positions -------------------------------------------------------
 
     def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
-        """What LEAN knows about each ticket: its legs' statuses, fills as already reported."""
+        """LEAN's own record of each order: its leg tickets' statuses, fills and filled counts.
+
+        For every reference: the LEAN tickets tagged with it (adopted when an earlier session
+        placed them); fills rebuilt from each ticket's ``order_events`` that carry a fill quantity
+        (those no delivered event carried are booked now, so later events do not count them
+        again); ``filled_quantity`` from the tickets' ``quantity_filled`` (a combo: the least
+        ``|filled| / |ratio|`` over its legs); the status from every leg
+        (:meth:`OrderEventTranslator.report`). ``NOT_FOUND`` when LEAN holds no order with the tag.
+        """
         out: dict[str, OrderReport] = {}
         for ref in order_refs:
             tracked = self.translator.tracked(ref)
-            if tracked is None:
-                out[ref] = OrderReport(ref, BrokerStatus.NOT_FOUND)
-                continue
-            if not tracked.legs:
+            if tracked is None or not tracked.legs:
                 created = self._tickets_by_tag(ref)
-                if created:
+                if not created:
+                    out[ref] = OrderReport(ref, BrokerStatus.NOT_FOUND)
+                    continue
+                if tracked is None:
+                    tracked = self._adopt(ref, created)
+                else:
                     self._bind(tracked, created)
             tickets = self._leg_tickets(tracked)
-            statuses = [self.translator.status_name(t.status) for t in tickets]
-            out[ref] = self.translator.report(tracked, statuses)
+            self.translator.book_record(tracked, tickets)
+            out[ref] = self.translator.report(tracked, tickets)
         return out
+
+    def find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
+        """Every order LEAN's transaction manager holds whose tag starts with ``prefix``, as :meth:`reconcile`.
+
+        Keys are the tags (our order references); orders placed by an earlier session are
+        adopted, so their later events reach the executor. LEAN keeps only the latest 10,000
+        completed orders in memory live (``BrokerageTransactionHandler``), older ones are gone.
+        """
+        tickets = self.algorithm.transactions.get_order_tickets(lambda t: str(t.tag).startswith(prefix))
+        tags = sorted({str(t.tag) for t in tickets if int(t.order_id) > 0})
+        return self.reconcile(tags)
 
     def quote(self, symbol: OptionSymbol) -> Quote:
         """Top of book from LEAN's security cache."""
@@ -319,12 +379,29 @@ class QuantConnectBackend(ExecutionBackend):
         return Quote(symbol, bid, ask, self._clock.now())
 
     def positions(self) -> Mapping[OptionSymbol, int]:
-        """Signed holdings from LEAN's portfolio for every contract this backend traded."""
+        """Signed holdings for every contract this backend traded: LEAN's portfolio, corrected.
+
+        LEAN's portfolio takes fills only from ``PARTIALLY_FILLED``/``FILLED`` events
+        (``BrokerageTransactionHandler.HandleOrderEvents`` -> ``Portfolio.ProcessFills``); a fill a
+        plugin put on another status (``UPDATE_SUBMITTED``, ``CANCELED``) is on the ticket but not
+        in the portfolio. Those contracts, booked from our own orders' events, are added back.
+        """
         portfolio = self.algorithm.portfolio
+        transactions = self.algorithm.transactions
+        missing: dict[OptionSymbol, int] = {}
+        for tracked in self.translator.all_tracked():
+            for leg in tracked.legs.values():
+                if not leg.off_book:
+                    continue
+                ticket = transactions.get_order_ticket(leg.lean_id)
+                if ticket is None:
+                    continue
+                option = self.symbols.from_lean(ticket.symbol)
+                missing[option] = missing.get(option, 0) + leg.off_book
         out: dict[OptionSymbol, int] = {}
         for option, lean_symbol in self._traded.items():
             holding: Any = portfolio[lean_symbol]
-            qty = round(float(holding.quantity))
+            qty = round(float(holding.quantity)) + missing.get(option, 0)
             if qty:
                 out[option] = qty
         return out

@@ -67,8 +67,10 @@ def _outcome(group: AtomicOrderGroup, broker: BrokerSimulator, owned: bool) -> O
     positions = tuple(sorted((s.occ, q) for s, q in broker.positions().items()))
     tickets = tuple(sorted((t.purpose.value, " ".join(f"{leg.side.value} {leg.symbol.occ}" for leg in t.legs), t.state,
                      t.quantity_filled) for t in group.tickets))
+    # group ids carry a per-session part that differs between executors: compare reasons without it
+    reason = None if group.rollback_reason is None else group.rollback_reason.replace(group.group_id, "<group>")
     return Outcome(group.state, _states(group), tuple(sorted(ledger.elements())), positions,
-                   len(broker.orders_seen), owned, group.rollback_reason, tickets)
+                   len(broker.orders_seen), owned, reason, tickets)
 
 
 def _broker(script: BrokerScript) -> BrokerSimulator:
@@ -100,7 +102,7 @@ def run_simulated(make_script: ScriptFactory, mode: ExecutionMode, quantity: int
     probe = _broker(BrokerScript([]))
     legs = condor(probe)
     broker = _broker(make_script(legs))
-    executor = AtomicOrderExecutor(SimulatedBackend(broker), POLICY)
+    executor = AtomicOrderExecutor(SimulatedBackend(broker), POLICY, session_id="")
     group = executor.execute_iron_condor(*legs, quantity, mode=mode)
 
     def drive() -> None:
@@ -121,7 +123,7 @@ def run_tastytrade(make_script: ScriptFactory, mode: ExecutionMode, quantity: in
     legs = condor(probe)
     broker = _broker(make_script(legs))
     with EmulatorDriver(broker) as driver:
-        executor = AtomicOrderExecutor(driver.backend, POLICY)
+        executor = AtomicOrderExecutor(driver.backend, POLICY, session_id="")
         group = executor.execute_iron_condor(*legs, quantity, mode=mode)
 
         def drive() -> None:

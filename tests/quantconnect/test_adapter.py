@@ -189,7 +189,10 @@ def test_every_lean_order_belongs_to_an_executor_group() -> None:
     assert set(algo.adapter.outcomes.values()) == {"committed"}
     combo = algo.adapter.executor.groups()[0].tickets[0]
     assert combo.AverageFillPrice == combo.average_fill_price == Decimal("-2")
-    assert [r.dest for r in combo.OrderEvents] == ["submitting", "submitted", "filled"]
+    # the fill, then the executor's look at LEAN's record before the group settles (it confirms)
+    assert [(r.trigger, r.dest) for r in combo.OrderEvents][-2:] == [("fill", "filled"), ("reconciled", "filled")]
+    assert [r.dest for r in combo.OrderEvents][:2] == ["submitting", "submitted"]
+    assert combo.broker_confirms
     assert combo.QuantityRemaining == 0 and combo.Tag == combo.tag == combo.OrderId
     assert sum(1 for line in algo.logs if "committed" in line) == 3
     assert algo.time.tzinfo is None and algo.time.date() == dt.date(2026, 1, 5)

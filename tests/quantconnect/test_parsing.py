@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -48,6 +50,12 @@ def combo() -> OrderEventTranslator:
 
 def events(tr: OrderEventTranslator, *lean: OrderEvent) -> list[object]:
     return [be.event for e in lean for be in tr.translate(e)]
+
+
+def lean_ticket(order_id: int, status: OrderStatus, *history: OrderEvent) -> Any:
+    """LEAN's record of one order as reconcile reads it: status, quantity_filled, order_events."""
+    return SimpleNamespace(order_id=order_id, status=status, order_events=list(history),
+                           quantity_filled=sum(e.fill_quantity for e in history))
 
 
 def test_submitted_acknowledges_once_and_times_are_utc(combo: OrderEventTranslator) -> None:
@@ -127,12 +135,15 @@ def test_single_leg_fills_in_contracts_at_the_option_price() -> None:
     tr = OrderEventTranslator(STAND_IN_API)
     tracked = tr.track(single_request())
     tr.bind(tracked, 5, -1)
-    out = events(tr, ev(5, 1, OrderStatus.PARTIALLY_FILLED, -1, 2.05), ev(5, 2, OrderStatus.FILLED, -2, 2.10))
+    history = (ev(5, 1, OrderStatus.PARTIALLY_FILLED, -1, 2.05), ev(5, 2, OrderStatus.FILLED, -2, 2.10))
+    out = events(tr, *history)
     fills = [e for e in out if isinstance(e, Fill)]
     assert [(f.fill_id, f.quantity, f.price) for f in fills] == [("QC5-1", 1, Decimal("2.05")),
                                                                   ("QC5-2", 2, Decimal("2.1"))]
-    report = tr.report(tracked, ["filled"])
-    assert report.status is BrokerStatus.FILLED and report.fills == tuple(fills)
+    record = [lean_ticket(5, OrderStatus.FILLED, *history)]
+    assert tr.book_record(tracked, record) == []  # nothing new: the events carried every fill
+    report = tr.report(tracked, record)
+    assert report.status is BrokerStatus.FILLED and report.fills == tuple(fills) and report.filled_quantity == 3
 
 
 def test_events_for_orders_nobody_owns_are_kept() -> None:
@@ -168,8 +179,11 @@ def test_invalid_on_a_partly_filled_order_cancels_the_rest() -> None:
     tr = OrderEventTranslator(STAND_IN_API)
     tracked = tr.track(single_request())
     tr.bind(tracked, 5, -1)
-    events(tr, ev(5, 1, OrderStatus.SUBMITTED), ev(5, 2, OrderStatus.PARTIALLY_FILLED, -1, 2.0))
-    out = events(tr, ev(5, 3, OrderStatus.INVALID, message="update refused"))
+    history = (ev(5, 1, OrderStatus.SUBMITTED), ev(5, 2, OrderStatus.PARTIALLY_FILLED, -1, 2.0),
+               ev(5, 3, OrderStatus.INVALID, message="update refused"))
+    events(tr, *history[:2])
+    out = events(tr, history[2])
     assert [type(e) for e in out] == [Canceled]
-    assert tr.report(tracked, ["invalid"]).status is BrokerStatus.CANCELED
-    assert tr.report(tracked, ["invalid"]).fills == tuple(tracked.fills) and len(tracked.fills) == 1
+    record = [lean_ticket(5, OrderStatus.INVALID, *history)]
+    assert tr.report(tracked, record).status is BrokerStatus.CANCELED
+    assert tr.report(tracked, record).fills == tuple(tracked.fills) and len(tracked.fills) == 1
