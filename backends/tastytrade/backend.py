@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -47,7 +48,7 @@ from backends.tastytrade.parsing import OrderSnapshot, parse_order, parse_quanti
 from backends.tastytrade.payloads import build_order_payload, build_replace_payload
 from fsm.clock import Clock, SystemClock
 from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
-from fsm.events import BrokerStatus, Fill, UpdateRejected
+from fsm.events import BrokerStatus, CancelRejected, Fill, UpdateRejected
 from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
 from fsm.pricing import DEFAULT_TICKS, TickRule
 from fsm.symbol import OptionSymbol
@@ -61,6 +62,10 @@ QuoteSource = Callable[[OptionSymbol], Quote]
 
 #: Answers that say "not now" rather than "no": the request had no effect.
 _TRANSIENT_STATUSES = frozenset({401, 403, 408, 429})
+#: The trading day's time zone (US equity options): which orders are "today's".
+_MARKET_TZ = ZoneInfo("America/New_York")
+#: ``find_orders`` reads every page of the day's history (it must be complete).
+_ALL_PAGES = 1_000_000
 
 
 class TastytradeBackend(ExecutionBackend):
@@ -153,30 +158,53 @@ class TastytradeBackend(ExecutionBackend):
             tracker.known_fills = tuple(fills)
 
     def cancel(self, order_ref: str) -> None:
-        """DELETE the order carrying the ticket (the outcome arrives as events)."""
+        """DELETE the order carrying the ticket; the outcome arrives as events from later reads.
+
+        * The DELETE's answer (the order as the request found it: ``Live``, ``Cancel Requested``,
+          even ``Cancelled``) is an echo, not the outcome: it is not recorded; the order is read
+          on the next poll (``Canceled``, or ``CancelRejected`` when it is read working again).
+        * A definitive refusal (any 4xx but 401/403/408/429: the order is closed, unknown, or the
+          request invalid; the reference documents the error envelope, not the code, so the
+          status decides) gives ``CancelRejected(code: message)`` at once; the executor then
+          reconciles. An order we already read final is refused the same way without a request.
+        * Anything else (transport, 5xx, 429 after retries, a replacement not known yet) raises
+          :class:`BrokerUnavailable`, the only exception this method raises.
+        """
         tracker = self.monitor.trackers.get(order_ref)
         target = tracker.latest_id if tracker is not None else None
         if tracker is None or target is None:
             raise BrokerUnavailable(f"cancel of {order_ref!r}: no broker order id known yet")
-        if tracker.orders[target].terminal:
-            tracker.cancel_pending = True
+        now = self._clock.now()
+        cur = tracker.orders[target]
+        if cur.terminal:
             tracker.refresh.add(target)
             self.monitor.mark_due()
+            if cur.status not in ("Filled", "Rejected"):
+                if cur.edited:  # replaced: the replacement (not read yet) carries the ticket
+                    raise BrokerUnavailable(f"cancel of {order_ref!r}: order {target} was replaced, "
+                                            "the replacement is not read yet")
+                self.monitor.touch(order_ref)  # cancelled or expired already: its final event follows
+                return
+            tracker.cancel_pending = False
+            self._queued.append(BrokerEvent(order_ref, CancelRejected(time=now, reason=f"order is {cur.status}")))
             return
         try:
-            answer = self.client.cancel_order(target)
+            self.client.cancel_order(target)
         except TastytradeApiError as err:
             if err.is_client_error and err.status not in _TRANSIENT_STATUSES:
-                log.info("cancel of %s (%s) answered %s; reading the order back", order_ref, target, err)
-                tracker.cancel_pending = True
+                log.info("cancel of %s (%s) refused: %s; reconciling", order_ref, target, err)
+                tracker.cancel_pending = False
                 tracker.refresh.add(target)
                 self.monitor.mark_due()
+                self._queued.append(BrokerEvent(order_ref, CancelRejected(
+                    time=now, reason=f"cancel refused: {err.code}: {err.message}"[:500])))
                 return
             raise BrokerUnavailable(f"cancel of {order_ref!r}: {err}") from None
-        except TastytradeError as err:
+        except (TastytradeError, ValueError) as err:
             raise BrokerUnavailable(f"cancel of {order_ref!r}: {err}") from None
-        tracker.cancel_pending = True
-        self._record_answer(tracker, answer, target)
+        # The answer is not the outcome: read the order on the next tick.
+        tracker.cancel_sent(target)
+        self.monitor.mark_due()
 
     def replace(self, order_ref: str, limit_price: Decimal, quantity: int | None = None) -> None:
         """PUT a new limit (and total quantity); the replacement's fate arrives as events."""
@@ -220,6 +248,7 @@ class TastytradeBackend(ExecutionBackend):
         self._record_answer(tracker, answer, target)
 
     def _record_answer(self, tracker: TicketTracker, answer: Mapping[str, object], target: str) -> None:
+        """A PUT's answer: the NEW order. Only its id is learnt (an echo); its state comes from reads."""
         try:
             snap = parse_order(answer)
         except MalformedResponseError as err:
@@ -227,7 +256,7 @@ class TastytradeBackend(ExecutionBackend):
             tracker.refresh.add(target)
             self.monitor.mark_due()
             return
-        self.monitor.record(tracker, snap)
+        self.monitor.record(tracker, snap, echo=True)
 
     # -- events and reconciliation --------------------------------------------------------------
 
@@ -262,7 +291,7 @@ class TastytradeBackend(ExecutionBackend):
             tracker = self.monitor.trackers.get(ref)
             if tracker is None or not tracker.chain:
                 continue
-            todo = tracker.open_order_ids() + sorted(tracker.refresh)
+            todo = tracker.open_order_ids() + sorted(tracker.refresh) + tracker.incomplete_ids()
             seen: set[str] = set()
             while todo:
                 oid = todo.pop(0)
@@ -285,20 +314,88 @@ class TastytradeBackend(ExecutionBackend):
         if since and len(since) == len(missing):
             start = min(since) - self.search_margin
             for item in self.client.list_orders(start_date=start.date(), start_at=start):
-                self._collect(item, missing, found)
+                self._collect(item, missing.__contains__, found)
         else:
             for item in self.client.live_orders():
-                self._collect(item, missing, found)
+                self._collect(item, missing.__contains__, found)
         for ref, snaps in found.items():
             tracker = self.monitor.tracker_for(ref)
-            for snap in sorted(snaps, key=lambda s: _id_key(s.order_id)):
+            self._adopt_chain(tracker, snaps)
+
+    def _adopt_chain(self, tracker: TicketTracker, snaps: Sequence[OrderSnapshot]) -> None:
+        """Record the orders among ``snaps`` (all carrying ``tracker``'s reference) that are its own.
+
+        Of several originals only the one received closest after our submission is ours (the
+        others are another process's, same reference); replacements follow the broker's links.
+        """
+        ordered = sorted({s.order_id: s for s in snaps}.values(), key=lambda s: _id_key(s.order_id))
+        if not tracker.chain:
+            originals = [s for s in ordered if s.replaces_order_id is None
+                         and tracker.may_adopt(s, self.monitor.adopt_margin)]
+            if len(originals) > 1:
+                log.warning("%d broker orders carry %s: %s; adopting the one received closest after our submission",
+                            len(originals), tracker.order_ref, [s.order_id for s in originals])
+            if originals:
+                self.monitor.record(tracker, min(originals, key=lambda s: self._distance(tracker, s)))
+        for snap in ordered:
+            if snap.order_id in tracker.orders or self.monitor.owner(snap) is tracker:
                 self.monitor.record(tracker, snap)
 
     @staticmethod
-    def _collect(item: Mapping[str, object], missing: set[str], found: dict[str, list[OrderSnapshot]]) -> None:
+    def _distance(tracker: TicketTracker, snap: OrderSnapshot) -> tuple[float, tuple[int, str]]:
+        if tracker.submitted_at is None or snap.received_at is None:
+            return (0.0, _negated(_id_key(snap.order_id)))  # nothing to compare: the newest
+        return (abs((snap.received_at - tracker.submitted_at).total_seconds()), _id_key(snap.order_id))
+
+    @staticmethod
+    def _collect(item: Mapping[str, object], wanted: Callable[[str], bool],
+                 found: dict[str, list[OrderSnapshot]]) -> None:
         ref = item.get("external-identifier")
-        if isinstance(ref, str) and ref in missing:
+        if isinstance(ref, str) and wanted(ref):
             found.setdefault(ref, []).append(parse_order(item))
+
+    def find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
+        """Every order the broker holds today whose ``external-identifier`` starts with ``prefix``.
+
+        Reads ``GET /accounts/{n}/orders`` from the start of today's trading day (New York date;
+        every page, newest first, so an order placed while paging is never missed) and ``GET
+        /orders/live`` (today's orders in any status plus older GTC orders still working;
+        reference §2). Answer: ``{external-identifier: OrderReport}`` reported like
+        :meth:`reconcile` (status, every fill the legs carry, the broker's own filled count); an
+        order this backend tracks is reported from its tracker (same fill ids as the poll), any
+        other from a fresh one, without tracking it. Several unrelated orders with one reference
+        (two processes) are reported by the newest chain, with a warning.
+
+        Raises :class:`BrokerUnavailable` when the broker cannot answer now (or answers an
+        unreadable order), :class:`ValueError` for an empty ``prefix``.
+        """
+        if not prefix:
+            raise ValueError("prefix must not be empty (it would match every order of the account)")
+        now = self._clock.now()
+        day = now.astimezone(_MARKET_TZ).date()
+        found: dict[str, list[OrderSnapshot]] = {}
+        wanted = lambda ref: ref.startswith(prefix)  # noqa: E731
+        try:
+            for item in self.client.list_orders(start_date=day, max_pages=_ALL_PAGES):
+                self._collect(item, wanted, found)
+            for item in self.client.live_orders():
+                self._collect(item, wanted, found)
+        except TastytradeError as err:
+            raise BrokerUnavailable(f"find_orders({prefix!r}): {err}") from None
+        out: dict[str, OrderReport] = {}
+        for ref in sorted(found):
+            snaps = found[ref]
+            tracker = self.monitor.trackers.get(ref)
+            if tracker is not None and tracker.chain:
+                self._adopt_chain(tracker, snaps)
+                out[ref] = tracker.report(now)
+                self.monitor.touch(ref)
+                continue
+            fresh = TicketTracker(ref, tracker.request if tracker is not None else None)
+            for snap in _newest_chain(ref, snaps):
+                fresh.add(snap)
+            out[ref] = fresh.report(now)
+        return out
 
     # -- market data and account ----------------------------------------------------------------
 
@@ -334,3 +431,25 @@ class TastytradeBackend(ExecutionBackend):
 
 def _id_key(order_id: str) -> tuple[int, str]:
     return (int(order_id), "") if order_id.isdigit() else (0, order_id)
+
+
+def _negated(key: tuple[int, str]) -> tuple[int, str]:
+    return (-key[0], key[1])
+
+
+def _newest_chain(ref: str, snaps: Sequence[OrderSnapshot]) -> list[OrderSnapshot]:
+    """The newest original among ``snaps`` and the replacements linked to it, oldest first."""
+    ordered = sorted({s.order_id: s for s in snaps}.values(), key=lambda s: _id_key(s.order_id))
+    originals = [s for s in ordered if s.replaces_order_id is None]
+    if len(originals) > 1:
+        log.warning("%d unrelated broker orders carry %s: %s; reporting the newest", len(originals), ref,
+                    [s.order_id for s in originals])
+    if not originals:
+        return ordered  # only replacements (the original is older than the search): keep their links
+    chain = [originals[-1]]
+    ids = {chain[0].order_id}
+    for snap in ordered:
+        if snap.replaces_order_id is not None and snap.replaces_order_id in ids:
+            chain.append(snap)
+            ids.add(snap.order_id)
+    return chain

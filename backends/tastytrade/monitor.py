@@ -33,9 +33,12 @@ from backends.tastytrade.parsing import (
     ComboShape,
     OrderSnapshot,
     combo_shape,
+    leg_contradiction,
     parse_order,
+    record_units,
     unit_price,
     units_filled,
+    units_ordered,
 )
 from fsm.clock import Clock
 from fsm.events import (
@@ -101,6 +104,11 @@ class _FillConverter:
         """Units (combo) or contracts (one leg) reported so far."""
         return sum(f.quantity for f in self.fills)
 
+    @property
+    def covered(self) -> int:
+        """Units (combo) or contracts (one leg) the order's listed fills account for."""
+        return self.units if self.shape is not None else self.quantity
+
     def seed(self, snap: OrderSnapshot, known: tuple[Fill, ...]) -> None:
         """Start from fills a previous process already reported for this order (recovery).
 
@@ -158,15 +166,38 @@ class TicketTracker:
         self.last_seen: dt.datetime | None = None
         #: Fills a previous process already reported for this ticket (recovery), not to be re-reported.
         self.known_fills: tuple[Fill, ...] = ()
+        #: Orders known only from a request's answer (a PUT's new order): an echo of the request,
+        #: not an outcome. Nothing is derived from them until a poll or a read shows them.
+        self.echo_ids: set[str] = set()
+        #: The order our last cancel named, its ``updated-at`` when we sent it, and whether a read
+        #: since showed it ``Cancel Requested``: a working status read after that is a refused cancel.
+        self.cancel_target: str | None = None
+        self.cancel_baseline: int | None = None
+        self.cancel_seen = False
+        #: The order's record counts more fills than it lists (or says Filled while a leg is not):
+        #: reported as unknown; reconciliation reads it again.
+        self.disputed: str | None = None
 
     def __repr__(self) -> str:
         return f"TicketTracker({self.order_ref!r}, chain={self.chain}, final={self.final})"
 
     # -- snapshots ------------------------------------------------------------------------------
 
-    def add(self, snap: OrderSnapshot) -> None:
-        """Record the latest snapshot of one of this ticket's broker orders."""
+    def add(self, snap: OrderSnapshot, *, echo: bool = False) -> None:
+        """Record the latest snapshot of one of this ticket's broker orders.
+
+        ``echo``: the snapshot is a request's own answer (a DELETE's or PUT's), which shows the
+        order as the request found it, not its outcome. An echo of an order we know is dropped
+        (the order is read again); an echo of a new order (a replacement) only makes its id known.
+        """
         oid = snap.order_id
+        if echo:
+            self.refresh.add(oid)
+            if oid in self.orders:
+                return
+            self.echo_ids.add(oid)
+        else:
+            self.echo_ids.discard(oid)
         if oid not in self.orders:
             if self.shape is None and self.request is None:
                 self.shape = _shape_from_snapshot(snap)
@@ -185,7 +216,27 @@ class TicketTracker:
             self._converters[oid] = converter
             self.submission_unknown = False
         self.orders[oid] = snap
-        self.refresh.discard(oid)
+        if not echo:
+            self.refresh.discard(oid)
+
+    def may_adopt(self, snap: OrderSnapshot, margin: dt.timedelta) -> bool:
+        """True when a broker order carrying our reference, id not known yet, is this ticket's.
+
+        A replacement of one of our orders is ours (the broker links it). An original is ours
+        only while we wait for our own submission's id (its answer was lost) and it was received
+        no earlier than ``margin`` before we sent ours. Anything else carrying the same reference
+        is another process's order (same external-identifier shape, not issued by us): it is
+        never folded into this ticket.
+        """
+        if snap.replaces_order_id is not None:
+            return snap.replaces_order_id in self.chain
+        if self.chain:
+            return False  # we hold our original: another original with our reference is not ours
+        if self.submitted_at is None:
+            return True  # a reference we were asked about but never sent from this process
+        if not self.submission_unknown:
+            return False
+        return snap.received_at is None or snap.received_at >= self.submitted_at - margin
 
     @staticmethod
     def _newer(a: str, b: str) -> bool:
@@ -211,7 +262,7 @@ class TicketTracker:
             return None
         for oid in reversed(self.chain[1:]):
             s = self.orders[oid]
-            if s.status == "Rejected" or s.status == "Contingent":
+            if s.status == "Rejected" or s.status == "Contingent" or oid in self.echo_ids:
                 continue
             if s.status in _TOOK_OVER or s.has_fills or s.live_at is not None:
                 return s
@@ -225,8 +276,51 @@ class TicketTracker:
         return None if cur is None else cur.order_id
 
     def has_pending_replacement(self) -> bool:
-        """True while a replacement waits (``Contingent``) for its original."""
-        return any(self.orders[oid].status == "Contingent" for oid in self.chain[1:])
+        """True while a replacement waits (``Contingent``, or known only from the PUT's answer)."""
+        return any(self.orders[oid].status == "Contingent" or oid in self.echo_ids for oid in self.chain[1:])
+
+    def record_count(self) -> int | None:
+        """The broker's own count of filled units over the chain (``quantity - remaining-quantity``).
+
+        None when an order of the chain gives no count. Orders known only from an echo count 0.
+        """
+        total = 0
+        for oid in self.chain:
+            if oid in self.echo_ids:
+                continue
+            count = record_units(self.orders[oid], self.shape)
+            if count is None:
+                return None
+            total += count
+        return total
+
+    def gap(self) -> str | None:
+        """Why the broker's record of this ticket contradicts its own fills, or None.
+
+        An order whose count (``quantity - remaining-quantity``) exceeds the units its fills list
+        (fills withheld), a ``Filled`` order whose fills cover less than the order when it gives
+        no count, or a ``Filled`` combo with a leg not filled. Call after the converters ran.
+        """
+        for oid in self.chain:
+            if oid in self.echo_ids:
+                continue
+            snap = self.orders[oid]
+            wrong = leg_contradiction(snap)
+            if wrong is not None:
+                return wrong
+            covered = self._converters[oid].covered
+            count = record_units(snap, self.shape)
+            if count is None and snap.status == "Filled":
+                count = units_ordered(snap, self.shape)
+            if count is not None and count > covered:
+                return (f"order {oid} ({snap.status}): the broker counts {count} filled, its fills list "
+                        f"{covered}")
+        return None
+
+    def incomplete_ids(self) -> list[str]:
+        """Final orders to read again: their record contradicts their fills (see :meth:`gap`)."""
+        return sorted(oid for oid in self.chain if self.disputed is not None and self.orders[oid].terminal
+                      and oid not in self.echo_ids)
 
     def filled_quantity(self) -> int:
         """Units (combo) or contracts (one leg) reported so far over the whole chain."""
@@ -245,7 +339,7 @@ class TicketTracker:
             return out
         first = self.orders[self.chain[0]]
         if not self.acked and not self.rejected:
-            if first.status == "Rejected" and not first.has_fills:
+            if first.status == "Rejected" and not first.has_fills and not record_units(first, self.shape):
                 self.rejected = True
                 out.append(Rejected(time=now, reason=first.reject_reason or "rejected by the broker"))
                 self.final = "Rejected"
@@ -253,7 +347,7 @@ class TicketTracker:
             self.acked = True
             out.append(Acknowledged(time=now, broker_order_id=first.order_id))
         for oid in self.chain[1:]:
-            if oid in self._updates or oid in self._update_rejects:
+            if oid in self._updates or oid in self._update_rejects or oid in self.echo_ids:
                 continue
             s = self.orders[oid]
             if s.status == "Rejected":
@@ -263,13 +357,25 @@ class TicketTracker:
                 self._updates.add(oid)
                 out.append(Updated(time=now, broker_order_id=oid))
         for oid in self.chain:
-            out.extend(self._converters[oid].update(self.orders[oid], now))
+            if oid not in self.echo_ids:  # fills from any order object that lists them, whatever its status
+                out.extend(self._converters[oid].update(self.orders[oid], now))
         cur = self.current()
         assert cur is not None
         if self.final is None and cur.terminal:
             status = cur.status
             if status in _CANCEL_LIKE and cur.edited:
                 return out  # replaced: the replacement (not known yet) carries the ticket
+            gap = self.gap()
+            if gap is not None:
+                # A status never stands in for fills: the ticket's outcome is unknown until the
+                # broker's fills agree with its count (reconciliation reads the order again).
+                log.warning("%s: %s; outcome unknown until the fills agree", self.order_ref, gap)
+                self.disputed = gap
+                out.append(SubmissionUnknown(time=now, reason=gap[:500]))
+                self.final = status
+                self.cancel_pending = False
+                self.settled_at = now
+                return out
             if status == "Filled":
                 if self.cancel_pending:
                     out.append(CancelRejected(time=now, reason="order already filled"))
@@ -282,10 +388,28 @@ class TicketTracker:
             self.final = status
             self.cancel_pending = False
             self.settled_at = now
-        elif self.cancel_pending and not cur.terminal and cur.status not in ("Cancel Requested", "Contingent"):
-            self.cancel_pending = False
-            out.append(CancelRejected(time=now, reason=f"cancel not applied (order is {cur.status})"))
+        elif self.cancel_pending and not cur.terminal:
+            if cur.status == "Cancel Requested":
+                self.cancel_seen = True
+            elif cur.status != "Contingent" and self._read_since_cancel(cur):
+                self.cancel_pending = False
+                out.append(CancelRejected(time=now, reason=f"cancel not applied (order is {cur.status})"))
         return out
+
+    def cancel_sent(self, target: str) -> None:
+        """Our DELETE of ``target`` was accepted; its outcome comes from later reads, never its answer."""
+        self.cancel_pending = True
+        self.cancel_target = target
+        self.cancel_baseline = self.orders[target].updated_at if target in self.orders else None
+        self.cancel_seen = False
+
+    def _read_since_cancel(self, cur: OrderSnapshot) -> bool:
+        """The snapshot of ``cur`` was read after our cancel reached the broker (not the one we had)."""
+        if self.cancel_seen:
+            return True
+        if cur.order_id != self.cancel_target:
+            return False
+        return cur.updated_at is not None and self.cancel_baseline is not None and cur.updated_at > self.cancel_baseline
 
     def report(self, now: dt.datetime) -> OrderReport:
         """The reconciliation answer from the current snapshots (fills as emitted to the ticket).
@@ -297,14 +421,23 @@ class TicketTracker:
         if cur is None:
             return OrderReport(order_ref=self.order_ref, status=BrokerStatus.NOT_FOUND)
         for oid in self.chain:
-            self._converters[oid].update(self.orders[oid], now)
+            if oid not in self.echo_ids:
+                self._converters[oid].update(self.orders[oid], now)
         status = cur.info.broker_status
         if cur.status in _CANCEL_LIKE and cur.edited:
             status = BrokerStatus.WORKING  # replaced by an order we have not seen yet
         fills = self.fills()
-        if status is BrokerStatus.WORKING and fills:
+        count = self.record_count()
+        if status is BrokerStatus.WORKING and (fills or count):
             status = BrokerStatus.PARTIALLY_FILLED
-        return OrderReport(order_ref=self.order_ref, status=status, fills=fills, broker_order_id=cur.order_id)
+        gap = self.gap()
+        if gap is not None:
+            log.warning("%s: broker record contradicts itself: %s", self.order_ref, gap)
+        elif self.disputed is not None and cur.terminal:
+            log.info("%s: the broker's fills now agree with its count", self.order_ref)
+            self.disputed = None
+        return OrderReport(order_ref=self.order_ref, status=status, fills=fills, broker_order_id=cur.order_id,
+                           filled_quantity=count)
 
 
 class OrderMonitor:
@@ -321,6 +454,7 @@ class OrderMonitor:
         max_backoff: float = 8.0,
         stall_after: float = 20.0,
         linger: float = 1800.0,
+        adopt_margin: float = 300.0,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -330,6 +464,9 @@ class OrderMonitor:
         self.max_backoff = max_backoff
         self.stall_after = dt.timedelta(seconds=stall_after)
         self.linger = dt.timedelta(seconds=linger)
+        self.adopt_margin = dt.timedelta(seconds=adopt_margin)
+        #: Broker orders seen carrying one of our references that were not ours (another process's), by id.
+        self.foreign: set[str] = set()
         self.trackers: dict[str, TicketTracker] = {}
         self._by_id: dict[str, TicketTracker] = {}
         self._dirty: set[str] = set()
@@ -374,13 +511,17 @@ class OrderMonitor:
             self.trackers[order_ref] = tracker
         return tracker
 
-    def record(self, tracker: TicketTracker, snap: OrderSnapshot) -> None:
-        """Record a snapshot (from a request's answer or a poll) of one of ``tracker``'s orders."""
+    def record(self, tracker: TicketTracker, snap: OrderSnapshot, *, echo: bool = False) -> None:
+        """Record a snapshot of one of ``tracker``'s orders (``echo``: a request's own answer, see
+        :meth:`TicketTracker.add`; it moves nothing and the order is read again on the next tick)."""
         self._note_status(snap)
-        tracker.add(snap)
+        tracker.add(snap, echo=echo)
         self._by_id[snap.order_id] = tracker
-        self._dirty.add(tracker.order_ref)
         self._watch.add(tracker.order_ref)
+        if echo:
+            self.mark_due()
+        else:
+            self._dirty.add(tracker.order_ref)
 
     def _note_status(self, snap: OrderSnapshot) -> None:
         if not snap.known_status and snap.status not in self.unknown_statuses:
@@ -398,10 +539,21 @@ class OrderMonitor:
         tracker = self.trackers.get(ref)
         if tracker is None:
             return None
+        if not tracker.may_adopt(snap, self.adopt_margin):
+            # same reference, not an order we issued (another process on the account): not ours
+            if snap.order_id not in self.foreign:
+                self.foreign.add(snap.order_id)
+                log.warning("broker order %s carries our reference %s but is not ours (status %s): ignored",
+                            snap.order_id, ref, snap.status)
+            return None
         # one of ours that we did not know the id of: a submission whose answer was lost, or a
         # replacement created by a request whose answer was lost
         log.info("adopting broker order %s for %s (status %s)", snap.order_id, ref, snap.status)
         return tracker
+
+    def owner(self, snap: OrderSnapshot) -> TicketTracker | None:
+        """The tracker ``snap`` belongs to (by id, or adopted by our reference; see :meth:`TicketTracker.may_adopt`)."""
+        return self._owner(snap)
 
     def touch(self, order_ref: str) -> None:
         """Derive ``order_ref``'s events on the next :meth:`poll` even when no request is due."""
@@ -463,7 +615,7 @@ class OrderMonitor:
             if tracker is None:
                 continue
             for oid in tracker.open_order_ids() + sorted(tracker.refresh):
-                if oid in seen and oid not in tracker.refresh:
+                if oid in seen and oid not in tracker.refresh and oid not in tracker.echo_ids:
                     continue
                 self._read_one(tracker, oid)
             if tracker.chain:

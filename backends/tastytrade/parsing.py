@@ -67,11 +67,14 @@ __all__ = [
     "OrderSnapshot",
     "StatusInfo",
     "combo_shape",
+    "leg_contradiction",
     "parse_order",
     "parse_quantity",
     "parse_timestamp",
+    "record_units",
     "unit_price",
     "units_filled",
+    "units_ordered",
 ]
 
 
@@ -141,6 +144,17 @@ class LegSnapshot:
         """+1 for a buying leg, -1 for a selling one."""
         return 1 if self.action.startswith("Buy") else -1
 
+    @property
+    def filled_count(self) -> int | None:
+        """Contracts filled by the broker's own count (``quantity - remaining-quantity``), None without one.
+
+        Read from the order record, independently of ``fills`` (reference §3, §7: LEAN marks an
+        order partially filled when ``remaining-quantity != quantity``).
+        """
+        if self.remaining is None:
+            return None
+        return max(0, self.quantity - self.remaining)
+
 
 @attrs.frozen
 class OrderSnapshot:
@@ -160,6 +174,7 @@ class OrderSnapshot:
     updated_at: int | None = None
     live_at: str | None = None
     contingent_status: str | None = None
+    received_at: dt.datetime | None = None
 
     @property
     def info(self) -> StatusInfo:
@@ -305,6 +320,7 @@ def parse_order(obj: Any) -> OrderSnapshot:
             updated_at=updated if isinstance(updated, int) and not isinstance(updated, bool) else None,
             live_at=_opt_str(obj.get("live-at")),
             contingent_status=_opt_str(obj.get("contingent-status")),
+            received_at=parse_timestamp(obj.get("received-at")),
         )
     except ValueError as err:
         raise MalformedResponseError(f"order {oid!r}: {err}") from None
@@ -334,6 +350,47 @@ def units_filled(snapshot: OrderSnapshot, shape: ComboShape) -> int:
     """Whole strategy units filled: min over legs of (contracts filled // ratio)."""
     legs = _legs_by_symbol(snapshot, shape)
     return min(leg.filled // ratio for leg, (_s, ratio, _g) in zip(legs, shape, strict=True))
+
+
+def units_ordered(snapshot: OrderSnapshot, shape: ComboShape | None) -> int:
+    """What the broker order asks for: strategy units (min over legs of quantity // ratio) or contracts."""
+    if shape is None:
+        return snapshot.legs[0].quantity if snapshot.legs else 0
+    legs = _legs_by_symbol(snapshot, shape)
+    return min(leg.quantity // ratio for leg, (_s, ratio, _g) in zip(legs, shape, strict=True))
+
+
+def record_units(snapshot: OrderSnapshot, shape: ComboShape | None) -> int | None:
+    """The broker's own count of filled units, from ``quantity`` and ``remaining-quantity`` per leg.
+
+    For a combo: the least-filled leg in strategy units (min over legs of contracts filled //
+    ratio); for one leg: its contracts filled. None when a leg carries no ``remaining-quantity``
+    (the broker gives no count). Independent of the ``fills`` lists, which may lag or be missing.
+    """
+    if shape is None:
+        return snapshot.legs[0].filled_count if snapshot.legs else None
+    counts: list[int] = []
+    for leg, (_s, ratio, _g) in zip(_legs_by_symbol(snapshot, shape), shape, strict=True):
+        count = leg.filled_count
+        if count is None:
+            return None
+        counts.append(count // ratio)
+    return min(counts)
+
+
+def leg_contradiction(snapshot: OrderSnapshot) -> str | None:
+    """What is wrong when a ``Filled`` order's legs do not all say so (a leg with contracts remaining).
+
+    A combo is filled only when every leg's ``remaining-quantity`` is 0. None when nothing is
+    wrong or the legs give no count.
+    """
+    if snapshot.status != "Filled":
+        return None
+    short = [f"{leg.symbol.strip()} {leg.remaining} of {leg.quantity} remaining" for leg in snapshot.legs
+             if leg.remaining is not None and leg.remaining > 0]
+    if not short:
+        return None
+    return f"order {snapshot.order_id} is Filled but a leg is not: " + "; ".join(short)
 
 
 def _range_cost(fills: Sequence[LegFill], start: int, stop: int) -> Decimal:
