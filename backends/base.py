@@ -84,6 +84,16 @@ class ExecutionBackend(abc.ABC):
     def positions(self) -> Mapping[OptionSymbol, int]:
         """Signed option positions the broker holds for the account."""
 
+    def find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
+        """Every order the broker holds today (working and closed) whose reference starts with ``prefix``.
+
+        Keyed by our reference (the broker's external identifier), each reported like
+        :meth:`reconcile`. Recovery uses it to find orders its journal lacks. Raises
+        :class:`BrokerUnavailable` when the broker cannot answer now; the default raises
+        :class:`NotImplementedError` naming the backend.
+        """
+        raise NotImplementedError(f"{type(self).__name__} ({self.name!r}) cannot list orders by reference prefix")
+
     def adopt_orders(self, orders: Sequence[tuple[OrderRequest, dt.datetime, tuple[Fill, ...]]]) -> None:
         """Orders a previous process sent (when, and the fills it journaled), handed over by recovery.
 

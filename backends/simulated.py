@@ -68,6 +68,10 @@ class SimulatedBackend(ExecutionBackend):
         """Delegate to :meth:`BrokerSimulator.reconcile`."""
         return self.simulator.reconcile(order_refs)
 
+    def find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
+        """Delegate to :meth:`BrokerSimulator.find_orders`."""
+        return self.simulator.find_orders(prefix)
+
     def quote(self, symbol: OptionSymbol) -> Quote:
         """Delegate to :meth:`BrokerSimulator.quote`."""
         return self.simulator.quote(symbol)

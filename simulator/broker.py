@@ -447,6 +447,13 @@ class BrokerSimulator:
                 )
         return out
 
+    def find_orders(self, prefix: str) -> dict[str, OrderReport]:
+        """Every order received this session whose reference starts with ``prefix``, as :meth:`reconcile` reports it.
+
+        Raises :class:`BrokerUnavailable` during an outage.
+        """
+        return self.reconcile([ref for ref in self._orders if ref.startswith(prefix)])
+
     def quote(self, symbol: OptionSymbol) -> Quote:
         """Top of book for ``symbol`` now."""
         return self.market.quote(symbol, self.clock.seconds)

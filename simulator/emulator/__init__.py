@@ -11,13 +11,22 @@ Where the emulator differs from (or guesses about) the real API -- see also the 
 * ``Accept-Version``: any valid date from 20250813 on is accepted and selects the newest version
   on or before it (inferred from the tastyware SDK sending 20251101); anything else is 406.
 * A DELETE / PUT on a final order answers 422 ``order_not_cancellable`` / ``order_not_editable``
-  (status and codes inferred). A replacement's ``size`` is what remains to fill; a PUT without
-  ``legs`` keeps it, a PUT with ``legs`` sets it.
+  in the error envelope of reference §4 (the reference documents the envelope and 422 for
+  business rules, not these codes: inferred; clients branch on the status). A replacement's
+  ``size`` is what remains to fill; a PUT without ``legs`` keeps it, a PUT with ``legs`` sets it.
 * No account streamer (websocket, checklist item 5): clients poll the REST lists, which hold
   the same full order objects with cumulative fills.
 * ``/_emulator/quotes`` is emulator-only: the real API serves quotes on DXLink.
 * One account, one virtual trading day: ``/orders/live`` lists every order of the session.
 * Only Limit and one-leg Market orders, Day and GTC; margin and fee blocks are constants.
+
+Scenario knobs (tests tell the emulator to produce shapes the real API can produce but a calm
+simulator never does; :class:`TastytradeEmulator` methods, by external-identifier pattern):
+``withhold_fills`` / ``release_fills`` (legs list no ``fills`` while ``remaining-quantity``
+counts them: a ``Filled`` order without fills), ``reject_after_fill`` (``Rejected`` after a
+partial fill, keeping it), ``echo_prior_state`` (a DELETE answers the order as it was, e.g.
+``Live``), ``refuse_orders`` (422 on placement). A DELETE on an order that closed since the
+client last read it is refused 422 ``order_not_cancellable`` as above.
 """
 
 from simulator.emulator.faults import Fault, FaultInjector, HttpFaults

@@ -316,6 +316,28 @@ class TastytradeEmulator:
         with self.lock:
             self.account.refuse(pattern, message)
 
+    def withhold_fills(self, pattern: str) -> None:
+        """Orders whose external identifier matches ``pattern`` list no leg fills (counts stay; see
+        :meth:`EmulatedAccount.withhold_fills`): e.g. ``Filled`` with ``fills: []``."""
+        with self.lock:
+            self.account.withhold_fills(pattern)
+
+    def release_fills(self) -> None:
+        """Every order lists its fills again."""
+        with self.lock:
+            self.account.release_fills()
+
+    def reject_after_fill(self, pattern: str, reason: str = "rejected by the exchange") -> None:
+        """New orders whose external identifier matches ``pattern`` end ``Rejected`` after their first
+        (partial) fill, keeping it (:meth:`EmulatedAccount.reject_after_fill`)."""
+        with self.lock:
+            self.account.reject_after_fill(pattern, reason)
+
+    def echo_prior_state(self, pattern: str) -> None:
+        """DELETEs of matching orders answer the order as the request found it (e.g. ``Live``)."""
+        with self.lock:
+            self.account.echo_prior_state(pattern)
+
     def dispatch(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> _Response:
         """Answer one request (called by the handler thread)."""
         parts = urllib.parse.urlsplit(target)

@@ -98,14 +98,15 @@ class _Leg:
     def filled(self) -> int:
         return sum(int(f["quantity"]) for f in self.fills)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, withhold: bool = False) -> dict[str, Any]:
         return {
             "instrument-type": "Equity Option",
             "symbol": self.symbol,
             "quantity": self.quantity,
+            # the record's own count: it includes fills the list withholds
             "remaining-quantity": max(0, self.quantity - self.filled),
             "action": self.action,
-            "fills": [dict(f) for f in self.fills],
+            "fills": [] if withhold else [dict(f) for f in self.fills],
         }
 
 
@@ -136,6 +137,8 @@ class _Order:
         self.replacing: int | None = None
         self.edited = False
         self.contingent_status: str | None = None
+        #: Scenario: the legs list no fills (``remaining-quantity`` still counts them).
+        self.withhold = False
 
     @property
     def terminal(self) -> bool:
@@ -181,7 +184,7 @@ class _Order:
             "edited": self.edited,
             "received-at": _iso(self.received_at),
             "updated-at": _ms(self.updated_at),
-            "legs": [leg.to_json() for leg in self.legs],
+            "legs": [leg.to_json(self.withhold) for leg in self.legs],
         }
         if self.price is not None:
             out["price"] = format_price(self.price)
@@ -205,7 +208,7 @@ class _Order:
 class _Chain:
     """Every order of one simulator order (the original and its replacements)."""
 
-    __slots__ = ("active", "ids", "pending", "seen_fills", "total")
+    __slots__ = ("active", "ids", "pending", "reject_reason", "rejecting", "seen_fills", "total")
 
     def __init__(self, first: int, total: int) -> None:
         self.ids = [first]
@@ -213,6 +216,10 @@ class _Chain:
         self.pending: int | None = None
         self.total = total
         self.seen_fills: set[str] = set()
+        #: Scenario: after its first fill the order is rejected with this reason (None: never).
+        self.reject_reason: str | None = None
+        #: The simulator was asked to stop the order; its ``Canceled`` shows as ``Rejected``.
+        self.rejecting = False
 
 
 class EmulatedAccount:
@@ -234,10 +241,58 @@ class EmulatedAccount:
         #: Orders placed through the API, by external identifier (for tests: "no duplicate").
         self.placed_by_external_id: dict[str, list[int]] = {}
         self._refusals: list[tuple[re.Pattern[str], str]] = []
+        self._withhold: list[re.Pattern[str]] = []
+        self._reject_after_fill: list[tuple[re.Pattern[str], str]] = []
+        self._echo_prior: list[re.Pattern[str]] = []
+        self._to_reject: set[str] = set()
 
     def refuse(self, pattern: str, message: str) -> None:
         """Refuse (422 ``preflight_check_failure``) new orders whose external identifier matches ``pattern``."""
         self._refusals.append((re.compile(pattern), message))
+
+    # -- scenario knobs: shapes the real API produces that a calm simulator never would ----------
+
+    @staticmethod
+    def _matches(patterns: Iterable[re.Pattern[str]], ext: str | None) -> bool:
+        return ext is not None and any(p.search(ext) for p in patterns)
+
+    def withhold_fills(self, pattern: str) -> None:
+        """Orders whose external identifier matches ``pattern`` (existing and new, replacements too)
+        list no leg ``fills`` while ``remaining-quantity`` still counts them: a ``Filled`` order
+        without its fills, the schema drift the reference reports (§8, tastyware #89)."""
+        compiled = re.compile(pattern)
+        self._withhold.append(compiled)
+        for order in self.orders.values():
+            if self._matches([compiled], order.external_identifier):
+                order.withhold = True
+
+    def release_fills(self) -> None:
+        """Stop withholding: every order lists its fills again."""
+        self._withhold.clear()
+        for order in self.orders.values():
+            order.withhold = False
+
+    def reject_after_fill(self, pattern: str, reason: str = "rejected by the exchange") -> None:
+        """New orders whose external identifier matches ``pattern`` are rejected after their first
+        fill (unless that fill completes them): the order ends ``Rejected`` with ``reject-reason``
+        and the fills it had. The simulator is asked to stop the order, so the account's
+        positions hold exactly those fills; the status turns when the simulator confirms."""
+        self._reject_after_fill.append((re.compile(pattern), reason))
+
+    def echo_prior_state(self, pattern: str) -> None:
+        """A DELETE of an order whose external identifier matches ``pattern`` answers the order as
+        the request found it (e.g. still ``Live``), not as ``Cancel Requested``."""
+        self._echo_prior.append(re.compile(pattern))
+
+    def _start_reject(self, chain: _Chain) -> None:
+        order = self.orders[chain.active]
+        try:
+            self.sim.cancel(order.ref)
+        except BrokerUnavailable:
+            self._to_reject.add(order.ref)  # the simulator is down: ask again on the next pump
+            return
+        self._to_reject.discard(order.ref)
+        chain.rejecting = True
 
     @property
     def now(self) -> dt.datetime:
@@ -253,6 +308,12 @@ class EmulatedAccount:
             chain = self._chains.get(be.order_ref)
             if chain is not None:
                 self._apply(chain, be.event)
+        for ref in sorted(self._to_reject):
+            pending = self._chains[ref]
+            if not self.orders[pending.active].terminal and not pending.rejecting:
+                self._start_reject(pending)
+            else:
+                self._to_reject.discard(ref)
         return len(events)
 
     def _apply(self, chain: _Chain, event: object) -> None:
@@ -274,7 +335,10 @@ class EmulatedAccount:
             self._drop_pending(chain, "Rejected", now, event.reason)
         elif isinstance(event, Canceled):
             self._sync_truth(chain)
-            if not active.terminal:
+            if not active.terminal and chain.rejecting:
+                active.reject_reason = chain.reject_reason
+                active.set_status("Rejected", now)
+            elif not active.terminal:
                 active.set_status("Cancelled", now)
             self._drop_pending(chain, "Cancelled", now, None)
         elif isinstance(event, Expired):
@@ -373,6 +437,8 @@ class EmulatedAccount:
             order.set_status("Filled", now)
             if chain.pending is not None:  # "subsequent fills of the original abort the replacement"
                 self._replace_refused(chain, "original order filled", now)
+        if chain.reject_reason is not None and not chain.rejecting and not order.terminal:
+            self._start_reject(chain)
 
     def _leg_prices(self, order: _Order, net: Decimal) -> list[Decimal]:
         """Per-leg fill prices whose signed, ratio-weighted sum is exactly the simulator's net per unit."""
@@ -549,8 +615,14 @@ class EmulatedAccount:
             order.price = abs(order.price) if legs[0].sign > 0 else -abs(order.price)
         order.external_identifier = spec["ext"]
         order.source = spec["source"]
+        order.withhold = self._matches(self._withhold, spec["ext"])
         self.orders[oid] = order
-        self._chains[ref] = _Chain(oid, request.quantity)
+        chain = _Chain(oid, request.quantity)
+        for pattern, reason in self._reject_after_fill:
+            if self._matches([pattern], spec["ext"]):
+                chain.reject_reason = reason
+                break
+        self._chains[ref] = chain
         if spec["ext"] is not None:
             self.placed_by_external_id.setdefault(spec["ext"], []).append(oid)
         return order
@@ -595,6 +667,7 @@ class EmulatedAccount:
         active = self.orders[chain.active]
         if oid not in (chain.active, chain.pending) or active.terminal:
             raise EmulatorError(422, "order_not_cancellable", f"order {oid} is {order.status} and cannot be cancelled")
+        prior = order.to_json(self.account_number)
         if active.status != "Cancel Requested":
             try:
                 self.sim.cancel(order.ref)
@@ -602,6 +675,8 @@ class EmulatedAccount:
                 raise EmulatorError(503, "service_unavailable", "the order service is unavailable") from None
             active.prev_status = active.status
             active.set_status("Cancel Requested", self.now)
+        if self._matches(self._echo_prior, order.external_identifier):
+            return prior
         return order.to_json(self.account_number)
 
     def replace(self, oid: int, body: Any) -> dict[str, Any]:
@@ -646,6 +721,7 @@ class EmulatedAccount:
         new.replaces = order.id
         new.external_identifier = spec["ext"] or order.external_identifier
         new.source = spec["source"] or order.source
+        new.withhold = order.withhold
         self.orders[new.id] = new
         chain.ids.append(new.id)
         chain.pending = new.id
