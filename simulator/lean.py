@@ -953,6 +953,8 @@ class LeanStandIn:
         self._timer_seq = 0
         #: Every order the stand-in ever sent to the simulator, in order.
         self.sent: list[OrderRequest] = []
+        #: Every ``ticket.cancel()`` call, accepted or refused.
+        self.cancel_calls = 0
         #: Fills dropped after the order closed (only with ``drop_fills_after_close``).
         self.dropped_fills: list[tuple[int, Fill]] = []
         self.events: list[OrderEvent] = []
@@ -1250,6 +1252,7 @@ class LeanStandIn:
     def _request_cancel(self, ticket: OrderTicket, tag: str | None = None) -> OrderResponse:
         order = ticket._order
         codes = OrderResponseErrorCode
+        self.cancel_calls += 1
         if order.id < 0:
             return OrderResponse(order.id, codes.UNABLE_TO_FIND_ORDER, "Unable to locate order")
         existing = ticket.cancel_request

@@ -276,7 +276,14 @@ class QuantConnectBackend(ExecutionBackend):
             return
         if not_yet:
             raise BrokerUnavailable(f"cancel of {order_ref!r}: LEAN has not submitted it yet")
+        self._recover(tracked, tickets)
         self._queued.append(BrokerEvent(order_ref, CancelRejected(self._clock.now(), "; ".join(errors))))
+
+    def _recover(self, tracked: TrackedOrder, tickets: Sequence[OrderTicket]) -> None:
+        """LEAN refused a request on a closed order: queue any fill its tickets hold that no event carried."""
+        if any(self._closed(t) for t in tickets):
+            recovered = self.translator.book_record(tracked, tickets)
+            self._queued.extend(BrokerEvent(tracked.order_ref, fill) for fill in recovered)
 
     def replace(self, order_ref: str, limit_price: Decimal, quantity: int | None = None) -> None:
         """Update every leg's LEAN ticket (same group limit, group quantity for combos)."""
@@ -315,6 +322,7 @@ class QuantConnectBackend(ExecutionBackend):
             return
         if not_yet:
             raise BrokerUnavailable(f"replace of {order_ref!r}: LEAN has not submitted it yet")
+        self._recover(tracked, tickets)
         self._queued.append(BrokerEvent(order_ref, UpdateRejected(self._clock.now(), "; ".join(errors))))
 
     def _closed(self, ticket: OrderTicket) -> bool:
