@@ -18,9 +18,16 @@ step, and fires scheduled events.
 LEAN rules reproduced (see the reference notes in ``docs/quantconnect.md``):
 
 * ``OrderStatus`` codes 0,1,2,3,5,6,7,8,9 (no 4); ``IsClosed`` = Filled, Canceled, Invalid.
-* ``ticket.cancel()``: -32 while ``NEW``, -9 when closed, -23 on a second cancel; otherwise the
-  ``CANCEL_PENDING`` event fires *inside* ``cancel()`` and the request is processed at the next step.
-  A brokerage refusal of the cancel reverts the status silently (no event).
+* ``ticket.cancel()``: -32 while ``NEW``, -9 when closed, -23 while an earlier cancel request has
+  not failed; otherwise the ``CANCEL_PENDING`` event fires *inside* ``cancel()`` and the request is
+  processed at the next step. The request stays on ``ticket.cancel_request``; its ``response``
+  becomes -9 when the order closed while the request waited, -8 on a brokerage refusal (the status
+  reverts silently, no event). A cancel's tag replaces the order's.
+* The ticket counts every non-zero fill quantity (``QuantityFilled``), whatever the event's status;
+  the portfolio only fills of ``PARTIALLY_FILLED``/``FILLED`` events (``HandleOrderEvents``).
+* Plugin shapes on request: ``fill_during_update`` (a fill during an in-flight update reported on
+  ``UPDATE_SUBMITTED``, then ``FILLED`` with fill quantity 0), ``reverse_leg_events`` (a combo's
+  legs one per batch, last first), :meth:`LeanStandIn.brokerage_events` (any batch of events).
 * A fill after ``CANCELED`` is applied and flips the status back (LEAN core); with
   ``drop_fills_after_close=True`` such fills are dropped instead, as LEAN's TastyTrade plugin does
   (kept in :attr:`LeanStandIn.dropped_fills`).

@@ -27,10 +27,16 @@ that calls LEAN order methods.
   Request errors come back synchronously as ``OrderResponse``: -32 (order still ``NEW``) means "not
   yet" (``BrokerUnavailable``, the executor retries); -9 (already closed) and others are queued as
   ``CancelRejected`` / ``UpdateRejected``.
-* ``reconcile``: from ``algorithm.transactions`` (tickets found by our tag), see
-  :meth:`OrderEventTranslator.report`.
+  A request refused because the order is closed first queues any fill LEAN's tickets hold that no
+  event carried. Cancels carry no tag: LEAN's ``CancelOrder`` writes a cancel's tag over the
+  order's, and the tag is our reference. A -23 on a closed leg is a refusal, not "in progress".
+* ``reconcile``: LEAN's own record -- the tickets tagged with our reference (adopted when an
+  earlier session placed them): statuses of every leg, fills rebuilt from ticket order events,
+  ``quantity_filled`` as ``filled_quantity`` (see :meth:`OrderEventTranslator.report`);
+  ``find_orders(prefix)``: the same for every order whose tag starts with ``prefix``.
 * ``quote``: ``algorithm.securities[symbol].bid_price / ask_price``; ``positions``: LEAN's portfolio
-  for every contract this backend traded.
+  for every contract this backend traded, plus fills LEAN's portfolio skipped (carried by events
+  whose status is not a fill status).
 """
 
 from __future__ import annotations
