@@ -21,6 +21,7 @@ from fsm.symbol import OptionSymbol
 from simulator.broker import BrokerSimulator
 from simulator.chaos import ChaosProfile
 from simulator.emulator import HttpFaults, TastytradeEmulator
+from simulator.script import BrokerScript
 
 #: A broker with no chaos and small fixed latencies.
 PERFECT = ChaosProfile()
@@ -43,8 +44,9 @@ class Harness:
         fast_interval: float = 1.0,
         idle_interval: float = 10.0,
         api_version: str | None = "20261012",
+        script: BrokerScript | None = None,
     ) -> None:
-        self.sim = BrokerSimulator(seed, profile)
+        self.sim = BrokerSimulator(seed, profile, script=script)
         self.emulator = TastytradeEmulator(self.sim, faults=faults, fault_seed=seed,
                                            token_lifetime=token_lifetime).start()
         self.config = TastytradeConfig(
