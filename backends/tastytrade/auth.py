@@ -9,20 +9,35 @@ client asks it for a fresh token once.
 
 Secrets never appear in logs, reprs or exceptions: they are held by :class:`Secret`, whose
 ``repr``/``str`` are masked; only :meth:`Secret.reveal` gives the value, and only the client
-calls it, to build a header or the token request body.
+calls it, to build a header or the token request body. Every live :class:`Secret` is also
+registered with :func:`.errors.redact`, so a server answer that quotes one (an error message
+echoing the refresh token, say) is scrubbed before it becomes an exception's text or a log line.
+
+A failed token fetch keeps no secret within reach of an error reporter that shows locals
+(``pytest -l``, crash reporters): the plaintext request body exists only as an argument inside
+the requester's frames, and a failure raised there is detached from them (traceback and
+chained exceptions dropped, see :meth:`TokenManager._fetch`) and raised again from a frame that
+holds neither the body nor the server's answer.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backends.tastytrade.errors import AuthenticationError, MalformedResponseError
+from backends.tastytrade.errors import (
+    AuthenticationError,
+    MalformedResponseError,
+    TastytradeError,
+    redact,
+    register_secret,
+)
 
 __all__ = ["AccessToken", "OAuthCredentials", "Secret", "TokenManager"]
 
@@ -34,12 +49,13 @@ _MASK = "********"
 class Secret:
     """A string that does not print itself: ``repr``/``str``/``format`` show ``********``."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str) or not value:
             raise ValueError("a secret must be a non-empty string")
         self._value = value
+        register_secret(self)  # masked in every error text while it lives
 
     def reveal(self) -> str:
         """The secret value (for building a request; never log it)."""
@@ -184,19 +200,67 @@ class TokenManager:
             self._refresh_locked()
 
     def _refresh_locked(self) -> None:
-        answer = self._requester(self.credentials.token_request())
-        value = answer.get("access_token") if isinstance(answer, Mapping) else None
-        if not isinstance(value, str) or not value:
-            raise MalformedResponseError("token answer has no access_token", path="/oauth/token", method="POST")
-        raw_expiry = answer.get("expires_in", 900)
-        try:
-            lifetime = float(raw_expiry)
-        except (TypeError, ValueError):
-            raise MalformedResponseError(f"token answer has a bad expires_in {raw_expiry!r}", method="POST",
-                                         path="/oauth/token") from None
-        if lifetime <= 0:
-            raise AuthenticationError(401, "invalid_token", "the token server issued an expired token",
-                                      method="POST", path="/oauth/token")
-        self._token = AccessToken(value, self._time() + lifetime, lifetime)
+        # Only ``token`` and ``failure`` live here: the request body and the answer stayed in
+        # _fetch's frame, which is gone by the time anything is raised.
+        token, failure = self._fetch()
+        if failure is not None:
+            raise failure
+        assert token is not None
+        self._token = token
         self.refreshes += 1
-        log.info("access token refreshed (valid for %gs)", lifetime)
+        log.info("access token refreshed (valid for %gs)", token.lifetime)
+
+    def _fetch(self) -> tuple[AccessToken | None, TastytradeError | None]:
+        """Ask for a token; a failure is returned, never raised from here.
+
+        The plaintext body is built as the requester's argument (no local of ours holds it). A
+        failure raised by the requester is detached from the frames it came through (theirs hold
+        the body and the raw answer) before it is handed back; anything that is not a
+        :class:`TastytradeError` becomes one, its text redacted.
+        """
+        try:
+            answer = self._requester(self.credentials.token_request())
+        except TastytradeError as err:
+            return None, _detached(err)
+        except Exception as err:  # a requester's bug: its text may quote the body
+            failure = TastytradeError(f"POST {_TOKEN_PATH}: the token request failed "
+                                      f"({type(err).__name__}: {redact(str(err))})")
+            return None, failure
+        return _parse_token_answer(answer, self._time())
+
+
+_TOKEN_PATH = "/oauth/token"
+
+
+def _detached(err: TastytradeError) -> TastytradeError:
+    """``err`` cut from every frame and exception it was raised through (they may hold secrets)."""
+    err.__traceback__ = None
+    err.__context__ = None
+    err.__cause__ = None
+    err.__suppress_context__ = False
+    return err
+
+
+def _parse_token_answer(answer: Any, now: float) -> tuple[AccessToken | None, TastytradeError | None]:
+    """The token in a decoded token answer, or the error saying why there is none.
+
+    The access token is wrapped in a :class:`Secret` first: from then on its value is masked in
+    any error text (a bad ``expires_in`` quoting it, say).
+    """
+    value = answer.get("access_token") if isinstance(answer, Mapping) else None
+    if not isinstance(value, str) or not value:
+        return None, MalformedResponseError("token answer has no access_token", path=_TOKEN_PATH, method="POST")
+    secret = Secret(value)
+    raw_expiry = answer.get("expires_in", 900)
+    try:
+        lifetime = float(raw_expiry)
+    except (TypeError, ValueError, OverflowError):
+        lifetime = math.nan
+    if isinstance(raw_expiry, bool) or not math.isfinite(lifetime):
+        # nan or inf would never expire (no refresh ever again): refused like text.
+        return None, MalformedResponseError(f"token answer has a bad expires_in {raw_expiry!r:.80}", method="POST",
+                                            path=_TOKEN_PATH)
+    if lifetime <= 0:
+        return None, AuthenticationError(401, "invalid_token", "the token server issued an expired token",
+                                         method="POST", path=_TOKEN_PATH)
+    return AccessToken(secret, now + lifetime, lifetime), None

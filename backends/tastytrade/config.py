@@ -61,26 +61,49 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _shown(url: str) -> str:
+    """The URL as an error message may quote it: never user info, a query or a fragment (they carry
+    passwords and tokens); such a URL is shown as ``scheme://host/...`` or not at all."""
+    if not any(c in url for c in "@?#"):
+        return repr(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "<hidden: the URL may carry credentials>"
+    if parts.scheme and host and "@" not in parts.path:
+        return repr(f"{parts.scheme}://{host}/...")
+    return "<hidden: the URL may carry credentials>"
+
+
 def validate_base_url(url: str) -> str:
-    """Return ``url`` without a trailing slash; refuse anything but https (or http to loopback)."""
+    """Return ``url`` without a trailing slash; refuse anything but https (or http to loopback).
+
+    Raises :class:`InsecureTransportError`; the message never quotes user info, a query or a
+    fragment (a URL with user info is refused first, whatever else is wrong with it).
+    """
     if not isinstance(url, str) or not url:
         raise InsecureTransportError(f"base_url={url!r}: must be a non-empty URL")
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a malformed netloc (a bad IPv6 literal ...)
+        raise InsecureTransportError(f"base_url={_shown(url)}: not a valid URL") from None
+    if "@" in parts.netloc:
+        raise InsecureTransportError("base_url must not embed credentials (user info before '@'); "
+                                     "credentials are given to the client, never in the URL")
     if parts.scheme == "https" and host:
         pass
     elif parts.scheme == "http" and host:
         if not _is_loopback(host):
             raise InsecureTransportError(
-                f"base_url={url!r}: plain http is only allowed to the loopback interface "
+                f"base_url={_shown(url)}: plain http is only allowed to the loopback interface "
                 "(127.0.0.1, ::1, localhost); use https"
             )
     else:
-        raise InsecureTransportError(f"base_url={url!r}: must be an https:// URL (or http:// to loopback)")
-    if parts.username or parts.password:
-        raise InsecureTransportError("base_url must not embed credentials")
+        raise InsecureTransportError(f"base_url={_shown(url)}: must be an https:// URL (or http:// to loopback)")
     if parts.query or parts.fragment:
-        raise InsecureTransportError(f"base_url={url!r}: must not have a query or fragment")
+        raise InsecureTransportError(f"base_url={_shown(url)}: must not have a query or fragment")
     return url.rstrip("/")
 
 

@@ -6,14 +6,20 @@ the integer 406), its ``message`` and the nested ``errors`` list. Transport fail
 dropped connections) are :class:`TastytradeTransportError`; a body that is not the JSON the API
 promises is :class:`MalformedResponseError`.
 
-No message built here ever contains a request header or a request body: secrets (the access
-token, the refresh token, the client secret) cannot leak through an exception.
+No message built here ever contains a request header or a request body, and the server's own
+text (an error message may quote what it was sent) is scrubbed: every exact occurrence of a
+secret value the process holds -- the value of every live :class:`~.auth.Secret`, that is the
+refresh token, the client secret and the current access token -- becomes ``[redacted]`` in the
+message, the ``code``, the nested ``errors`` and ``str()`` of every error of this module, before
+the error can reach a log or a caller (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from fsm.errors import BrokerError
 
@@ -32,11 +38,60 @@ __all__ = [
     "ValidationFailedError",
     "VersionNotSupportedError",
     "api_error_for",
+    "redact",
+    "register_secret",
 ]
+
+#: What replaces a secret value quoted in server text.
+REDACTED = "[redacted]"
+
+
+class _Revealing(Protocol):
+    def reveal(self) -> str: ...
+
+
+# Live secrets by id (weakly: a secret forgotten by its owner stops being masked and is not kept
+# alive by the mask list). Keyed by id, not by value: Secret compares by value, and two equal
+# secrets must not share one entry that dies with the first.
+_LIVE: weakref.WeakValueDictionary[int, _Revealing] = weakref.WeakValueDictionary()
+_LIVE_LOCK = threading.Lock()
+
+
+def register_secret(secret: _Revealing) -> None:
+    """Mask ``secret.reveal()`` in every error text of this module for as long as ``secret`` lives."""
+    with _LIVE_LOCK:
+        _LIVE[id(secret)] = secret
+
+
+def redact(text: str) -> str:
+    """``text`` with every exact occurrence of a live secret's value replaced by ``[redacted]``.
+
+    Longer values first, so a secret that contains another is masked whole.
+    """
+    with _LIVE_LOCK:
+        values = sorted({s.reveal() for s in _LIVE.values()}, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _redact_any(value: Any) -> Any:
+    """Strings anywhere inside JSON-like values (dicts, lists, tuples) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_redact_any(k): _redact_any(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_any(v) for v in value)
+    return value
 
 
 class TastytradeError(BrokerError):
-    """Base class of every error raised by the TastyTrade client."""
+    """Base class of every error raised by the TastyTrade client (its text is always :func:`redact`-ed)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(_redact_any(a) for a in args))
 
 
 class InsecureTransportError(TastytradeError, ValueError):
@@ -57,14 +112,14 @@ class TastytradeApiError(TastytradeError):
         errors: Sequence[Any] = (),
     ) -> None:
         self.status = status
-        self.code = code
-        self.message = message
+        self.code = redact(code) if isinstance(code, str) else code
+        self.message = redact(message)
         self.method = method
         self.path = path
-        self.errors = tuple(errors)
+        self.errors = tuple(_redact_any(e) for e in errors)
         where = f"{method} {path}: " if method else ""
         detail = f" ({_format_details(self.errors)})" if self.errors else ""
-        super().__init__(f"{where}HTTP {status} {code or 'error'}: {message}{detail}")
+        super().__init__(f"{where}HTTP {status} {self.code or 'error'}: {self.message}{detail}")
 
     @property
     def is_client_error(self) -> bool:
