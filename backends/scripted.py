@@ -18,6 +18,13 @@ from fsm.events import BrokerStatus, Fill, TicketEvent
 from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
 from fsm.symbol import OptionSymbol
 
+#: Pushed events that end an order, and the status the record reports for them.
+_FINAL: dict[str, BrokerStatus] = {
+    "canceled": BrokerStatus.CANCELED,
+    "rejected": BrokerStatus.REJECTED,
+    "expired": BrokerStatus.EXPIRED,
+}
+
 #: What the script decides for a submission: None (accepted), or raise an exception.
 SubmitRule = Callable[[OrderRequest], BaseException | None]
 
@@ -41,6 +48,9 @@ class ScriptedBackend(ExecutionBackend):
         self._outbox: list[BrokerEvent] = []
         self._fill_ids: set[str] = set()
         self._positions: dict[OptionSymbol, int] = {}
+        self._history: dict[str, list[TicketEvent]] = {}
+        #: Submissions whose outcome the script made unknown: not at the broker until it says so.
+        self._unconfirmed: set[str] = set()
 
     @property
     def clock(self) -> ManualClock:
@@ -60,6 +70,7 @@ class ScriptedBackend(ExecutionBackend):
             for leg in req.legs:
                 per_unit = leg.signed_ratio if req.is_combo else leg.side.sign
                 self._positions[leg.symbol] = self._positions.get(leg.symbol, 0) + per_unit * event.quantity
+        self._history.setdefault(order_ref, []).append(event)
         self._outbox.append(BrokerEvent(order_ref, event))
 
     def now(self) -> dt.datetime:
@@ -94,6 +105,7 @@ class ScriptedBackend(ExecutionBackend):
             raise outcome
         self.submitted.append(request)
         if outcome is not None:
+            self._unconfirmed.add(request.order_ref)
             raise outcome
 
     def cancel(self, order_ref: str) -> None:
@@ -114,11 +126,42 @@ class ScriptedBackend(ExecutionBackend):
         return out
 
     def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
-        """Answer from :attr:`reports` (``NOT_FOUND`` for anything the script did not set)."""
+        """The script's broker record: :attr:`reports` where the script set one, else what it pushed.
+
+        An order never submitted (or refused), or submitted with an unknown outcome and nothing
+        pushed for it since, is ``NOT_FOUND``; a submitted one is reported from the events pushed
+        for it: its fills (distinct ids) and the status they imply.
+        """
         self.reconcile_calls.append(tuple(order_refs))
         if self.down:
             raise BrokerUnavailable("broker down (scripted)")
-        return {ref: self.reports.get(ref, OrderReport(ref, BrokerStatus.NOT_FOUND)) for ref in order_refs}
+        return {ref: self.reports.get(ref) or self.record(ref) for ref in order_refs}
+
+    def record(self, order_ref: str) -> OrderReport:
+        """What the pushed events say about ``order_ref`` (``NOT_FOUND`` if it was never submitted)."""
+        try:
+            req = self.request(order_ref)
+        except KeyError:
+            return OrderReport(order_ref, BrokerStatus.NOT_FOUND)
+        if order_ref in self._unconfirmed and order_ref not in self._history:
+            return OrderReport(order_ref, BrokerStatus.NOT_FOUND)
+        fills: dict[str, Fill] = {}
+        status = BrokerStatus.WORKING
+        broker_id: str | None = None
+        for pushed in self._history.get(order_ref, ()):
+            event = pushed
+            if isinstance(event, Fill):
+                fills.setdefault(event.fill_id, event)
+            elif event.trigger == "acknowledged":
+                broker_id = broker_id or getattr(event, "broker_order_id", None)
+            elif event.trigger in _FINAL:
+                status = _FINAL[event.trigger]
+        filled = sum(f.quantity for f in fills.values())
+        if filled >= req.quantity:
+            status = BrokerStatus.FILLED
+        elif status is BrokerStatus.WORKING and filled:
+            status = BrokerStatus.PARTIALLY_FILLED
+        return OrderReport(order_ref, status, tuple(fills.values()), broker_id)
 
     def quote(self, symbol: OptionSymbol) -> Quote:
         """The fixed quote for ``symbol``."""

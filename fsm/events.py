@@ -32,6 +32,11 @@ def _check_optional_positive_int(inst: object, attr: attrs.Attribute[int | None]
         _check_positive_int(inst, attr, value)  # type: ignore[arg-type]
 
 
+def _check_optional_count(_inst: object, attr: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise ValidationError(attr.name, value, "must be None or an int >= 0")
+
+
 def _check_price(_inst: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValidationError(attr.name, value, "must be a finite Decimal")
@@ -190,7 +195,11 @@ class Reconciled:
     """The broker's full answer about one order: its status and every fill it knows of.
 
     Applying it adds any fill the ticket has not seen (by fill id) and moves the ticket to the
-    reported status. It is the only way out of ``unknown``.
+    reported status, unless the answer contradicts itself: ``filled_quantity`` (the broker's own
+    count of filled units, see :class:`~fsm.orders.OrderReport`) above what its fills cover, or
+    ``FILLED`` with fewer units than the order. A status never stands in for quantities: such an
+    answer books what is listed and leaves the ticket ``unknown`` until the broker's fills agree.
+    It is the only way out of ``unknown``.
     """
 
     trigger: ClassVar[str] = "reconciled"
@@ -198,6 +207,7 @@ class Reconciled:
     status: BrokerStatus = attrs.field(validator=_check_status)
     fills: tuple[Fill, ...] = attrs.field(default=(), validator=_check_fills)
     broker_order_id: str | None = None
+    filled_quantity: int | None = attrs.field(default=None, validator=_check_optional_count)
 
 
 TicketEvent = (

@@ -53,3 +53,9 @@ class ExecutionPolicy:
     reconcile_interval: float = attrs.field(default=3.0, validator=_positive)
     #: Finished groups stay routable this long (late fills still reach them), then are released.
     linger_seconds: float = attrs.field(default=1800.0, validator=_positive)
+    #: Questions to the broker that leave its record disagreeing with our fills (a FILLED order
+    #: without its fills, a count above the listed fills) before the group fails with the residual
+    #: the broker counts. Between questions the wait doubles from ``reconcile_interval``.
+    max_broker_disagreements: int = attrs.field(default=4, validator=_non_negative_int)
+    #: The longest wait between two questions to the broker (outage retries, disagreements, refused cancels).
+    max_backoff_seconds: float = attrs.field(default=60.0, validator=_positive)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -58,6 +59,12 @@ if TYPE_CHECKING:
     from fsm.recovery import RecoveryReport
 
 log = logging.getLogger("atomic_orders.executor")
+
+
+def new_session_id() -> str:
+    """A random 4-character session component (digits and upper-case letters) for group ids."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(4))
 
 _ONE_SECOND = dt.timedelta(seconds=1)
 #: How many released tickets' fill ids are remembered to recognise late duplicates.
@@ -109,6 +116,14 @@ class ExecutorStats:
     invariant_violations: int = 0
     #: Cancels sent for orders that surfaced at the broker after being given up as not found.
     surfaced_cancels: int = 0
+    #: Questions to the broker before a group settles (invariant 7) and those it answered with a
+    #: record that disagreed with our fills.
+    broker_audits: int = 0
+    broker_disagreements: int = 0
+    #: Cancels the broker refused (the order was closed, or not cancelable): each leads to a
+    #: reconciliation, never straight to the same request again.
+    cancels_refused: int = 0
+    alerts: int = 0
 
 
 class AtomicOrderExecutor:
@@ -126,6 +141,7 @@ class AtomicOrderExecutor:
         keep_summaries: bool = True,
         verify_replay: bool = False,
         id_prefix: str = "G",
+        session_id: str | None = None,
         journal: Journal | None = None,
     ) -> None:
         self.backend = backend
@@ -139,6 +155,13 @@ class AtomicOrderExecutor:
         self.keep_summaries = keep_summaries
         self.verify_replay = verify_replay
         self.id_prefix = id_prefix
+        if session_id is None:
+            session_id = new_session_id()
+        if not isinstance(session_id, str) or not (session_id == "" or (session_id.isascii() and session_id.isalnum())):
+            raise ValidationError("session_id", session_id, "must be ASCII letters and digits (or empty)")
+        #: The per-process component of every group id: references stay unique per account across
+        #: processes and restarts. Empty only for a broker that is new with the executor (a simulation).
+        self.session_id = session_id
         self.stats = ExecutorStats()
         self.violations: list[str] = []
         self.stray_events: list[BrokerEvent] = []
@@ -164,6 +187,16 @@ class AtomicOrderExecutor:
         self._first_fill: dict[str, dt.datetime] = {}
         self._release_at: dict[str, dt.datetime] = {}
         self._adopted: dict[str, tuple[int, int]] = {}
+        #: Per group: consecutive questions to the broker that left its record disagreeing, and
+        #: when the next may be asked (the wait doubles, capped by ``max_backoff_seconds``).
+        self._disagreements: dict[str, int] = {}
+        self._ask_after: dict[str, dt.datetime] = {}
+        #: Per order: cancels the broker refused, and when the next cancel may go out.
+        self._cancel_refusals: dict[str, int] = {}
+        self._cancel_after: dict[str, dt.datetime] = {}
+        #: Per group: how many of its alerts reached ``on_alert`` already.
+        self._alerted: dict[str, int] = {}
+        self._outages: dict[str, int] = {}
         #: Orders given up as not found at the broker (rejected, never resent): ``dormant``, or,
         #: once one surfaces (delayed routing, a request that landed after all), ``pending`` until
         #: the broker took our cancel, then ``cancelled``: nothing of ours may work at the broker
@@ -181,9 +214,13 @@ class AtomicOrderExecutor:
     # Public entry points
 
     def new_group_id(self) -> str:
-        """A fresh, deterministic group id (``G000001``, ...)."""
+        """A fresh group id: prefix, this executor's session component, a sequence (``GK3F9000001``).
+
+        Unique per account across processes as long as session ids are (a random 4-character
+        component by default; 36**4 sessions); the sequence makes them deterministic within one.
+        """
         self._seq += 1
-        return f"{self.id_prefix}{self._seq:06d}"
+        return f"{self.id_prefix}{self.session_id}{self._seq:06d}"
 
     def execute(self, group: AtomicOrderGroup) -> AtomicOrderGroup:
         """Validate and start ``group``; send its first orders. Returns the group.
@@ -195,6 +232,7 @@ class AtomicOrderExecutor:
             raise ValidationError("group_id", group.group_id, "is already used by this executor")
         now = self.clock.now()
         self.stats.groups += 1
+        group.verify_with_broker = True  # settle only on the broker's own record (invariant 7)
         group.validate(now)
         if group.state != "validated":
             self.stats.invalid += 1
@@ -298,6 +336,7 @@ class AtomicOrderExecutor:
             max_unwind_retries=self.policy.max_unwind_retries,
             longs_first=longs_first,
             created_at=self.clock.now(),
+            verify_with_broker=True,
         )
 
     def abort(self, group_id: str, reason: str = "aborted by user") -> AtomicOrderGroup:
@@ -434,6 +473,12 @@ class AtomicOrderExecutor:
             raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
         if limit_price is None and quantity is None:
             raise ValidationError("update", None, "give a limit_price or a quantity")
+        if quantity is not None and quantity != ticket.quantity:
+            # A group's size is its targets: a resized order would leave the group waiting for
+            # units it no longer asks for (or committing over a cut). Nothing is sent.
+            raise ValidationError("quantity", quantity, f"order {ticket.order_ref!r} belongs to group "
+                                  f"{group.group_id!r} of {group.quantity}; its size cannot change (abort the "
+                                  f"group and execute a new one)")
         self._replace(group, ticket, limit_price if limit_price is not None else ticket.limit_price, quantity,
                       self.clock.now())
 
@@ -462,6 +507,8 @@ class AtomicOrderExecutor:
             self._alert(f"broker event for an order no open group owns: {be.order_ref} {event!r}")
             return
         self._apply(group, be.order_ref, be.event)
+        if be.event.trigger == "cancel_rejected":
+            self._cancel_refused(group, be.order_ref)
         self._after_change(group)
 
     def _apply(self, group: AtomicOrderGroup, order_ref: str, event: TicketEvent) -> bool:
@@ -499,6 +546,7 @@ class AtomicOrderExecutor:
         violations = invariants.check_step(group)
         for v in violations:
             self._violation(v)
+        self._deliver_alerts(group)
         if self._recorder is not None:
             self._recorder.touch(group)
         gid = group.group_id
@@ -518,9 +566,18 @@ class AtomicOrderExecutor:
         log.error("INVARIANT VIOLATION: %s", text)
 
     def _alert(self, text: str) -> None:
+        self.stats.alerts += 1
         log.warning("ALERT: %s", text)
         if self.on_alert is not None:
             self.on_alert(text)
+
+    def _deliver_alerts(self, group: AtomicOrderGroup) -> None:
+        """Hand every alert the group raised since the last call to ``on_alert`` (and the log), now."""
+        done = self._alerted.get(group.group_id, 0)
+        if done < len(group.alerts):
+            self._alerted[group.group_id] = len(group.alerts)
+            for alert in group.alerts[done:]:
+                self._alert(alert)
 
     # ------------------------------------------------------------------------------------------
     # Internals: actions
@@ -539,17 +596,14 @@ class AtomicOrderExecutor:
         for _ in range(8):
             if group.is_terminal:
                 break
-            # Keyed on the unwind sequence too: a stale unwind dropped and a new one opened in the
-            # same evaluation leave the ticket count unchanged, and the new one must be routed.
-            marker = (len(group._tickets), group._unwind_seq)
-            if marker != self._adopted.get(group.group_id):
-                for ticket in group.tickets:
-                    self._adopt(group, ticket)
-                self._adopted[group.group_id] = marker
+            self._route_new_tickets(group)
             for ticket in group.cancelable_tickets():
                 self._cancel(group, ticket, now)
-            if group.unknown_tickets():
-                self._reconcile(group, now)
+            if any(t.is_live for t in group.unknown_tickets()):
+                self._reconcile_unknown(group, now)
+            if group.awaiting_broker() and not group.sendable_tickets():
+                self._ask_broker(group, now)
+            self._route_new_tickets(group)  # the broker's answers may have opened unwinds
             sent = False
             for ticket in group.sendable_tickets():
                 if ticket.state != NEW or group.is_terminal:
@@ -572,6 +626,16 @@ class AtomicOrderExecutor:
                 self._violation(v)
         if group.is_terminal and group.group_id in self._active:
             self._finish(group, now)
+
+    def _route_new_tickets(self, group: AtomicOrderGroup) -> None:
+        """Route every ticket the group created since the last look (unwinds open on evaluations)."""
+        # Keyed on the unwind sequence too: a stale unwind dropped and a new one opened in the
+        # same evaluation leave the ticket count unchanged, and the new one must be routed.
+        marker = (len(group._tickets), group._unwind_seq)
+        if marker != self._adopted.get(group.group_id):
+            for ticket in group.tickets:
+                self._adopt(group, ticket)
+            self._adopted[group.group_id] = marker
 
     def _send(self, group: AtomicOrderGroup, ticket: OrderTicket, now: dt.datetime) -> bool:
         """Submit one new ticket; True when a request went out (whatever its outcome)."""
@@ -617,6 +681,10 @@ class AtomicOrderExecutor:
     def _cancel(self, group: AtomicOrderGroup, ticket: OrderTicket, now: dt.datetime) -> None:
         if ticket.state not in CANCELABLE_STATES:
             return
+        hold = self._cancel_after.get(ticket.order_ref)
+        if hold is not None and now < hold:
+            self._schedule(group.group_id, hold)
+            return  # the broker refused the last cancel: it was reconciled; wait before asking again
         try:
             self.backend.cancel(ticket.order_ref)
         except BrokerUnavailable:
@@ -641,32 +709,108 @@ class AtomicOrderExecutor:
         if self._apply(group, ticket.order_ref, UpdateRequested(now, limit_price=price, quantity=quantity)):
             self._pending_since[ticket.order_ref] = now
 
-    def _reconcile(self, group: AtomicOrderGroup, now: dt.datetime, refs: Iterable[str] | None = None) -> None:
+    def _backoff(self, attempt: int) -> dt.timedelta:
+        """The wait before question ``attempt + 1``: ``reconcile_interval`` doubling, capped."""
+        policy = self.policy
+        seconds = policy.reconcile_interval * 2 ** min(max(attempt - 1, 0), 20)
+        return dt.timedelta(seconds=min(seconds, policy.max_backoff_seconds))
+
+    def _reconcile(self, group: AtomicOrderGroup, now: dt.datetime, refs: Iterable[str] | None = None) -> bool:
+        """Ask the broker about ``refs`` (default: the group's unknown orders) and apply its record.
+
+        True when the broker answered. An outage is retried on a timer that backs off.
+        """
         wanted = list(refs) if refs is not None else [t.order_ref for t in group.unknown_tickets()]
         if not wanted:
-            return
-        after = self._reconcile_after.get(group.group_id)
+            return False
+        gid = group.group_id
+        after = self._reconcile_after.get(gid)
         if refs is None and after is not None and now < after:
-            self._schedule(group.group_id, after)
-            return
+            self._schedule(gid, after)
+            return False
         try:
             reports = self.backend.reconcile(wanted)
         except BrokerUnavailable:
             self.stats.reconcile_failures += 1
-            retry = now + dt.timedelta(seconds=self.policy.reconcile_interval)
-            self._reconcile_after[group.group_id] = retry
-            self._schedule(group.group_id, retry)
-            return
-        self._reconcile_after.pop(group.group_id, None)
+            failures = self._outages.get(gid, 0) + 1
+            self._outages[gid] = failures
+            retry = now + self._backoff(failures)
+            self._reconcile_after[gid] = retry
+            self._schedule(gid, retry)
+            return False
+        self._reconcile_after.pop(gid, None)
+        self._outages.pop(gid, None)
         for ref in wanted:
             report = reports.get(ref)
             if report is None:
                 continue
             self.stats.reconciliations += 1
             self._apply(
-                group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id)
+                group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id,
+                                       report.filled_quantity)
             )
             self._pending_since.pop(ref, None)
+        return True
+
+    def _reconcile_unknown(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        """Reconcile the group's unknown orders; an answer that leaves one unknown counts as a disagreement."""
+        gid = group.group_id
+        after = self._ask_after.get(gid)
+        if after is not None and now < after:
+            self._schedule(gid, after)
+            return
+        if self._reconcile(group, now) and any(t.is_live for t in group.unknown_tickets()):
+            self._disagree(group, now, "an unknown order's record contradicts itself")
+
+    def _ask_broker(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        """Before a group settles: ask the broker's own record about every order not yet confirmed.
+
+        Missing fills it lists are booked (the group re-evaluates on them); a record that still
+        disagrees is asked again after a backoff, and after ``max_broker_disagreements`` the group
+        fails with the residual the broker counts (invariant 7).
+        """
+        gid = group.group_id
+        after = self._ask_after.get(gid)
+        if after is not None and now < after:
+            self._schedule(gid, after)
+            return
+        refs = [t.order_ref for t in group.tickets if not t.broker_confirms]
+        self.stats.broker_audits += 1
+        if not self._reconcile(group, now, refs):
+            return  # unreachable: retried on the outage timer
+        if group.is_terminal or not group.awaiting_broker():
+            self._disagreements.pop(gid, None)
+            self._ask_after.pop(gid, None)
+            return
+        self._disagree(group, now, "; ".join(
+            f"{t.order_ref}: broker {t.broker_record.status.value} {t.broker_record.filled} filled, booked "
+            f"{t.quantity_filled}" for t in group.tickets if not t.broker_confirms and t.broker_record is not None
+        ) or "the broker's record does not confirm the fills")
+
+    def _disagree(self, group: AtomicOrderGroup, now: dt.datetime, why: str) -> None:
+        """Count one disagreeing answer; back off, or fail the group once they persist."""
+        gid = group.group_id
+        self.stats.broker_disagreements += 1
+        n = self._disagreements.get(gid, 0) + 1
+        self._disagreements[gid] = n
+        log.warning("broker record disagrees for group %s (%d): %s", gid, n, why)
+        if n > self.policy.max_broker_disagreements:
+            group.broker_disputed(now, why)
+            return
+        retry = now + self._backoff(n)
+        self._ask_after[gid] = retry
+        self._schedule(gid, retry)
+
+    def _cancel_refused(self, group: AtomicOrderGroup, order_ref: str) -> None:
+        """The broker refused our cancel: ask for its record (the order may be closed), and hold the next cancel."""
+        now = self.clock.now()
+        self.stats.cancels_refused += 1
+        n = self._cancel_refusals.get(order_ref, 0) + 1
+        self._cancel_refusals[order_ref] = n
+        hold = now + self._backoff(n)
+        self._cancel_after[order_ref] = hold
+        self._schedule(group.group_id, hold)
+        self._reconcile(group, now, [order_ref])
 
     # ------------------------------------------------------------------------------------------
     # Internals: timers
@@ -822,8 +966,7 @@ class AtomicOrderExecutor:
         violations = invariants.check_group(group, replay=self.verify_replay)
         for v in violations:
             self._violation(v)
-        for alert in group.alerts:
-            self._alert(alert)
+        self._deliver_alerts(group)
         summary = self._summarise(group, now, violations)
         if self._recorder is not None:
             self._recorder.finished(group, summary, now)
@@ -856,10 +999,10 @@ class AtomicOrderExecutor:
                 if len(self._released_fills) > _RELEASED_FILLS_KEPT:
                     self._released_fills.popitem(last=False)
             for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
-                          self._mid_at_submit):
+                          self._mid_at_submit, self._cancel_refusals, self._cancel_after):
                 table.pop(ref, None)
         for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at,
-                       self._adopted):
+                       self._adopted, self._disagreements, self._ask_after, self._alerted, self._outages):
             gtable.pop(gid, None)
         del self._groups[gid]
 

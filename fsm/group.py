@@ -25,14 +25,14 @@ from transitions import MachineError
 
 from fsm.errors import InvalidTransition, ValidationError
 from fsm.events import Fill, TicketEvent
-from fsm.ledger import Ledger
+from fsm.ledger import Ledger, signed_contracts
 from fsm.leg import Leg, PositionEffect, Side
 from fsm.machine import MachineSpec, Row, build_runtime_machine
 from fsm.orders import OrderType, Purpose
 from fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
 from fsm.strategy import StrategyKind, validate_legs
 from fsm.symbol import OptionSymbol
-from fsm.ticket import CANCELABLE_STATES, NEW, UNKNOWN, UNSETTLED_STATES, OrderTicket
+from fsm.ticket import CANCELABLE_STATES, NEW, UNKNOWN, OrderTicket
 
 
 class GroupState(StrEnum):
@@ -69,7 +69,7 @@ GROUP_TRANSITIONS: tuple[Row, ...] = (
 
     Row("start", VALIDATED, EXECUTING),
 
-    Row("ticket_update", EXECUTING, COMMITTED, conditions="is_complete"),
+    Row("ticket_update", EXECUTING, COMMITTED, conditions=("is_complete", "broker_confirms")),
     Row("ticket_update", EXECUTING, ROLLING_BACK, conditions="has_failed_leg", before="note_failed_leg",
         after="open_unwinds"),
     Row("ticket_update", EXECUTING, None, note="still working"),
@@ -78,11 +78,17 @@ GROUP_TRANSITIONS: tuple[Row, ...] = (
     Row("abort", EXECUTING, ROLLING_BACK, before="note_reason", after="open_unwinds"),
     Row("deadline", ROLLING_BACK, None, note="already rolling back"),
     Row("abort", ROLLING_BACK, None, note="already rolling back"),
+    Row("broker_disputed", EXECUTING, FAILED, before="freeze_residual",
+        note="the broker's record kept disagreeing with our fills: a human decides; residual from the broker"),
+    Row("broker_disputed", ROLLING_BACK, FAILED, before="freeze_residual",
+        note="the broker's record kept disagreeing with our fills: a human decides; residual from the broker"),
+    Row("broker_disputed", FAILED, None, before="refresh_residual"),
 
-    Row("ticket_update", ROLLING_BACK, COMMITTED, conditions="is_complete",
+    Row("ticket_update", ROLLING_BACK, COMMITTED, conditions=("is_complete", "broker_confirms"),
         note="late fills completed every leg exactly: cheaper than unwinding"),
-    Row("ticket_update", ROLLING_BACK, ROLLED_BACK, conditions="is_flat"),
-    Row("ticket_update", ROLLING_BACK, FAILED, conditions="unwind_retries_exhausted", before="freeze_residual"),
+    Row("ticket_update", ROLLING_BACK, ROLLED_BACK, conditions=("is_flat", "broker_confirms")),
+    Row("ticket_update", ROLLING_BACK, FAILED, conditions=("unwind_retries_exhausted", "broker_confirms"),
+        before="freeze_residual"),
     Row("ticket_update", ROLLING_BACK, None, after="open_unwinds", note="cancel, wait, unwind"),
 
     Row("ticket_update", COMMITTED, ROLLING_BACK, conditions="is_disturbed", before="alert_reopened",
@@ -137,7 +143,7 @@ class GroupAuditRecord:
 
 
 def _unsettled(g: AtomicOrderGroup) -> bool:
-    return any(t.state in UNSETTLED_STATES for t in g._tickets.values())
+    return any(t.is_live for t in g._tickets.values())
 
 
 def is_valid(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
@@ -174,6 +180,18 @@ def is_flat(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
     return g.ledger.is_flat and not _unsettled(g)
 
 
+def broker_confirms(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
+    """The broker's own record agrees with every order's booked fills (invariant 7).
+
+    Under an executor (``verify_with_broker``) every sent order needs a final record that matches;
+    the executor asks (reconciles every order) before a group can settle. A group driven by hand
+    has no broker to ask, but still never settles over a record that disagrees.
+    """
+    if g.verify_with_broker:
+        return all(t.broker_confirms for t in g._tickets.values())
+    return not any(t.broker_disagrees for t in g._tickets.values())
+
+
 def unwind_retries_exhausted(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
     """An unwind failed more often than allowed, nothing is live and no other unwind can still be sent.
 
@@ -191,7 +209,8 @@ def is_disturbed(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
 
 
 GROUP_GUARDS: dict[str, Callable[[Any, Any], bool]] = {
-    f.__name__: f for f in (is_valid, is_complete, has_failed_leg, is_flat, unwind_retries_exhausted, is_disturbed)
+    f.__name__: f
+    for f in (is_valid, is_complete, has_failed_leg, is_flat, broker_confirms, unwind_retries_exhausted, is_disturbed)
 }
 
 
@@ -238,6 +257,9 @@ def note_reason(g: AtomicOrderGroup, e: GroupEvent) -> None:
 def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
     """Open a closing ticket for every non-zero position, once no entry order is live.
 
+    A group at its targets by our fills waits for the broker's record first (under an executor):
+    if it confirms, committing beats unwinding.
+
     One unwind per symbol at a time; a symbol whose unwinds failed more than the retry limit
     gets no more. An unwind never sent whose side or size no longer fits the position (a late
     fill moved it) is dropped, so it can neither block its symbol nor be sent the wrong way.
@@ -252,9 +274,11 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
             del g._tickets[t.order_ref]
             g._reevaluate = True  # the guards counted it as sendable: decide again without it
     for t in g.entry_tickets:
-        if t.state in UNSETTLED_STATES:
+        if t.is_live:
             return
-    busy = {t.legs[0].symbol for t in g.unwind_tickets if t.state == NEW or t.state in UNSETTLED_STATES}
+    if g.verify_with_broker and is_at_target(g) and not all(t.broker_confirms for t in g._tickets.values()):
+        return  # complete by our fills: the broker's record decides between committing and unwinding
+    busy = {t.legs[0].symbol for t in g.unwind_tickets if t.state == NEW or t.is_live}
     for leg in g.legs:
         symbol = leg.symbol
         qty = net.get(symbol, 0)
@@ -278,15 +302,17 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
 
 
 def freeze_residual(g: AtomicOrderGroup, e: GroupEvent) -> None:
-    """Record exactly what is left and raise the alert a human must see."""
-    g.residual_exposure = g.ledger.positions()
+    """Record exactly what is left, as the broker counts it, and raise the alert a human must see."""
+    g.residual_exposure = g.broker_positions()
     residual = {s.occ: q for s, q in g.residual_exposure.items()}
-    g.alerts.append(f"{e.time.isoformat()} group {g.group_id} FAILED: unwind retries exhausted; residual {residual}")
+    why = f"broker record disputed ({e.reason})" if e.trigger == "broker_disputed" else "unwind retries exhausted"
+    g.rollback_reason = g.rollback_reason or why
+    g.alerts.append(f"{e.time.isoformat()} group {g.group_id} FAILED: {why}; residual {residual}")
 
 
 def refresh_residual(g: AtomicOrderGroup, e: GroupEvent) -> None:
     """A failed group still tracks reality: a later fill changes the residual and re-alerts."""
-    now = g.ledger.positions()
+    now = g.broker_positions()
     if now != g.residual_exposure:
         g.residual_exposure = now
         residual = {s.occ: q for s, q in now.items()}
@@ -350,6 +376,7 @@ class AtomicOrderGroup:
         "residual_exposure",
         "alerts",
         "anomalies",
+        "verify_with_broker",
         "audit",
         "created_at",
     )
@@ -369,6 +396,7 @@ class AtomicOrderGroup:
         max_unwind_retries: int = 3,
         longs_first: bool = True,
         created_at: dt.datetime | None = None,
+        verify_with_broker: bool = False,
     ) -> None:
         self.state: str = PENDING
         self.group_id = group_id
@@ -398,6 +426,8 @@ class AtomicOrderGroup:
         self.anomalies: list[str] = []
         self.audit: list[GroupAuditRecord] = []
         self.created_at = created_at
+        #: Settle only once the broker's record confirms every order (set by the executor).
+        self.verify_with_broker = verify_with_broker
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -467,6 +497,12 @@ class AtomicOrderGroup:
                 errors.append(err)
             if not isinstance(self.price_effect, PriceEffect):
                 errors.append(ValidationError("price_effect", self.price_effect, "a limit price needs CREDIT or DEBIT"))
+            if self.mode is ExecutionMode.LEGGED:
+                # Each leg fills at its own price, one after another: no net limit can be held across
+                # them without risking a half-built position at a worse net. Refused, nothing sent.
+                errors.append(ValidationError("limit_price", self.limit_price,
+                                              "a legged group cannot hold a net limit across its separate leg "
+                                              "orders; use mode=combo for a net limit, or omit limit_price"))
         if self.order_type is OrderType.LIMIT and self.mode is ExecutionMode.COMBO and self.limit_price is None:
             pass  # the executor prices the combo at submission
         return errors
@@ -540,6 +576,31 @@ class AtomicOrderGroup:
             return self.state  # a ticket event before execution: nothing for the group to decide
         return self._fire(GroupEvent(event.time, "ticket_update", "", order_ref, event))
 
+    def broker_disputed(self, time: dt.datetime, reason: str) -> str:
+        """The broker's record kept contradicting our fills: fail, residual measured from the broker."""
+        return self._fire(GroupEvent(time, "broker_disputed", reason))
+
+    def broker_positions(self) -> dict[OptionSymbol, int]:
+        """Signed positions per symbol as the broker's records count them.
+
+        Our ledger, plus the units a broker record says filled beyond the fills it delivered
+        (a ``FILLED`` order without its fills). Equal to the ledger when the broker agrees.
+        """
+        out = dict(self.ledger._net)
+        for t in self._tickets.values():
+            extra = t.broker_filled - t.quantity_filled
+            if extra > 0:
+                for symbol, per_unit in signed_contracts(t):
+                    out[symbol] = out.get(symbol, 0) + per_unit * extra
+        return {s: q for s, q in out.items() if q}
+
+    def awaiting_broker(self) -> bool:
+        """Nothing is live, but the broker has not confirmed every order: the executor must ask it."""
+        if self.state not in (EXECUTING, ROLLING_BACK) or not self.verify_with_broker:
+            return False
+        tickets = self._tickets.values()
+        return not any(t.is_live for t in tickets) and not all(t.broker_confirms for t in tickets)
+
     def record_anomaly(self, text: str) -> None:
         """Keep a broker event the machines could not accept (it is flagged, never dropped)."""
         self.anomalies.append(text)
@@ -580,7 +641,7 @@ class AtomicOrderGroup:
 
     def live_tickets(self) -> list[OrderTicket]:
         """Tickets live (or possibly live) at the broker."""
-        return [t for t in self._tickets.values() if t.state in UNSETTLED_STATES]
+        return [t for t in self._tickets.values() if t.is_live]
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -628,6 +689,7 @@ class AtomicOrderGroup:
             max_unwind_retries=self.max_unwind_retries,
             longs_first=self.longs_first,
             created_at=self.created_at,
+            verify_with_broker=self.verify_with_broker,
         )
 
     def __repr__(self) -> str:

@@ -1,20 +1,27 @@
 """The rollback invariants, as functions that return violations (an empty list means it holds).
 
 1. Terminal means settled: committed => every leg at target; rolled_back => flat;
-   failed => ``residual_exposure`` equals the ledger exactly and an alert was raised.
-2. No orphans: no order of a terminal group is live (or unknown) at the broker.
+   failed => ``residual_exposure`` equals what the broker's records count (the ledger, plus units
+   a broker record says filled but never delivered) and an alert was raised.
+2. No orphans: no order of a terminal group is live (or unknown) at the broker. An ``unknown``
+   order whose broker record says it is finished is not live (its quantities are disputed).
 3. Conservation: each ticket's filled quantity is the sum of its distinct fills, and the group
    ledger is the signed sum over all its tickets (entry and unwind).
 4. Legality: every state change is a row of the machine's declared table.
 5. Determinism: replaying the group's audit trail reproduces its state.
 6. Exposure bound: no leg holds more than its target, unless the broker over-filled (flagged).
+7. Broker agreement: a group settled as ``committed`` or ``rolled_back`` under an executor agrees
+   with the broker's own record of every order it sent (status final, filled units equal to the
+   fills booked, asked after the last fill), and the broker's count of the group's position is
+   the target (committed) or flat (rolled_back). The record comes from the broker (its book,
+   TastyTrade's order objects, LEAN's tickets), never from our own event stream.
 """
 
 from __future__ import annotations
 
 from fsm.group import COMMITTED, FAILED, GROUP_MACHINE, INVALID, ROLLED_BACK, TERMINAL_STATES, AtomicOrderGroup
 from fsm.ledger import ledger_from_tickets
-from fsm.ticket import TICKET_MACHINE, UNSETTLED_STATES
+from fsm.ticket import TICKET_MACHINE
 
 _GROUP_CHANGES = GROUP_MACHINE.allowed_changes()
 _TICKET_CHANGES = TICKET_MACHINE.allowed_changes()
@@ -35,9 +42,9 @@ def terminal_settled(group: AtomicOrderGroup) -> list[str]:
         if not group.ledger.is_flat:
             out.append(f"{gid}: rolled_back but not flat: {_fmt(group.ledger.positions())}")
     elif state == FAILED:
-        if group.residual_exposure != group.ledger.positions():
-            residual, ledger = _fmt(group.residual_exposure), _fmt(group.ledger.positions())
-            out.append(f"{gid}: failed with residual {residual} != ledger {ledger}")
+        if group.residual_exposure != group.broker_positions():
+            residual, counted = _fmt(group.residual_exposure), _fmt(group.broker_positions())
+            out.append(f"{gid}: failed with residual {residual} != the broker's count {counted}")
         if not group.alerts:
             out.append(f"{gid}: failed without an alert")
     elif state == INVALID and group.tickets and any(t.state != "new" for t in group.tickets):
@@ -52,7 +59,7 @@ def no_orphans(group: AtomicOrderGroup) -> list[str]:
     return [
         f"{group.group_id}: {group.state} but {t.order_ref} is {t.state}"
         for t in group.tickets
-        if t.state in UNSETTLED_STATES
+        if t.is_live
     ]
 
 
@@ -125,9 +132,35 @@ def exposure_bound(group: AtomicOrderGroup) -> list[str]:
     return out
 
 
+def broker_agreement(group: AtomicOrderGroup) -> list[str]:
+    """Invariant 7."""
+    if group.state not in (COMMITTED, ROLLED_BACK):
+        return []
+    gid, out = group.group_id, []
+    if group.verify_with_broker:
+        for t in group.tickets:
+            if t.broker_confirms:
+                continue
+            rec = t.broker_record
+            if rec is None:
+                out.append(f"{gid}: {group.state} but the broker was never asked about {t.order_ref}")
+            else:
+                out.append(f"{gid}: {group.state} but the broker's record of {t.order_ref} is {rec.status.value} "
+                           f"{rec.filled} filled (asked at {rec.booked} booked) and we booked {t.quantity_filled}")
+    counted = group.broker_positions()
+    if group.state == COMMITTED:
+        wanted = {s: q for s, q in group.targets.items() if q}
+        if counted != wanted:
+            out.append(f"{gid}: committed but the broker counts {_fmt(counted)} != target {_fmt(wanted)}")
+    elif counted:
+        out.append(f"{gid}: rolled_back but the broker counts {_fmt(counted)}")
+    return out
+
+
 def check_group(group: AtomicOrderGroup, replay: bool = False) -> list[str]:
     """All invariants (replay only when asked: it is the expensive one)."""
-    out = terminal_settled(group) + no_orphans(group) + conservation(group) + legality(group) + exposure_bound(group)
+    out = (terminal_settled(group) + no_orphans(group) + conservation(group) + legality(group)
+           + exposure_bound(group) + broker_agreement(group))
     if replay:
         out += replay_matches(group)
     return out
@@ -141,7 +174,7 @@ def check_step(group: AtomicOrderGroup) -> list[str]:
     single pass over the ledger.
     """
     if group.state in TERMINAL_STATES:
-        return terminal_settled(group) + no_orphans(group) + exposure_bound(group)
+        return terminal_settled(group) + no_orphans(group) + exposure_bound(group) + broker_agreement(group)
     targets = group.targets
     for symbol, net in group.ledger._net.items():
         if net:

@@ -91,14 +91,44 @@ class BrokerEvent:
     event: TicketEvent
 
 
+def _check_filled_quantity(_inst: object, _attr: object, value: int | None) -> None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise ValidationError("filled_quantity", value, "must be None or an int >= 0")
+
+
 @attrs.frozen
 class OrderReport:
-    """The broker's view of one order, answering a reconciliation query."""
+    """The broker's own record of one order, answering a reconciliation query.
+
+    ``fills`` are the executions the broker lists for the order. ``filled_quantity`` is the
+    broker's own count of filled units (strategy units for a combo, contracts for one leg), read
+    from its order record independently of the fill list: TastyTrade's ``quantity`` minus
+    ``remaining-quantity`` (the least-filled leg of a combo), LEAN's ``OrderTicket.QuantityFilled``,
+    the simulated exchange's book. ``None`` when the broker gives no count; the fills are then the
+    count. A report whose count exceeds its fills, or whose status is ``FILLED`` with fewer units
+    than the order, contradicts itself: the executor books what is listed, keeps the order
+    unsettled and asks again (see docs/invariants.md, invariant 7).
+    """
 
     order_ref: str
     status: BrokerStatus
     fills: tuple[Fill, ...] = ()
     broker_order_id: str | None = None
+    filled_quantity: int | None = attrs.field(default=None, validator=_check_filled_quantity)
+
+    @property
+    def listed_quantity(self) -> int:
+        """Units covered by the listed fills (distinct fill ids)."""
+        seen: dict[str, int] = {}
+        for fill in self.fills:
+            seen.setdefault(fill.fill_id, fill.quantity)
+        return sum(seen.values())
+
+    @property
+    def broker_filled(self) -> int:
+        """The broker's filled units: its own count when it gives one, else the listed fills."""
+        listed = self.listed_quantity
+        return listed if self.filled_quantity is None else max(self.filled_quantity, listed)
 
 
 @attrs.frozen

@@ -127,6 +127,8 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
 
     # Fills: duplicates first, then completion, then partial. Every non-duplicate fill is recorded.
     Row("fill", _AFTER_SUBMIT, None, conditions="is_duplicate_fill", before="count_duplicate_fill"),
+    Row("fill", _AFTER_SUBMIT, None, conditions="is_conflicting_fill", before="flag_conflicting_fill",
+        note="a fill id seen before with other numbers: an anomaly, not a duplicate; the broker's record judges"),
     Row("fill", (SUBMITTING, SUBMITTED, PARTIALLY_FILLED, CANCEL_PENDING, UPDATE_PENDING, CANCELED, EXPIRED),
         FILLED, conditions="completes_order", before="record_fill",
         note="a fill larger than what remains is an over-fill: recorded and flagged"),
@@ -138,6 +140,8 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
         note="over-fill or late fill (flagged), or a fill while unknown (kept for reconciliation)"),
 
     Row("rejected", (SUBMITTING, SUBMITTED), REJECTED, before="record_reason"),
+    Row("rejected", PARTIALLY_FILLED, REJECTED, before="record_reason",
+        note="rejected after part of it filled: the leg ends short (what filled stays booked)"),
     Row("rejected", (CANCEL_PENDING, UPDATE_PENDING), REJECTED, before="record_reason",
         note="the broker rejected the order while our cancel/update was in flight"),
     Row("rejected", REJECTED, None, note="duplicate delivery"),
@@ -178,7 +182,10 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
     Row("canceled", UNKNOWN, None, note="kept; reconciliation decides"),
     Row("expired", UNKNOWN, None, note="kept; reconciliation decides"),
 
-    # Reconciliation: the broker's answer moves the ticket to what the broker says.
+    # Reconciliation: the broker's answer moves the ticket to what the broker says, unless the
+    # answer contradicts itself (a status never stands in for quantities).
+    Row("reconciled", _RECONCILABLE, UNKNOWN, conditions="contradicts_itself", before="apply_reconciliation",
+        note="FILLED with fewer units than the order, or a count above the listed fills: book the listed, ask again"),
     Row("reconciled", _RECONCILABLE, SUBMITTED, conditions="reconciles_to_submitted", before="apply_reconciliation"),
     Row("reconciled", _RECONCILABLE, PARTIALLY_FILLED, conditions="reconciles_to_partially_filled",
         before="apply_reconciliation"),
@@ -205,8 +212,15 @@ TICKET_MACHINE = MachineSpec(
 
 
 def is_duplicate_fill(t: OrderTicket, e: Fill) -> bool:
-    """The fill id was applied before."""
-    return e.fill_id in t._fill_ids
+    """The fill id was applied before, with the same quantity and price."""
+    seen = t._fill_ids.get(e.fill_id)
+    return seen is not None and seen == (e.quantity, e.price)
+
+
+def is_conflicting_fill(t: OrderTicket, e: Fill) -> bool:
+    """The fill id was applied before with another quantity or price."""
+    seen = t._fill_ids.get(e.fill_id)
+    return seen is not None and seen != (e.quantity, e.price)
 
 
 def completes_order(t: OrderTicket, e: Fill) -> bool:
@@ -224,9 +238,29 @@ def has_fills(t: OrderTicket, _e: Any) -> bool:
     return t.quantity_filled > 0
 
 
-def _reconciled_state(t: OrderTicket, e: Reconciled) -> str:
+def _filled_after(t: OrderTicket, e: Reconciled) -> int:
     seen = t._fill_ids
-    filled = t.quantity_filled + sum(f.quantity for f in e.fills if f.fill_id not in seen)
+    new: dict[str, int] = {}
+    for f in e.fills:
+        if f.fill_id not in seen:
+            new.setdefault(f.fill_id, f.quantity)
+    return t.quantity_filled + sum(new.values())
+
+
+def contradicts_itself(t: OrderTicket, e: Reconciled) -> bool:
+    """The answer's quantities disagree with its own status or count.
+
+    ``FILLED`` while the fills (ours plus the listed ones) cover less than the order, or a broker
+    count of filled units above what those fills cover: some fill was not delivered to us.
+    """
+    filled = _filled_after(t, e)
+    if e.status is BrokerStatus.FILLED and filled < t.quantity:
+        return True
+    return e.filled_quantity is not None and e.filled_quantity > filled
+
+
+def _reconciled_state(t: OrderTicket, e: Reconciled) -> str:
+    filled = _filled_after(t, e)
     status = e.status
     if status is BrokerStatus.WORKING or status is BrokerStatus.PARTIALLY_FILLED:
         if filled >= t.quantity:
@@ -278,6 +312,8 @@ TICKET_GUARDS: dict[str, Callable[[Any, Any], bool]] = {
     f.__name__: f
     for f in (
         is_duplicate_fill,
+        is_conflicting_fill,
+        contradicts_itself,
         completes_order,
         is_partial_fill,
         has_fills,
@@ -314,9 +350,16 @@ def count_duplicate_fill(t: OrderTicket, _e: Fill) -> None:
     t.duplicate_fills += 1
 
 
+def flag_conflicting_fill(t: OrderTicket, e: Fill) -> None:
+    """A fill id seen before with other numbers: keep it as an anomaly; nothing is booked twice."""
+    qty, price = t._fill_ids[e.fill_id]
+    t.conflicting_fills.append(e)
+    t.anomalies.append(f"fill id {e.fill_id} seen again as {e.quantity} @ {e.price} (first {qty} @ {price})")
+
+
 def _record(t: OrderTicket, e: Fill) -> None:
     late = t.state in _LATE_FILL_STATES
-    t._fill_ids.add(e.fill_id)
+    t._fill_ids[e.fill_id] = (e.quantity, e.price)
     t.fills.append(e)
     before = t.quantity_filled
     t.quantity_filled = before + e.quantity
@@ -373,14 +416,29 @@ def drop_update(t: OrderTicket, e: Any) -> None:
 
 
 def apply_reconciliation(t: OrderTicket, e: Reconciled) -> None:
-    """Add every fill the broker knows and we do not; note contradictions."""
+    """Add every fill the broker knows and we do not; keep the broker's record; note contradictions."""
     if e.broker_order_id is not None and t.broker_order_id is None:
         t.broker_order_id = e.broker_order_id
     for fill in e.fills:
-        if fill.fill_id not in t._fill_ids:
+        seen = t._fill_ids.get(fill.fill_id)
+        if seen is None:
             _record(t, fill)
+        elif seen != (fill.quantity, fill.price):
+            t.conflicting_fills.append(fill)
+            t.anomalies.append(f"broker lists fill {fill.fill_id} as {fill.quantity} @ {fill.price}, "
+                               f"booked as {seen[0]} @ {seen[1]}")
+    listed = sum({f.fill_id: f.quantity for f in e.fills}.values())
+    count = listed if e.filled_quantity is None else max(e.filled_quantity, listed)
+    if e.status is BrokerStatus.FILLED and e.filled_quantity is None:
+        # FILLED without a count claims the whole order: never booked as fills, but it is what
+        # the account may hold, so it counts in the residual the broker measures.
+        count = max(count, t.quantity)
+    t.broker_record = BrokerRecord(e.status, count, t.quantity_filled)
     if e.status is BrokerStatus.NOT_FOUND and t.quantity_filled > 0:
         t.anomalies.append(f"broker reports {t.order_ref!r} not found but {t.quantity_filled} filled")
+    if count != t.quantity_filled or (e.status is BrokerStatus.FILLED and count < t.quantity):
+        t.anomalies.append(f"broker record of {t.order_ref!r}: {e.status.value}, {count} filled; "
+                           f"its fills deliver {t.quantity_filled} of {t.quantity}")
     t.reconciliations += 1
 
 
@@ -390,6 +448,7 @@ TICKET_EFFECTS: dict[str, Callable[[Any, Any], None]] = {
         record_submission,
         record_broker_id,
         count_duplicate_fill,
+        flag_conflicting_fill,
         record_fill,
         record_reason,
         stash_update,
@@ -401,6 +460,29 @@ TICKET_EFFECTS: dict[str, Callable[[Any, Any], None]] = {
 
 _RUNTIME = build_runtime_machine(TICKET_MACHINE, TICKET_GUARDS, TICKET_EFFECTS)
 _EVENTS = _RUNTIME.events
+
+
+#: Broker statuses after which the broker will not work the order any more.
+_BROKER_FINAL = frozenset({BrokerStatus.FILLED, BrokerStatus.CANCELED, BrokerStatus.REJECTED,
+                           BrokerStatus.EXPIRED, BrokerStatus.NOT_FOUND})
+
+
+@attrs.frozen
+class BrokerRecord:
+    """The broker's own record of an order at its last reconciliation.
+
+    ``filled`` is the broker's count of filled units (its own count, or its listed fills when it
+    gives none); ``booked`` is what our ticket had booked right after that answer was applied.
+    """
+
+    status: BrokerStatus
+    filled: int
+    booked: int
+
+    @property
+    def final(self) -> bool:
+        """The broker says it will not work the order any more."""
+        return self.status in _BROKER_FINAL
 
 
 @attrs.frozen
@@ -486,6 +568,8 @@ class OrderTicket:
         "order_events",
         "reason",
         "reconciliations",
+        "broker_record",
+        "conflicting_fills",
         "_pending_update",
         "router",
         "on_fill",
@@ -518,7 +602,8 @@ class OrderTicket:
         self.time_in_force = time_in_force
         self.broker_order_id: str | None = None
         self.fills: list[Fill] = []
-        self._fill_ids: set[str] = set()
+        #: fill id -> (quantity, price) of every booked fill.
+        self._fill_ids: dict[str, tuple[int, Decimal]] = {}
         self.quantity_filled = 0
         self._notional = Decimal(0)
         self.duplicate_fills = 0
@@ -528,6 +613,10 @@ class OrderTicket:
         self.order_events: list[AuditRecord] = []
         self.reason: str | None = None
         self.reconciliations = 0
+        #: The broker's record at the last reconciliation (None: never asked).
+        self.broker_record: BrokerRecord | None = None
+        #: Fills whose id was booked before with other numbers (kept, never booked twice).
+        self.conflicting_fills: list[Fill] = []
         self._pending_update: UpdateRequested | None = None
         #: Set by the executor: the only path from a ticket to a broker.
         self.router: TicketRouter | None = None
@@ -590,6 +679,38 @@ class OrderTicket:
     def is_unsettled(self) -> bool:
         """The order is, or may be, live at the broker (working, in flight or unknown)."""
         return self.state in UNSETTLED_STATES
+
+    @property
+    def broker_confirms(self) -> bool:
+        """The broker's last record says the order is finished with exactly what we booked.
+
+        True for an order never sent. The group settles only on tickets that confirm
+        (invariant 7); a fill booked after the record makes it stale until asked again.
+        """
+        if self.state == NEW:
+            return True
+        rec = self.broker_record
+        return rec is not None and rec.final and rec.filled == self.quantity_filled == rec.booked
+
+    @property
+    def broker_disagrees(self) -> bool:
+        """The broker's record, taken after our last fill, counts other filled units than we booked."""
+        rec = self.broker_record
+        return rec is not None and rec.booked == self.quantity_filled and rec.filled != self.quantity_filled
+
+    @property
+    def is_live(self) -> bool:
+        """Working at the broker, or possibly so: ``unknown`` counts unless the broker said it is finished."""
+        if self.state == UNKNOWN:
+            rec = self.broker_record
+            return rec is None or not rec.final
+        return self.state in WORKING_STATES
+
+    @property
+    def broker_filled(self) -> int:
+        """Filled units as the broker counts them where it has told us more than we booked."""
+        rec = self.broker_record
+        return self.quantity_filled if rec is None else max(rec.filled, self.quantity_filled)
 
     @property
     def is_combo(self) -> bool:

@@ -139,8 +139,9 @@ def _new_group(gid: str, legs: tuple[Leg, ...], mode: ExecutionMode, quantity: i
         quantity,
         strategy=StrategyKind.IRON_CONDOR,
         mode=mode,
-        limit_price=_CONDOR_CREDIT,
-        price_effect=PriceEffect.CREDIT,
+        # A net limit is a combo's: a legged group takes none (validation refuses it).
+        limit_price=_CONDOR_CREDIT if mode is ExecutionMode.COMBO else None,
+        price_effect=PriceEffect.CREDIT if mode is ExecutionMode.COMBO else None,
     )
 
 
@@ -207,7 +208,7 @@ class NaiveTicket:
         self.time_in_force = TimeInForce.DAY
         self.broker_order_id: str | None = None
         self.fills: list[Fill] = []
-        self._fill_ids: set[str] = set()
+        self._fill_ids: dict[str, tuple[int, Decimal]] = {}
         self.quantity_filled = 0
         self._notional = Decimal(0)
         self.duplicate_fills = 0
@@ -217,6 +218,8 @@ class NaiveTicket:
         self.order_events: list[AuditRecord] = []
         self.reason: str | None = None
         self.reconciliations = 0
+        self.broker_record: Any = None
+        self.conflicting_fills: list[Fill] = []
         self._pending_update: Any = None
         self.router: Any = None
         self.on_fill: Callable[[Any, Fill], None] | None = None
@@ -227,6 +230,11 @@ class NaiveTicket:
             transitions=_NAIVE_TICKET_TRANSITIONS,
             auto_transitions=False,
         )
+
+    # The project's derived views, read by its guards.
+    is_live = OrderTicket.is_live
+    broker_confirms = OrderTicket.broker_confirms
+    broker_filled = OrderTicket.broker_filled
 
     def apply(self, event: TicketEvent) -> str:
         """Fire the event's trigger method on the model; audit it like the project does."""
@@ -296,6 +304,7 @@ class NaiveGroup:
         self.anomalies: list[str] = []
         self.audit: list[GroupAuditRecord] = []
         self.created_at = None
+        self.verify_with_broker = False
         self.machine = Machine(
             model=self,
             states=list(GROUP_MACHINE.states),
@@ -365,8 +374,12 @@ class BareTicket:
         self.duplicates = 0
 
 
+def _min_filled(m: BareTicket, e: Reconciled) -> int:
+    return m.quantity_filled + sum(f.quantity for f in e.fills if f.fill_id not in m.fill_ids)
+
+
 def _min_reconciled(m: BareTicket, e: Reconciled) -> str:
-    filled = m.quantity_filled + sum(f.quantity for f in e.fills if f.fill_id not in m.fill_ids)
+    filled = _min_filled(m, e)
     if e.status is BrokerStatus.WORKING or e.status is BrokerStatus.PARTIALLY_FILLED:
         return FILLED if filled >= m.quantity else PARTIALLY_FILLED if filled > 0 else SUBMITTED
     return "rejected" if e.status is BrokerStatus.NOT_FOUND else e.status.value
@@ -401,6 +414,9 @@ def _reconciles_to(state: str) -> Callable[[Any, Any], bool]:
 #: Minimal guards over (model, event): the same arithmetic as the project's.
 _MIN_GUARDS: dict[str, Callable[[Any, Any], bool]] = {
     "is_duplicate_fill": lambda m, e: e.fill_id in m.fill_ids,
+    # The bench's broker never re-sends a fill id with other numbers nor contradicts itself.
+    "is_conflicting_fill": lambda m, e: False,
+    "contradicts_itself": lambda m, e: e.status is BrokerStatus.FILLED and _min_filled(m, e) < m.quantity,
     "completes_order": lambda m, e: e.quantity >= m.quantity - m.quantity_filled,
     "is_partial_fill": lambda m, e: e.quantity < m.quantity - m.quantity_filled,
     "has_fills": lambda m, e: m.quantity_filled > 0,
@@ -415,6 +431,7 @@ _MIN_EFFECTS: dict[str, Callable[[Any, Any], None]] = {
     "record_submission": lambda m, e: setattr(m, "limit_price", e.limit_price),
     "record_broker_id": lambda m, e: setattr(m, "broker_order_id", m.broker_order_id or e.broker_order_id),
     "count_duplicate_fill": lambda m, e: setattr(m, "duplicates", m.duplicates + 1),
+    "flag_conflicting_fill": lambda m, e: setattr(m, "duplicates", m.duplicates + 1),
     "record_fill": _min_fill,
     "record_reason": lambda m, e: setattr(m, "reason", e.reason),
     "stash_update": lambda m, e: setattr(m, "pending", e),
@@ -434,6 +451,9 @@ def _ed_guard(name: str) -> Callable[[Any], bool]:
         return lambda ed: ed.args[0].quantity < ed.model.quantity - ed.model.quantity_filled
     if name == "has_fills":
         return lambda ed: ed.model.quantity_filled > 0
+    if name in ("is_conflicting_fill", "contradicts_itself"):
+        fn = _MIN_GUARDS[name]
+        return lambda ed: fn(ed.model, ed.args[0])
     target = name.removeprefix("reconciles_to_")
     return lambda ed: _min_reconciled(ed.model, ed.args[0]) == target
 
@@ -710,8 +730,6 @@ def _create_groups(ids: list[str], legs: tuple[Leg, ...], sink: list[AtomicOrder
             1,
             strategy=StrategyKind.IRON_CONDOR,
             mode=ExecutionMode.LEGGED,
-            limit_price=_CONDOR_CREDIT,
-            price_effect=PriceEffect.CREDIT,
         )
         g.validate(_T0)
         sink.append(g)

@@ -80,6 +80,7 @@ ORDER_ACTIONS: tuple[str, ...] = (
     "ack",
     "fill",
     "overfill",
+    "fill_unlisted",
     "late_fill",
     "reject",
     "cancel_confirm",
@@ -194,6 +195,8 @@ class BrokerOrder:
     cancel_pending: bool = False
     updates_pending: int = 0
     overfilled: bool = False
+    #: Units the broker filled but neither delivered nor lists among its fills (its count includes them).
+    unlisted: int = 0
 
     @property
     def live(self) -> bool:
@@ -207,15 +210,18 @@ class BrokerOrder:
 
     def key(self) -> tuple[Any, ...]:
         """Everything about the order that can change what happens next (fill ids are derived)."""
-        return (self.ref, self.status, self.filled, self.cancel_pending, self.updates_pending, self.overfilled)
+        return (self.ref, self.status, self.filled, self.cancel_pending, self.updates_pending, self.overfilled,
+                self.unlisted)
 
     def report(self) -> OrderReport:
-        """The broker's truthful answer to a reconciliation query."""
+        """The broker's answer to a reconciliation query: truthful, except that unlisted units are
+        in its count (``filled_quantity``) but not among its fills (a FILLED order without fills)."""
         if self.status == "pending" or self.status == "working":
             status = BrokerStatus.PARTIALLY_FILLED if self.filled else BrokerStatus.WORKING
         else:
             status = BrokerStatus(self.status)
-        return OrderReport(self.ref, status, tuple(self.fills), f"B-{self.ref}")
+        count = self.filled if self.unlisted else None
+        return OrderReport(self.ref, status, tuple(self.fills), f"B-{self.ref}", filled_quantity=count)
 
 
 #: Executor pacing used by the exhaustive check and as the state machine's default: every
@@ -281,13 +287,15 @@ class World:
         self.backend = ScriptedBackend()
         self.backend.quotes = quotes if quotes is not None else default_quotes(legs)
         self.backend.submit_rule = self._on_submit
-        self.executor = AtomicOrderExecutor(self.backend, self.policy)
+        self.executor = AtomicOrderExecutor(self.backend, self.policy, session_id="")
         self.orders: list[BrokerOrder] = []
         self._by_ref: dict[str, BrokerOrder] = {}
         self.held: list[BrokerEvent] = []
         self.delivered: list[BrokerEvent] = []
         self.plan: list[str] = list(plan)
         self.overfills = 0
+        #: Orders the broker reported with units it never listed (at most one per world, as the over-fill).
+        self.contradictions = 0
         self._cancels_seen = 0
         self._replaces_seen = 0
         self.start = self.backend.now()
@@ -424,6 +432,19 @@ class World:
         self._fill(o, o.remaining + 1, a.hold)
         return True
 
+    def _do_fill_unlisted(self, a: Action) -> bool:
+        """The broker fills what remains but never sends nor lists the fill: its record says FILLED
+        with the full count and fewer listed fills (TastyTrade ``Filled`` legs without ``fills``)."""
+        o = self._order(a)
+        if o is None or o.status != "working" or o.remaining == 0 or self.contradictions:
+            return False
+        self.contradictions += 1
+        o.unlisted += o.remaining
+        o.filled = o.quantity
+        o.status = "filled"
+        self._sync(o)
+        return True
+
     def _do_late_fill(self, a: Action) -> bool:
         """A fill the broker executed before the cancel/expiry took effect, reported after it."""
         o = self._order(a)
@@ -436,8 +457,9 @@ class World:
         return True
 
     def _do_reject(self, a: Action) -> bool:
+        """Reject a live order; one that filled in part keeps its fills (the leg ends short)."""
         o = self._order(a)
-        if o is None or not o.live or o.filled:
+        if o is None or not o.live or o.remaining == 0:
             return False
         o.status = "rejected"
         self._sync(o)
@@ -545,7 +567,7 @@ class World:
                         out.append(Action("fill", i, 1, hold))
                 if o.status in ("canceled", "expired") and o.remaining:
                     out.append(Action("late_fill", i, 1, hold))
-                if o.live and not o.filled:
+                if o.live and o.remaining:
                     out.append(Action("reject", i, hold=hold))
                 if o.cancel_pending and o.live:
                     out.append(Action("cancel_confirm", i, hold=hold))
@@ -558,6 +580,8 @@ class World:
                     out.append(Action("update_reject", i, hold=hold))
             if o.status in ("working", "filled") and not o.overfilled and not self.overfills:
                 out.append(Action("overfill", i))
+            if o.status == "working" and o.remaining and not self.contradictions:
+                out.append(Action("fill_unlisted", i))
         out.extend(Action("release", j) for j in range(len(self.held)))
         if self.delivered:
             out.append(Action("redeliver", len(self.delivered) - 1))
@@ -610,6 +634,8 @@ class World:
             self.backend.down,
             tuple(self.plan),
             self.overfills,
+            self.contradictions,
+            tuple((t.order_ref, t.broker_record) for t in g.tickets),
             (now - self.start).total_seconds(),
             tuple(sorted({rel(w) for w, _, _ in ex._timers})),
             table(ex._sent_at),
@@ -617,13 +643,18 @@ class World:
             table(ex._not_before),
             table(ex._next_step),
             rel(ex._reconcile_after.get(gid)),
+            rel(ex._ask_after.get(gid)),
+            ex._disagreements.get(gid, 0),
+            ex._outages.get(gid, 0),
+            table(ex._cancel_after),
+            tuple(sorted(ex._cancel_refusals.items())),
             gid in ex._active,
         )
 
     # -- checks -----------------------------------------------------------------------------------
 
     def check_step(self, replay: str = "incremental") -> list[str]:
-        """Invariants 1-6 now (1 only bites on a terminal group), plus the executor's violation log.
+        """Invariants 1-7 now (1 and 7 only bite on a terminal group), plus the executor's violation log.
 
         ``replay``: ``"full"`` replays the whole audit trail into a fresh group
         (:func:`fsm.invariants.replay_matches`); ``"incremental"`` (default) keeps a shadow group
@@ -698,6 +729,13 @@ class World:
                 net[symbol] = net.get(symbol, 0) + per_unit * o.filled
         return {s: q for s, q in net.items() if q}
 
+    def _listed_positions(self) -> dict[OptionSymbol, int]:
+        net: dict[OptionSymbol, int] = {}
+        for o in self.orders:
+            for symbol, per_unit in o.per_unit:
+                net[symbol] = net.get(symbol, 0) + per_unit * (o.filled - o.unlisted)
+        return {s: q for s, q in net.items() if q}
+
     def check_final(self) -> list[str]:
         """After :meth:`settle`: terminal, every invariant (replay included), and nothing lost.
 
@@ -715,7 +753,22 @@ class World:
         if self.held:
             out.append(f"[model] {len(self.held)} events still held")
         truth = self.truth_positions()
-        if g.ledger.positions() != truth:
+        # Invariant 7 judged by the broker's truth itself: the verdict agrees with what it holds.
+        wanted = {s: q for s, q in g.targets.items() if q}
+        if g.state == "committed" and truth != wanted:
+            out.append(f"[7 broker_agreement] {g.group_id}: committed but the broker holds {_fmt(truth)}")
+        elif g.state == "rolled_back" and truth:
+            out.append(f"[7 broker_agreement] {g.group_id}: rolled_back but the broker holds {_fmt(truth)}")
+        elif g.state == "failed" and g.residual_exposure != truth:
+            out.append(f"[7 broker_agreement] {g.group_id}: failed with residual {_fmt(g.residual_exposure)} but "
+                       f"the broker holds {_fmt(truth)}")
+        if self.contradictions:
+            # units the broker never delivered cannot be in the ledger: its count must be, instead
+            truth_listed = self._listed_positions()
+            if g.ledger.positions() != truth_listed:
+                out.append(f"[3 conservation] {g.group_id}: ledger {_fmt(g.ledger.positions())} != the broker's "
+                           f"listed fills {_fmt(truth_listed)}")
+        elif g.ledger.positions() != truth:
             out.append(
                 f"[3 conservation] {g.group_id}: ledger {_fmt(g.ledger.positions())} != broker's executed fills "
                 f"{_fmt(truth)} (a fill was lost or invented)"
@@ -732,7 +785,7 @@ class World:
                 out.append(f"[2 no_orphans] {o.ref}: still {o.status} at the broker after the group settled")
         return out
 
-    def settle(self, max_rounds: int = 80) -> int:
+    def settle(self, max_rounds: int = 250) -> int:
         """Drive the group to a terminal state with a cooperative broker; return the rounds used.
 
         Cooperative: the connection is up, submissions are accepted, every held event is
@@ -805,6 +858,7 @@ _HANDLERS: dict[str, Callable[[World, Action], bool]] = {
     "ack": World._do_ack,
     "fill": World._do_fill,
     "overfill": World._do_overfill,
+    "fill_unlisted": World._do_fill_unlisted,
     "late_fill": World._do_late_fill,
     "reject": World._do_reject,
     "cancel_confirm": World._do_cancel_confirm,
@@ -829,6 +883,7 @@ _INVARIANTS: tuple[tuple[str, Callable[[AtomicOrderGroup], list[str]]], ...] = (
     ("3 conservation", invariants.conservation),
     ("4 legality", invariants.legality),
     ("6 exposure_bound", invariants.exposure_bound),
+    ("7 broker_agreement", invariants.broker_agreement),
 )
 
 

@@ -306,7 +306,7 @@ class AtomicSession:
             )
             backend = self._tastytrade
         self.backend = backend
-        self.executor = AtomicOrderExecutor(backend, policy, verify_replay=True)
+        self.executor = AtomicOrderExecutor(backend, policy, verify_replay=True, session_id="")
 
     @property
     def backend_name(self) -> str:

@@ -242,6 +242,7 @@ def run_session(
         release_finished=True,
         keep_summaries=False,
         verify_replay=config.verify_replay,
+        session_id="",  # a fresh simulated account: plain ids (G000001), reproducible per seed
         journal=journal,
     )
     clock = broker.clock

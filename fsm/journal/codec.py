@@ -232,6 +232,7 @@ def encode_group(group: AtomicOrderGroup) -> dict[str, Any]:
         "max_unwind_retries": group.max_unwind_retries,
         "longs_first": group.longs_first,
         "created_at": None if group.created_at is None else _time(group.created_at),
+        "verify_with_broker": group.verify_with_broker,
     }
 
 
@@ -253,6 +254,8 @@ def decode_group(data: Mapping[str, Any]) -> AtomicOrderGroup:
         max_unwind_retries=int(data["max_unwind_retries"]),
         longs_first=bool(data["longs_first"]),
         created_at=None if created is None else _parse_time(created),
+        # Journals written before invariant 7 did not record it; every executor group verifies.
+        verify_with_broker=bool(data.get("verify_with_broker", False)),
     )
 
 

@@ -89,8 +89,9 @@ def make_group(
     gid: str = "G",
     **kw: Any,
 ) -> AtomicOrderGroup:
-    kw.setdefault("limit_price", Decimal("1.50"))
-    kw.setdefault("price_effect", PriceEffect.CREDIT)
+    if mode is ExecutionMode.COMBO:  # a legged group takes no net limit (refused by validation)
+        kw.setdefault("limit_price", Decimal("1.50"))
+        kw.setdefault("price_effect", PriceEffect.CREDIT)
     return AtomicOrderGroup(gid, condor_legs() if legs is None else legs, quantity, strategy=strategy, mode=mode,
                             **kw)
 
@@ -259,6 +260,10 @@ def _unknown(t: OrderTicket) -> TicketEvent:
     return SubmissionUnknown(now(), "timeout")
 
 
+def _claimed_filled(t: OrderTicket) -> TicketEvent:
+    return Reconciled(now(), BrokerStatus.FILLED, ())
+
+
 def _update_req(t: OrderTicket) -> TicketEvent:
     return UpdateRequested(now(), limit_price=Decimal("1.05"))
 
@@ -282,6 +287,8 @@ TICKET_PATHS: dict[tuple[str, str], list[Step]] = {
     ("expired", "filled"): [_submit, _ack, _part, _expired],
     ("unknown", "bare"): [_submit, _unknown],
     ("unknown", "filled"): [_submit, _ack, _part, _unknown],
+    # the broker answered FILLED without listing any fill: unknown, its record claims the order
+    ("unknown", "claimed"): [_submit, _claimed_filled],
 }
 
 

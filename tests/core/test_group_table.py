@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from fsm.errors import InvalidTransition
-from fsm.events import Canceled, CancelRequested, Fill, Submit
+from fsm.events import BrokerStatus, Canceled, CancelRequested, Fill, Reconciled, Submit
 from fsm.group import (
     GROUP_MACHINE,
     GROUP_STATES,
@@ -305,11 +305,46 @@ def _failed_internal() -> Case:
     return Case(g, lambda g: fill(g, t, 1), check)
 
 
+def _disputed(state: str) -> Callable[[], Case]:
+    """The broker's record kept saying FILLED without delivering the fills: failed, residual from the broker."""
+
+    def build() -> Case:
+        g = group_in("executing")
+        t = combo_ticket(g)
+        send(g, t)
+        fill(g, t, 1)
+        ev(g, t, Reconciled(now(), BrokerStatus.FILLED, tuple(t.fills)))  # 1 listed of 2: contradiction
+        assert t.state == "unknown" and not t.is_live
+        if state == "rolling_back":
+            g.deadline(now())
+        assert g.state == state
+
+        def check(g: AtomicOrderGroup) -> None:
+            # the broker counts the whole order filled (2 units), though it delivered one
+            assert g.residual_exposure == {LP: 2, SP: -2, SC: -2, LC: 2}
+            assert g.ledger.positions() == {LP: 1, SP: -1, SC: -1, LC: 1}
+            assert any("broker record disputed" in a for a in g.alerts)
+
+        return Case(g, lambda g: g.broker_disputed(now(), "FILLED without fills"), check)
+
+    return build
+
+
+def _failed_disputed_again() -> Case:
+    g = failed_group()
+    before = dict(g.residual_exposure)
+
+    def check(g: AtomicOrderGroup) -> None:
+        assert g.residual_exposure == before and len(g.alerts) == 1
+
+    return Case(g, lambda g: g.broker_disputed(now(), "again"), check)
+
+
 SETUPS: dict[tuple[str, str, str | None, str], Callable[[], Case]] = {
     ("validate", "pending", "validated", "is_valid"): _validate_ok,
     ("validate", "pending", "invalid", "not is_valid"): _validate_bad,
     ("start", "validated", "executing", ""): _start,
-    ("ticket_update", "executing", "committed", "is_complete"): _exec_complete,
+    ("ticket_update", "executing", "committed", "is_complete and broker_confirms"): _exec_complete,
     ("ticket_update", "executing", "rolling_back", "has_failed_leg"): _exec_failed_leg,
     ("ticket_update", "executing", None, ""): _exec_still_working,
     ("deadline", "executing", "rolling_back", ""): _exec_to_rollback("deadline"),
@@ -317,9 +352,12 @@ SETUPS: dict[tuple[str, str, str | None, str], Callable[[], Case]] = {
     ("abort", "executing", "rolling_back", ""): _exec_to_rollback("abort"),
     ("deadline", "rolling_back", None, ""): _rb_repeat("deadline"),
     ("abort", "rolling_back", None, ""): _rb_repeat("abort"),
-    ("ticket_update", "rolling_back", "committed", "is_complete"): _rb_complete,
-    ("ticket_update", "rolling_back", "rolled_back", "is_flat"): _rb_flat,
-    ("ticket_update", "rolling_back", "failed", "unwind_retries_exhausted"): _rb_exhausted,
+    ("broker_disputed", "executing", "failed", ""): _disputed("executing"),
+    ("broker_disputed", "rolling_back", "failed", ""): _disputed("rolling_back"),
+    ("broker_disputed", "failed", None, ""): _failed_disputed_again,
+    ("ticket_update", "rolling_back", "committed", "is_complete and broker_confirms"): _rb_complete,
+    ("ticket_update", "rolling_back", "rolled_back", "is_flat and broker_confirms"): _rb_flat,
+    ("ticket_update", "rolling_back", "failed", "unwind_retries_exhausted and broker_confirms"): _rb_exhausted,
     ("ticket_update", "rolling_back", None, ""): _rb_internal,
     ("ticket_update", "committed", "rolling_back", "is_disturbed"): _committed_disturbed,
     ("ticket_update", "committed", None, ""): _committed_internal,
@@ -373,6 +411,7 @@ def _fire(trigger: str) -> Action:
         "deadline": lambda g: g.deadline(now()),
         "submit_failed": lambda g: g.submit_failed(now(), "refused"),
         "abort": lambda g: g.abort(now()),
+        "broker_disputed": lambda g: g.broker_disputed(now(), "disputed"),
         # ticket events before execution never reach the group's table; fire the trigger directly
         "ticket_update": lambda g: g._fire(GroupEvent(now(), "ticket_update")),
     }[trigger]
@@ -425,3 +464,41 @@ def test_ticket_events_before_start_do_not_fire_the_group() -> None:
     assert ev(g, t, Submit(now(), PRICE)) == "validated"
     assert t.state == "submitting"
     assert [r.trigger for r in g.audit] == ["validate"]
+
+
+def test_a_verified_group_settles_only_on_the_brokers_record() -> None:
+    """Invariant 7 in the table: complete by our fills is not committed until the broker confirms."""
+    g = started(make_group(verify_with_broker=True))
+    t = combo_ticket(g)
+    send(g, t)
+    fill(g, t)
+    assert t.state == "filled" and g.state == "executing"  # waiting for the broker's record
+    assert g.awaiting_broker()
+    ev(g, t, Reconciled(now(), BrokerStatus.FILLED, tuple(t.fills)))
+    assert g.state == "committed" and check_group(g, replay=True) == []
+
+
+def test_a_verified_group_books_fills_the_record_lists_before_settling() -> None:
+    """Canceled by our events with 1 of 2; the broker's record lists a second fill: committed, not unwound."""
+    g = started(make_group(verify_with_broker=True))
+    t = combo_ticket(g)
+    send(g, t)
+    fill(g, t, 1)
+    g.deadline(now())
+    ev(g, t, CancelRequested(now()))
+    ev(g, t, Canceled(now()))
+    missing = Fill(now(), "F-missing", 1, PRICE)
+    assert g.state == "rolling_back" and [u.state for u in g.unwind_tickets] == ["new"] * 4
+    ev(g, t, Reconciled(now(), BrokerStatus.CANCELED, (*t.fills, missing)))
+    assert g.state == "committed" and g.ledger.positions() == g.targets
+
+
+def test_a_filled_status_without_fills_never_settles_a_verified_group() -> None:
+    g = started(make_group(verify_with_broker=True))
+    t = combo_ticket(g)
+    send(g, t)
+    ev(g, t, Reconciled(now(), BrokerStatus.FILLED, ()))
+    assert t.state == "unknown" and t.quantity_filled == 0 and t.broker_filled == 2
+    g.deadline(now())
+    assert g.state == "rolling_back"  # flat by our ledger, but the broker counts 2: not rolled_back
+    assert g.broker_positions() == {LP: 2, SP: -2, SC: -2, LC: 2}

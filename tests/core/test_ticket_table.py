@@ -32,6 +32,8 @@ def _new_fill(qty: int) -> Fill:
 #: What the ticket must look like for a guard to be satisfiable at all.
 REQUIRES: dict[str, Callable[[OrderTicket], bool]] = {
     "is_duplicate_fill": lambda t: bool(t.fills),
+    "is_conflicting_fill": lambda t: bool(t.fills),
+    "contradicts_itself": lambda t: t.quantity_remaining > 0,
     "completes_order": lambda t: t.quantity_remaining > 0,
     "is_partial_fill": lambda t: t.quantity_remaining >= 2,
     "has_fills": lambda t: t.quantity_filled > 0,
@@ -50,6 +52,10 @@ REQUIRES_NOT: dict[str, Callable[[OrderTicket], bool]] = {
 #: An event that makes the guard true (guards that only look at the ticket use the default event).
 MAKERS: dict[str, Callable[[OrderTicket], TicketEvent]] = {
     "is_duplicate_fill": lambda t: Fill(now(), t.fills[0].fill_id, t.fills[0].quantity, t.fills[0].price),
+    "is_conflicting_fill": lambda t: Fill(now(), t.fills[0].fill_id, t.fills[0].quantity,
+                                          t.fills[0].price + Decimal("0.05")),
+    # FILLED, but the listed fills cover less than the order: a status standing in for quantities.
+    "contradicts_itself": lambda t: Reconciled(now(), BrokerStatus.FILLED, tuple(t.fills)),
     "completes_order": lambda t: _new_fill(t.quantity_remaining),
     "is_partial_fill": lambda t: _new_fill(1),
     # The broker's answers carry every fill it knows: ours again (idempotent) plus any new ones.
@@ -99,6 +105,9 @@ CASES, IMPOSSIBLE = _cases()
 DUPLICATE_ROW = next(
     i for i, r in enumerate(TICKET_TRANSITIONS) if r.trigger == "fill" and r.conditions == ("is_duplicate_fill",)
 )
+CONFLICT_ROW = next(
+    i for i, r in enumerate(TICKET_TRANSITIONS) if r.trigger == "fill" and r.conditions == ("is_conflicting_fill",)
+)
 TO_SUBMITTED_ROW = next(
     i for i, r in enumerate(TICKET_TRANSITIONS) if r.conditions == ("reconciles_to_submitted",)
 )
@@ -111,6 +120,8 @@ def test_only_unsatisfiable_combinations_are_skipped() -> None:
     assert {
         (DUPLICATE_ROW, "submitting"),
         (DUPLICATE_ROW, "submitted"),
+        (CONFLICT_ROW, "submitting"),
+        (CONFLICT_ROW, "submitted"),
         (TO_SUBMITTED_ROW, "partially_filled"),
     } == IMPOSSIBLE
 

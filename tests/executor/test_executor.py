@@ -227,6 +227,7 @@ def test_order_given_up_as_not_found_that_surfaces_later_is_cancelled_and_its_fi
     # One unit filled before our cancel reached it: the fill is kept, flagged, and unwound.
     backend.push(req.order_ref, Fill(backend.now(), "late-fill", 1, Decimal("0.00")))
     backend.push(req.order_ref, Acknowledged(backend.now(), "B-late"))  # duplicate: no second cancel
+    backend.push(req.order_ref, Canceled(backend.now()))  # the broker took our cancel for the rest
     pump(backend, ex)
     assert backend.cancels == [req.order_ref]
     assert g.ticket(req.order_ref).quantity_filled == 1 and g.state == "rolling_back"

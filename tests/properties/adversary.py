@@ -5,13 +5,15 @@ subclass), an execution policy with short timers and the outcome of the first su
 plays up to ``stateful_step_count`` broker moves through :class:`simulator.exhaustive.World`:
 a :class:`~backends.scripted.ScriptedBackend` whose broker is this machine. The broker keeps a
 truth model per order (status, filled quantity, fill ids, outstanding cancel/update requests)
-and only does what a real broker can do from that truth; what is adversarial is the delivery
-(held back, released out of order, delivered twice), the timing (clock jumps that fire price
-steps, deadlines, ack/pending timeouts, unwind retries), the connection (outages: requests and
-reconciliation fail; submissions of unknown outcome with or without the order reaching the
-broker) and the one deliberate contradiction, an over-fill (which must be flagged).
+and only does what a real broker can do from that truth (including rejecting a partly filled
+order); what is adversarial is the delivery (held back, released out of order, delivered twice),
+the timing (clock jumps that fire price steps, deadlines, ack/pending timeouts, unwind retries),
+the connection (outages: requests and reconciliation fail; submissions of unknown outcome with or
+without the order reaching the broker) and two deliberate contradictions: an over-fill (which
+must be flagged) and a FILLED record whose
+fills were never sent nor listed (which must fail the group with the broker's count, invariant 7).
 
-After every step: invariants 1-6 and the executor's own violation log (:meth:`World.check_step`;
+After every step: invariants 1-7 and the executor's own violation log (:meth:`World.check_step`;
 invariant 5 as an incremental replay into a shadow group), plus invariant 4's "an event the table
 refuses raises and changes nothing" (:meth:`World.probe_illegal`). At teardown: a cooperative
 broker drives the group to a terminal state, checking at every moment of the drive, and then
@@ -55,11 +57,15 @@ def _late_ok(o: BrokerOrder) -> bool:
 
 
 def _rejectable(o: BrokerOrder) -> bool:
-    return o.live and not o.filled
+    return o.live and o.remaining > 0  # a partly filled order may be rejected too (it keeps its fills)
 
 
 def _unwind_rejectable(o: BrokerOrder) -> bool:
     return o.unwind and o.live and not o.filled
+
+
+def _unlistable(o: BrokerOrder) -> bool:
+    return o.status == "working" and o.remaining > 0
 
 
 def _cancel_pending(o: BrokerOrder) -> bool:
@@ -228,6 +234,15 @@ class AdversarialBroker(RuleBasedStateMachine):
         else:
             i = self._pick(_late_ok, pick)
             self._act(Action("late_fill", i, 1 + size % self.w.orders[i].remaining, hold))
+
+    @precondition(lambda self: self.world is not None and self.steps >= self.patience
+                  and self.world.contradictions == 0 and _has(_unlistable)(self))
+    @rule(pick=PICK)
+    def contradict(self, pick: int) -> None:
+        """The broker's record contradicts itself: it fills what remains of a working order, says
+        FILLED with the full count, and never sends nor lists that fill. No group may settle on
+        our ledger alone: it must fail with the residual the broker counts (invariant 7)."""
+        self._on_order("fill_unlisted", _unlistable, pick)
 
     # -- delivery, clock, connection ------------------------------------------------------------
 
