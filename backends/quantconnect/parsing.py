@@ -391,20 +391,24 @@ class OrderEventTranslator:
         ``Common/Orders/OrderTicket.cs`` ``AddOrderEvent``). Fills are booked by (order id,
         event id), so one read back is never counted again when its event arrives later.
         """
-        out: list[Fill] = []
-        for ticket in tickets:
+        missing: list[tuple[dt.datetime, int, int, int, OrderEvent]] = []
+        for leg_index, ticket in enumerate(sorted(tickets, key=lambda t: int(t.order_id))):
             order_id = int(ticket.order_id)
             if order_id not in tracked.legs:
                 continue
-            for event in ticket.order_events:
+            for position, event in enumerate(ticket.order_events):
                 quantity = round(float(event.fill_quantity))
-                key = (order_id, int(event.id))
-                if not quantity or key in self._fills_booked:
-                    continue
-                self.recovered_fills += 1
-                for fill in self._book(tracked, key, quantity, event, _aware(event.utc_time)):
-                    if isinstance(fill, Fill):
-                        out.append(fill)
+                if quantity and (order_id, int(event.id)) not in self._fills_booked:
+                    missing.append((_aware(event.utc_time), position, leg_index, quantity, event))
+        # in time order, legs of one instant in order-id order (LEAN's batch order): units complete
+        # as they did at the broker, each unit fill priced from the leg fills up to it
+        missing.sort(key=lambda m: (m[0], m[2], m[1]))
+        out: list[Fill] = []
+        for when, _position, _leg, quantity, event in missing:
+            self.recovered_fills += 1
+            for fill in self._book(tracked, (int(event.order_id), int(event.id)), quantity, event, when):
+                if isinstance(fill, Fill):
+                    out.append(fill)
         return out
 
     def report(self, tracked: TrackedOrder, tickets: Sequence[OrderTicket]) -> OrderReport:
