@@ -7,19 +7,26 @@
   ``external-identifier``, it never resends; the monitor also adopts an order carrying that
   identifier when it shows up in the live list).
 * ``cancel``: ``DELETE`` the broker order that carries the ticket (retried by the client; it is
-  idempotent). A 4xx (already final, unknown) is read back on the next poll: the final status
-  decides between ``Canceled`` and ``CancelRejected``. Undeliverable: ``BrokerUnavailable``.
+  idempotent). Its answer is an echo (the order as the request found it), never recorded: the
+  outcome comes from the next poll or reconcile. A definitive refusal (4xx: the order closed,
+  unknown) is ``CancelRejected`` at once; undeliverable: ``BrokerUnavailable`` (the only raise).
 * ``replace``: ``PUT`` a new price; TastyTrade answers a NEW order (new id, ``Contingent`` until its
-  original is cancelled). The ticket keeps the chain order_ref -> broker ids; ``Updated(new id)``
-  is emitted when the replacement takes over, ``UpdateRejected`` when it is rejected (or the PUT
-  answers 4xx). PUT is not retried; when its answer is lost we raise ``BrokerUnavailable`` and
-  still adopt the replacement if it appears.
+  original is cancelled). The answer only makes the new id known (an echo); the ticket keeps the
+  chain order_ref -> broker ids; ``Updated(new id)`` is emitted when a read shows the replacement
+  took over, ``UpdateRejected`` when it is rejected (or the PUT answers 4xx). PUT is not retried;
+  when its answer is lost we raise ``BrokerUnavailable`` and still adopt the replacement if it
+  appears.
 * ``poll_events``: the :class:`~.monitor.OrderMonitor` (one list request per tick).
-* ``reconcile``: by our identifier: known broker orders are read by id (final ones are not read
-  again); orders we never learnt the id of are searched in ``GET /orders`` from shortly before
-  their submission (newest first, paged; the API has no filter on ``external-identifier``), and
-  orders this process never tracked in ``GET /orders/live`` (today's orders, any status).
-  Absent: ``NOT_FOUND``. Fill ids agree with the ones the poll emits.
+* ``reconcile``: the broker's own record, by our identifier: known broker orders are read by id
+  (final ones are not read again unless their count disagrees with their fills); orders we never
+  learnt the id of are searched in ``GET /orders`` from shortly before their submission (newest
+  first, paged; the API has no filter on ``external-identifier``), and orders this process never
+  tracked in ``GET /orders/live`` (today's orders, any status). Absent: ``NOT_FOUND``. Reports
+  every fill the legs list (the same ids the poll emits) and ``filled_quantity``, the broker's
+  count (``quantity - remaining-quantity``; a combo's least-filled leg in units). An order
+  carrying our reference is adopted only under :meth:`~.monitor.TicketTracker.may_adopt`.
+* ``find_orders``: every order of today whose ``external-identifier`` starts with a prefix,
+  reported like ``reconcile`` (for recovery).
 * ``quote``: the REST API has no quote endpoint in the reference (live quotes come from the DXLink
   streamer, ``GET /api-quote-tokens``): quotes come from an injected :data:`QuoteSource`.
 * ``positions``: ``GET /accounts/{n}/positions`` (``Equity Option`` rows, signed by

@@ -28,7 +28,15 @@ TastyTrade ``status``  phase       terminal  ticket events (see :mod:`.monitor`)
 ``Partially Removed``  terminal    yes       new ``Fill`` s, then ``Canceled``                 CANCELED
 =====================  ==========  ========  ==============================================  =================
 
-(*) WORKING, or PARTIALLY_FILLED once any leg of the ticket's orders has a fill.
+(*) WORKING, or PARTIALLY_FILLED once any leg of the ticket's orders has a fill (or a count).
+
+Fills and counts are read independently: fills from any order object that lists them, whatever
+its status; the broker's count from ``quantity - remaining-quantity`` per leg
+(:func:`record_units`; reconcile reports it as ``filled_quantity``). A final order whose count
+exceeds its listed fills (``Filled`` with ``fills: []``), or a ``Filled`` combo with a leg still
+remaining (:func:`leg_contradiction`), gives ``SubmissionUnknown`` instead of its final event: a
+status never stands in for fills. A ``Rejected`` order with fills gives its fills, then
+``Rejected``.
 
 A status this table does not know (schema drift) is treated as working and logged once.
 There is no "Partially Filled" status: a working order with fills is reported
