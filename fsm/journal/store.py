@@ -11,9 +11,11 @@ Write-ahead discipline (enforced by the executor's hooks, see ``docs/journal.md`
 
 Every row of every record table carries ``seq`` (one sequence across all tables, the order in
 which rows were written) and ``chain``: a SHA-256 over the previous row's chain and this row's
-content. A row changed on disk, a row missing, or a file cut short is detected on open
-(:class:`JournalCorrupted` names the file and what is wrong); the intact prefix of the chain can
-still be read (:func:`read_journal` with ``allow_prefix``) and copied out (:func:`salvage`).
+content. A row changed on disk, a row missing, a ``seq`` used twice, a file cut short or one that
+is not a journal is detected on open (:class:`JournalCorrupted` names the file and what is
+wrong; a damaged file is never re-initialised as a new journal); the intact prefix of the chain
+can still be read (:func:`read_journal` with ``allow_prefix``) and copied out (:func:`salvage`).
+One process writes a database file at a time, whatever path reaches it (:mod:`.lock`).
 """
 
 from __future__ import annotations
