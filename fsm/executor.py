@@ -194,6 +194,9 @@ class AtomicOrderExecutor:
         #: Per order: cancels the broker refused, and when the next cancel may go out.
         self._cancel_refusals: dict[str, int] = {}
         self._cancel_after: dict[str, dt.datetime] = {}
+        #: Per order: replaces the broker refused, and when the next replace may go out.
+        self._update_refusals: dict[str, int] = {}
+        self._update_after: dict[str, dt.datetime] = {}
         #: Per group: how many of its alerts reached ``on_alert`` already.
         self._alerted: dict[str, int] = {}
         self._outages: dict[str, int] = {}
@@ -509,6 +512,8 @@ class AtomicOrderExecutor:
         self._apply(group, be.order_ref, be.event)
         if be.event.trigger == "cancel_rejected":
             self._cancel_refused(group, be.order_ref)
+        elif be.event.trigger == "update_rejected":
+            self._update_refused(group, be.order_ref)
         self._after_change(group)
 
     def _apply(self, group: AtomicOrderGroup, order_ref: str, event: TicketEvent) -> bool:
@@ -701,6 +706,9 @@ class AtomicOrderExecutor:
     ) -> None:
         if price is None or not ticket.can_apply("update_requested"):
             return  # nothing is sent for an order that cannot take an update now
+        hold = self._update_after.get(ticket.order_ref)
+        if hold is not None and now < hold:
+            return  # the broker refused the last replace: reconciled; the next waits out its backoff
         try:
             self.backend.replace(ticket.order_ref, price, quantity)
         except BrokerUnavailable:
@@ -800,6 +808,14 @@ class AtomicOrderExecutor:
         retry = now + self._backoff(n)
         self._ask_after[gid] = retry
         self._schedule(gid, retry)
+
+    def _update_refused(self, group: AtomicOrderGroup, order_ref: str) -> None:
+        """The broker refused our replace (the order may be closed): ask for its record, hold the next one."""
+        now = self.clock.now()
+        n = self._update_refusals.get(order_ref, 0) + 1
+        self._update_refusals[order_ref] = n
+        self._update_after[order_ref] = now + self._backoff(n)
+        self._reconcile(group, now, [order_ref])
 
     def _cancel_refused(self, group: AtomicOrderGroup, order_ref: str) -> None:
         """The broker refused our cancel: ask for its record (the order may be closed), and hold the next cancel."""
@@ -999,7 +1015,8 @@ class AtomicOrderExecutor:
                 if len(self._released_fills) > _RELEASED_FILLS_KEPT:
                     self._released_fills.popitem(last=False)
             for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
-                          self._mid_at_submit, self._cancel_refusals, self._cancel_after):
+                          self._mid_at_submit, self._cancel_refusals, self._cancel_after, self._update_refusals,
+                          self._update_after):
                 table.pop(ref, None)
         for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at,
                        self._adopted, self._disagreements, self._ask_after, self._alerted, self._outages):
@@ -1018,7 +1035,8 @@ class AtomicOrderExecutor:
             rollback_reason=group.rollback_reason,
             fills=sum(len(t.fills) for t in group.tickets),
             unwind_orders=sum(1 for t in group.unwind_tickets if t.state != NEW),
-            residual_exposure={s.occ: q for s, q in group.ledger.positions().items()},
+            # As the broker's records count it (our ledger when they agree, invariant 7).
+            residual_exposure={s.occ: q for s, q in group.broker_positions().items()},
             settle_seconds=settle,
             slippage_per_unit=self._slippage(group),
             anomalies=len(group.anomalies),

@@ -17,6 +17,10 @@ The rules (also in ``docs/journal.md``):
    executor cancels it and unwinds whatever it filled (``AtomicOrderExecutor`` alerts).
 4. Broker unavailable. Unsettled orders are marked ``unknown`` and reconciled by the normal
    loop once the broker answers (never resent).
+   Orders the journal lacks (its tail was lost): every order the broker holds today under one of
+   the journal's session prefixes (``find_orders``) that no journaled group sent is alerted, and
+   cancelled while it works; it is never folded into a ticket. References never repeat: every
+   process draws a fresh session component, so a lost tail cannot lead to a reused reference.
 5. Positions. The broker's positions are compared with what the journal accounts for (open
    groups' ledgers plus finished groups' final positions); a difference is reported and alerted,
    never silently "fixed".
@@ -70,6 +74,11 @@ class RecoveryReport:
     #: Broker position minus journaled position, per OCC symbol (must be empty).
     unexplained_exposure: dict[str, int]
     positions_checked: bool
+    #: Broker orders carrying this journal's session prefixes that the journal lacks (alerted;
+    #: the working ones cancelled).
+    unjournaled: tuple[str, ...] = ()
+    #: Whether that lookup ran: ``done``, or why not.
+    unjournaled_lookup: str = "done"
 
     def lines(self) -> list[str]:
         """A plain-text summary."""
@@ -82,6 +91,12 @@ class RecoveryReport:
             f"  deferred (unknown)   {len(self.deferred):>6}   (broker unavailable: reconciled by the normal loop)",
             f"  replay mismatches    {len(self.replay_mismatches):>6}   (must be 0)",
         ]
+        if self.unjournaled_lookup == "done":
+            out.append(f"  orders not journaled {len(self.unjournaled):>6}   (our prefix at the broker, lacking from "
+                       "the journal: alerted, working ones cancelled; must be 0)")
+            out.extend(f"    {ref}" for ref in self.unjournaled)
+        else:
+            out.append(f"  orders not journaled  not looked up ({self.unjournaled_lookup})")
         if self.positions_checked:
             out.append(f"  unexplained exposure {len(self.unexplained_exposure):>6}   (broker positions the journal "
                        "does not account for; must be 0)")
@@ -146,9 +161,14 @@ def recover_executor(
     expected: Counter[str] = Counter()
     top = 0
     prefix = executor.id_prefix
+    #: The session components of this journal's groups (``G`` + session + 6 digits): the orders
+    #: this journal's processes sent carry one of them; other processes' orders never do.
+    sessions: set[str] = set()
     for gid, info in contents.groups.items():
-        if gid.startswith(prefix) and gid[len(prefix):].isdigit():
-            top = max(top, int(gid[len(prefix):]))
+        tail = gid[len(prefix):]
+        if gid.startswith(prefix) and len(tail) >= 6 and tail[-6:].isdigit():
+            top = max(top, int(tail[-6:]))
+            sessions.add(tail[:-6])
         trail = contents.transitions.get(gid, [])
         done = contents.is_finished(gid)
         if done:
@@ -219,8 +239,38 @@ def recover_executor(
             if report.status is BrokerStatus.NOT_FOUND and group.ticket(ref).state in UNSETTLED_STATES:
                 not_found.append(ref)
             executor.stats.reconciliations += 1
-            executor._apply(group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id))
+            executor._apply(group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id,
+                                                   report.filled_quantity))
     fills_recovered = sum(len(group.ticket(ref).fills) - fills_before[ref] for ref, group in sent)
+
+    # 2b. Orders the journal lacks (a lost journal tail): today's broker orders carrying one of this
+    # journal's session prefixes that no journaled group sent. Never adopted into a ticket (we do
+    # not know what they were for): a working one is cancelled, every one is alerted, and what
+    # they filled shows in the positions check below.
+    journaled = {ref for ref, _ in sent} | {str(row["order_ref"]) for row in contents.broker_events}
+    journaled |= set(contents.intents)
+    unjournaled: list[str] = []
+    lookup = "done"
+    for session in sorted(sessions):
+        try:
+            found = backend.find_orders(prefix + session)
+        except NotImplementedError:
+            lookup = "not supported by the backend"
+            break
+        except BrokerUnavailable:
+            lookup = "the broker did not answer"
+            break
+        for ref, report in sorted(found.items()):
+            if ref in journaled or ref in unjournaled:
+                continue
+            unjournaled.append(ref)
+            live = report.status in (BrokerStatus.WORKING, BrokerStatus.PARTIALLY_FILLED)
+            executor._alert(f"recovery: order {ref} carries this journal's prefix but the journal lacks it: "
+                            f"{report.status.value}, {report.broker_filled} filled"
+                            + ("; cancelling it" if live else ""))
+            if live:
+                executor._abandoned[ref] = "pending"
+                executor._cancel_surfaced(ref)  # retried on the timers while the broker cannot take it
 
     # 5. Positions.
     for group in rebuilt:
@@ -270,5 +320,7 @@ def recover_executor(
         replay_mismatches=tuple(mismatches),
         unexplained_exposure=unexplained,
         positions_checked=checked,
+        unjournaled=tuple(unjournaled),
+        unjournaled_lookup=lookup,
     )
     return executor, result

@@ -648,6 +648,8 @@ class World:
             ex._outages.get(gid, 0),
             table(ex._cancel_after),
             tuple(sorted(ex._cancel_refusals.items())),
+            table(ex._update_after),
+            tuple(sorted(ex._update_refusals.items())),
             gid in ex._active,
         )
 

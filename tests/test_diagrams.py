@@ -134,7 +134,7 @@ def test_terminal_and_initial_states_are_marked(stem: str) -> None:
 def test_guarded_rows_merge_into_one_labelled_edge() -> None:
     source = diagram_source(TICKET_MACHINE)
     loops = [label for src, dst, label, raw in _edges(source) if src == dst == "filled" and "dashed" in raw]
-    assert loops and "fill [is_duplicate_fill | else]" in _label_lines(loops[0])
+    assert loops and "fill [is_duplicate_fill | is_conflicting_fill | else]" in _label_lines(loops[0])
     group = diagram_source(GROUP_MACHINE)
     out = [label for src, dst, label, _ in _edges(group) if (src, dst) == ("executing", "rolling_back")]
     assert _label_lines(out[0]) == ["ticket_update [has_failed_leg]", "deadline", "submit_failed", "abort"]

@@ -62,7 +62,7 @@ def scripted_broker() -> ScriptedBackend:
 def committed() -> None:
     """A combo condor: one four-leg order, acknowledged, filled in two parts."""
     backend = scripted_broker()
-    executor = AtomicOrderExecutor(backend)
+    executor = AtomicOrderExecutor(backend, session_id="")  # a fresh scripted account: plain ids
     start = backend.now()
     group = executor.execute_iron_condor(SHORT_CALL, LONG_CALL, SHORT_PUT, LONG_PUT, 2)
     sent = backend.submitted[0]
@@ -82,7 +82,7 @@ def committed() -> None:
 def rolled_back() -> None:
     """A legged condor: the long wings fill, the short call fills, the short put is rejected."""
     backend = scripted_broker()
-    executor = AtomicOrderExecutor(backend)
+    executor = AtomicOrderExecutor(backend, session_id="")  # a fresh scripted account: plain ids
     start = backend.now()
     group = executor.execute_iron_condor(SHORT_CALL, LONG_CALL, SHORT_PUT, LONG_PUT, 2, mode=ExecutionMode.LEGGED)
     print(f"sent first (protective longs): {[r.order_ref for r in backend.submitted]}")

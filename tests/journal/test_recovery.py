@@ -74,7 +74,10 @@ def test_recover_report_and_positions(tmp_path: Path) -> None:
     assert report.unexplained_exposure == {} and report.positions_checked
     assert report.replay_mismatches == ()
     assert executor.stats.invariant_violations == 0
-    assert executor.new_group_id() == "G000005"  # ids continue after the journaled ones
+    # ids continue after the journaled ones, under this process's own session component
+    new = executor.new_group_id()
+    assert new.endswith("000005") and new not in read_journal(path).groups
+    assert report.unjournaled == () and report.unjournaled_lookup == "done"
 
 
 def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: Path) -> None:
@@ -137,3 +140,48 @@ def test_fills_lost_with_the_process_are_recovered_by_reconciliation(tmp_path: P
     journal.close()
     problems, _ = verify(simulator_truth(broker), path, [p[0] for p in session.plan()])
     assert problems == []
+
+
+def test_orders_the_journal_lacks_are_found_cancelled_and_alerted(tmp_path: Path) -> None:
+    """A lost journal tail: an order sent under this journal's session prefix that the journal
+    does not hold is found at the broker by prefix, cancelled while it works and alerted, never
+    adopted into a ticket; the new process's references never repeat the old ones."""
+    from fsm.execution_policy import ExecutionPolicy
+    from tests.simulator._helpers import condor_legs, make_sim
+
+    broker = make_sim(seed=3)
+    backend = SimulatedBackend(broker)
+    path = tmp_path / "j.journal"
+    journal = Journal(path, sync="normal", batch_seconds=0)
+    journal.start_session("start", {"backend": "simulated"})
+    policy = ExecutionPolicy(deadline_seconds=600.0)
+    before = AtomicOrderExecutor(backend, policy, journal=journal, session_id="K3F9")
+    legs = condor_legs(broker)
+    kept = before.execute_iron_condor(legs[0].symbol, legs[1].symbol, legs[2].symbol, legs[3].symbol, 1,
+                                      limit_price=None)
+    journal.close()
+    # The same process kept sending after its journal's last durable write (the tail is lost):
+    lost = AtomicOrderExecutor(backend, policy, session_id="K3F9")
+    lost._seq = 1
+    orphan = lost.execute_iron_condor(legs[0].symbol, legs[1].symbol, legs[2].symbol, legs[3].symbol, 1)
+    orphan_ref = orphan.entry_tickets[0].order_ref
+    assert orphan_ref.startswith("GK3F9") and orphan_ref not in read_journal(path).intents
+    # Another process on the same account, under its own session: never touched by this recovery.
+    other = AtomicOrderExecutor(backend, policy, session_id="ZZ77")
+    bystander = other.execute_iron_condor(legs[0].symbol, legs[1].symbol, legs[2].symbol, legs[3].symbol, 1)
+    broker.advance_to(broker.clock.seconds + 1.0)
+
+    alerts: list[str] = []
+    journal = Journal(path, sync="normal", batch_seconds=0)
+    executor, report = AtomicOrderExecutor.recover(journal, backend, on_alert=alerts.append)
+    assert report.unjournaled == (orphan_ref,)
+    assert any(orphan_ref in a and "journal lacks it" in a for a in alerts)
+    assert executor.stats.surfaced_cancels == 1
+    broker.advance_to(broker.clock.seconds + 30.0)
+    assert broker.order_status(orphan_ref) in ("canceled", "filled")  # the cancel reached it (or a fill won)
+    assert not executor.owns_order(orphan_ref)  # never folded into a ticket
+    bystander_ref = bystander.entry_tickets[0].order_ref
+    assert broker.order_status(bystander_ref) in ("pending", "working", "filled")
+    assert executor.session_id != "K3F9" and not executor.new_group_id().startswith("GK3F9")
+    assert kept.group_id in {g.group_id for g in executor.groups()}
+    journal.close()
