@@ -60,3 +60,16 @@ class SubmissionOutcomeUnknown(BrokerError):
 
 class BrokerUnavailable(BrokerError):
     """The broker cannot be reached right now (outage); the request had no effect or is idempotent."""
+
+
+class QuoteUnavailable(AtomicOrdersError):
+    """No usable quote for a symbol now (missing, not finite, negative, crossed or absurd).
+
+    ``field`` names the part of the quote (``bid``, ``ask``) and ``value`` what the source gave.
+    The executor treats it as "no quote yet": it retries on its timers within a bound, then
+    refuses with this error's text; nothing is priced or sent from such a quote.
+    """
+
+    def __init__(self, symbol: str, field: str, value: object, reason: str) -> None:
+        self.symbol, self.field, self.value, self.reason = symbol, field, value, reason
+        super().__init__(f"no usable quote for {symbol}: {field}={value!r}: {reason}")

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import attrs
 
 from fsm.errors import ValidationError
 
+#: The longest any timer may be (one week): a larger value is a unit mistake, not a policy.
+MAX_SECONDS = 7 * 24 * 3600.0
+#: The largest count any setting takes (ticks per step, retries).
+MAX_COUNT = 1000
+
 
 def _positive(inst: object, attr: attrs.Attribute[float], value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValidationError(attr.name, value, "must be a positive number of seconds")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValidationError(attr.name, value, "must be a positive, finite number of seconds")
+    if value > MAX_SECONDS:
+        raise ValidationError(attr.name, value, f"must be at most {MAX_SECONDS:g} seconds (one week)")
 
 
 def _non_negative_decimal(inst: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
-    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-        raise ValidationError(attr.name, value, "must be a non-negative Decimal")
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0 or value > 10_000:
+        raise ValidationError(attr.name, value, "must be a Decimal from 0 to 10000")
 
 
 def _non_negative_int(inst: object, attr: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 0:
-        raise ValidationError(attr.name, value, "must be an int >= 0")
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
+        raise ValidationError(attr.name, value, f"must be an int from 0 to {MAX_COUNT}")
+
+
+def _quantity_bound(inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 0 < value <= 1_000_000:
+        raise ValidationError(attr.name, value, "must be an int from 1 to 1000000")
 
 
 @attrs.frozen
@@ -59,3 +72,9 @@ class ExecutionPolicy:
     max_broker_disagreements: int = attrs.field(default=4, validator=_non_negative_int)
     #: The longest wait between two questions to the broker (outage retries, disagreements, refused cancels).
     max_backoff_seconds: float = attrs.field(default=60.0, validator=_positive)
+    #: The most contracts any leg of one group may trade (strategy units x ratio): a typo such as
+    #: ``quantity=10**12`` is refused before anything is sent.
+    max_contracts: int = attrs.field(default=1000, validator=_quantity_bound)
+    #: Pricing attempts that find no usable quote (missing, NaN, crossed) before an entry order is
+    #: given up (the group rolls back, the reason names the quote); unwinds keep trying, alerted.
+    max_quote_misses: int = attrs.field(default=5, validator=_non_negative_int)

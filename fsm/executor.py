@@ -29,6 +29,7 @@ from fsm.clock import Clock
 from fsm.errors import (
     BrokerUnavailable,
     InvalidTransition,
+    QuoteUnavailable,
     SubmissionOutcomeUnknown,
     SubmissionRefused,
     ValidationError,
@@ -46,7 +47,7 @@ from fsm.events import (
 from fsm.execution_policy import ExecutionPolicy
 from fsm.group import AtomicOrderGroup, ExecutionMode
 from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import BrokerEvent, OrderType, Purpose
+from fsm.orders import BrokerEvent, OrderType, Purpose, Quote, quote_problem
 from fsm.pricing import PriceEffect
 from fsm.strategy import StrategyKind
 from fsm.symbol import OptionSymbol
@@ -124,6 +125,11 @@ class ExecutorStats:
     #: reconciliation, never straight to the same request again.
     cancels_refused: int = 0
     alerts: int = 0
+    #: Pricing attempts that found no usable quote (missing, NaN, crossed...): retried, bounded.
+    quote_misses: int = 0
+    #: Errors outside the backend contract caught at the boundary (a bad answer, a backend bug):
+    #: logged with the record they concern and counted; the loop keeps running.
+    boundary_errors: int = 0
 
 
 class AtomicOrderExecutor:
@@ -200,6 +206,8 @@ class AtomicOrderExecutor:
         #: Per group: how many of its alerts reached ``on_alert`` already.
         self._alerted: dict[str, int] = {}
         self._outages: dict[str, int] = {}
+        #: Per order: pricing attempts that found no usable quote.
+        self._quote_misses: dict[str, int] = {}
         #: Orders given up as not found at the broker (rejected, never resent): ``dormant``, or,
         #: once one surfaces (delayed routing, a request that landed after all), ``pending`` until
         #: the broker took our cancel, then ``cancelled``: nothing of ours may work at the broker
@@ -229,10 +237,14 @@ class AtomicOrderExecutor:
         """Validate and start ``group``; send its first orders. Returns the group.
 
         An invalid group ends in ``invalid`` with nothing sent; ``group.validation_errors`` says
-        why, each error naming the leg and field.
+        why, each error naming the leg and field. Raises :class:`ValidationError` (``quantity``)
+        for a group larger than ``policy.max_contracts`` per leg, and :class:`QuoteUnavailable`
+        when a leg of a limit group has no usable quote now (missing, not finite, crossed): the
+        group is then never started and nothing is sent.
         """
         if group.group_id in self._groups or group.group_id in self._finished_ids:
             raise ValidationError("group_id", group.group_id, "is already used by this executor")
+        self._check_size(group)
         now = self.clock.now()
         self.stats.groups += 1
         group.verify_with_broker = True  # settle only on the broker's own record (invariant 7)
@@ -242,6 +254,13 @@ class AtomicOrderExecutor:
             self._finish(group, now)
             self._journal_commit()
             return group
+        if group.order_type is OrderType.LIMIT:
+            # Started only once its first orders can be priced: an unusable quote refuses it here.
+            for leg in group.legs:
+                try:
+                    self._leg_quote(leg.symbol)
+                except BrokerUnavailable:
+                    break  # unreachable now: started, and the send is retried on the timers
         group.start(now)
         self._groups[group.group_id] = group
         self._active.add(group.group_id)
@@ -317,6 +336,16 @@ class AtomicOrderExecutor:
         return self.execute(self._group(group_id, legs, quantity, StrategyKind.STRANGLE, mode, limit_price, effect,
                                         True))
 
+    def _check_size(self, group: AtomicOrderGroup) -> None:
+        """Refuse (nothing sent) a group trading more contracts per leg than the policy allows."""
+        quantity = group.quantity
+        if type(quantity) is not int or not isinstance(group.legs, tuple):
+            return  # validation names it
+        ratio = max((leg.ratio for leg in group.legs if isinstance(leg, Leg)), default=1)
+        if quantity * ratio > self.policy.max_contracts:
+            raise ValidationError("quantity", quantity, f"{quantity} x ratio {ratio} is more than "
+                                  f"{self.policy.max_contracts} contracts per leg (ExecutionPolicy.max_contracts)")
+
     def _group(
         self,
         group_id: str | None,
@@ -354,14 +383,42 @@ class AtomicOrderExecutor:
     # Driving
 
     def process_events(self) -> int:
-        """Apply every broker event that arrived; return how many were processed."""
-        events = self.backend.poll_events()
+        """Apply every broker event that arrived; return how many were processed.
+
+        Never raises on what the backend hands over: an outage or an error outside the backend
+        contract is logged and counted (``stats.boundary_errors``), and the next call tries again.
+        """
+        try:
+            events = self.backend.poll_events()
+        except BrokerUnavailable as err:
+            log.warning("poll: broker unavailable (%s); next tick tries again", err)
+            return 0
+        except Exception:  # outside the contract: a backend bug or an answer it failed to read
+            self.stats.boundary_errors += 1
+            log.exception("poll_events raised outside the backend contract; next tick tries again")
+            return 0
+        if not isinstance(events, list):
+            self.stats.boundary_errors += 1
+            log.error("poll_events returned %s, not a list; ignored", type(events).__name__)
+            return 0
+        bad = [be for be in events if not isinstance(be, BrokerEvent)]
+        if bad:
+            self.stats.boundary_errors += len(bad)
+            log.error("poll_events returned %d items that are not BrokerEvent; skipped", len(bad))
+            events = [be for be in events if isinstance(be, BrokerEvent)]
         if self._recorder is not None and events:
             # Write-ahead: the batch is durable before any machine acts on it.
             route = self._route
             self._recorder.broker_events(events, lambda ref: g.group_id if (g := route.get(ref)) else None)
         for be in events:
-            self._on_broker_event(be)
+            try:
+                self._on_broker_event(be)
+            except Exception:  # one bad record never stops the batch or the loop
+                self.stats.boundary_errors += 1
+                log.exception("broker event for %s could not be applied; recorded and skipped", be.order_ref)
+                group = self._route.get(be.order_ref)
+                if group is not None:
+                    group.record_anomaly(f"event {type(be.event).__name__} for {be.order_ref} could not be applied")
         self._journal_commit()
         return len(events)
 
@@ -378,10 +435,15 @@ class AtomicOrderExecutor:
             group = self._groups.get(gid)
             if group is None:
                 continue
-            if gid in self._active:
-                self._service(group, now)
-            elif self.release_finished:
-                self._maybe_release(group, now)
+            try:
+                if gid in self._active:
+                    self._service(group, now)
+                elif self.release_finished:
+                    self._maybe_release(group, now)
+            except Exception:  # one group's trouble never stops the others' timers
+                self.stats.boundary_errors += 1
+                log.exception("servicing group %s raised; retried on its next timer", gid)
+                self._schedule(gid, now + dt.timedelta(seconds=self.policy.reconcile_interval))
         for ref in [r for r, st in self._abandoned.items() if st == "pending"]:
             self._cancel_surfaced(ref)  # a cancel the broker could not take earlier
         self._journal_commit()
@@ -649,6 +711,10 @@ class AtomicOrderExecutor:
         except BrokerUnavailable:
             self._schedule(group.group_id, now + dt.timedelta(seconds=self.policy.reconcile_interval))
             return False
+        except QuoteUnavailable as err:
+            self._quote_missed(group, ticket, now, err)
+            return False
+        self._quote_misses.pop(ticket.order_ref, None)
         # Write-ahead: the ticket records the intent (and its price) before the request leaves.
         if not self._apply(group, ticket.order_ref, Submit(now, price)):
             return False
@@ -886,8 +952,8 @@ class AtomicOrderExecutor:
             self._next_step[ref] = now + step
             try:
                 new_price = self._stepped_price(group, ticket)
-            except BrokerUnavailable:
-                continue
+            except (BrokerUnavailable, QuoteUnavailable):
+                continue  # no step without a usable quote; the next step tries again
             if new_price is not None and new_price != ticket.limit_price:
                 self._replace(group, ticket, new_price, None, now)
 
@@ -895,8 +961,40 @@ class AtomicOrderExecutor:
     # Internals: pricing (signed net per unit for combos, debit positive; per contract for legs)
 
     def _leg_quote(self, symbol: OptionSymbol) -> tuple[Decimal, Decimal]:
-        q = self.backend.quote(symbol)
+        """(bid, ask) of a usable quote; raises :class:`QuoteUnavailable` (or ``BrokerUnavailable``)."""
+        try:
+            q = self.backend.quote(symbol)
+        except BrokerUnavailable:
+            raise
+        except Exception as err:  # outside the contract: no quote, named
+            self.stats.boundary_errors += 1
+            log.warning("quote for %s raised %s: treated as no quote", symbol.occ, type(err).__name__)
+            raise QuoteUnavailable(symbol.occ, "quote", type(err).__name__, "the quote source failed") from None
+        if not isinstance(q, Quote):
+            raise QuoteUnavailable(symbol.occ, "quote", type(q).__name__, "the quote source returned no Quote")
+        problem = quote_problem(q.bid, q.ask)
+        if problem is not None:
+            raise QuoteUnavailable(symbol.occ, *problem)
         return q.bid, q.ask
+
+    def _quote_missed(self, group: AtomicOrderGroup, ticket: OrderTicket, now: dt.datetime,
+                      err: QuoteUnavailable) -> None:
+        """No usable quote to price ``ticket``: retry on a backoff; give an entry up after the bound."""
+        self.stats.quote_misses += 1
+        ref = ticket.order_ref
+        n = self._quote_misses.get(ref, 0) + 1
+        self._quote_misses[ref] = n
+        limit = self.policy.max_quote_misses
+        log.warning("cannot price %s (%d/%d): %s", ref, n, limit, err)
+        if n > limit and ticket.purpose is Purpose.ENTRY and group.state == "executing":
+            group.submit_failed(now, f"{ref}: {err}")
+            return
+        if n == limit + 1 and ticket.purpose is Purpose.UNWIND:
+            self._alert(f"group {group.group_id}: unwind {ref} cannot be priced after {limit} tries ({err}); "
+                        "still trying")
+        hold = now + self._backoff(n)
+        self._not_before[ref] = hold
+        self._schedule(group.group_id, hold)
 
     def _combo_quote(self, legs: Sequence[Leg]) -> tuple[Decimal, Decimal]:
         """(mid, natural) per strategy unit, signed: what a buyer of the package pays."""
@@ -1016,7 +1114,7 @@ class AtomicOrderExecutor:
                     self._released_fills.popitem(last=False)
             for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
                           self._mid_at_submit, self._cancel_refusals, self._cancel_after, self._update_refusals,
-                          self._update_after):
+                          self._update_after, self._quote_misses):
                 table.pop(ref, None)
         for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at,
                        self._adopted, self._disagreements, self._ask_after, self._alerted, self._outages):
@@ -1028,8 +1126,8 @@ class AtomicOrderExecutor:
         settle = (now - first) / _ONE_SECOND if first is not None else None
         return GroupSummary(
             group_id=group.group_id,
-            strategy=group.strategy.value,
-            mode=group.mode.value,
+            strategy=str(getattr(group.strategy, "value", group.strategy)),
+            mode=str(getattr(group.mode, "value", group.mode)),
             quantity=group.quantity,
             state=group.state,
             rollback_reason=group.rollback_reason,

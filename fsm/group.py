@@ -15,9 +15,10 @@ Terminal states are settled: ``committed`` (every leg at target), ``rolled_back`
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 import attrs
@@ -30,7 +31,7 @@ from fsm.leg import Leg, PositionEffect, Side
 from fsm.machine import MachineSpec, Row, build_runtime_machine
 from fsm.orders import OrderType, Purpose
 from fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
-from fsm.strategy import StrategyKind, validate_legs
+from fsm.strategy import StrategyKind, natural_price_effect, validate_legs
 from fsm.symbol import OptionSymbol
 from fsm.ticket import CANCELABLE_STATES, NEW, UNKNOWN, OrderTicket
 
@@ -108,6 +109,24 @@ GROUP_MACHINE = MachineSpec(
     terminal=TERMINAL_STATES,
     rows=GROUP_TRANSITIONS,
 )
+
+
+_GROUP_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,40}", re.ASCII)
+
+
+def _name(value: Any) -> str:
+    """An enum's value, or the repr of whatever an invalid group was given instead."""
+    return str(value.value) if isinstance(value, Enum) else repr(value)
+
+
+def _as_enum(cls: Any, value: Any) -> Any:
+    """``value`` as a member of the enum ``cls`` when it is one or names one exactly; else unchanged."""
+    if isinstance(value, cls) or not isinstance(value, str):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        return value
 
 
 #: Reason carried by the evaluation the group fires on itself when it enters ``rolling_back``.
@@ -202,10 +221,11 @@ def unwind_retries_exhausted(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
 
 
 def is_disturbed(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
-    """The settled promise no longer holds (a fill arrived after settlement)."""
+    """The settled promise no longer holds: a fill arrived after settlement, or the broker's
+    record now counts another position than the one the group settled on."""
     if g.state == COMMITTED:
-        return not is_at_target(g)
-    return not g.ledger.is_flat
+        return not is_at_target(g) or g.broker_positions() != {s: q for s, q in g.targets.items() if q}
+    return not g.ledger.is_flat or bool(g.broker_positions())
 
 
 GROUP_GUARDS: dict[str, Callable[[Any, Any], bool]] = {
@@ -279,6 +299,11 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
     if g.verify_with_broker and is_at_target(g) and not all(t.broker_confirms for t in g._tickets.values()):
         return  # complete by our fills: the broker's record decides between committing and unwinding
     busy = {t.legs[0].symbol for t in g.unwind_tickets if t.state == NEW or t.is_live}
+    # Where the broker's records count another position than our fills (an order it says filled
+    # without delivering the fill), no order is sent on either number: the executor asks the
+    # broker again, and a dispute that persists fails the group for a human.
+    counted = g.broker_positions()
+    busy |= {s for s in set(net) | set(counted) if net.get(s, 0) != counted.get(s, 0)}
     for leg in g.legs:
         symbol = leg.symbol
         qty = net.get(symbol, 0)
@@ -400,13 +425,15 @@ class AtomicOrderGroup:
     ) -> None:
         self.state: str = PENDING
         self.group_id = group_id
-        self.strategy = strategy
+        # Enums are taken as enums, or their exact value ("legged"); anything else is kept for
+        # validation to refuse by name (the group ends ``invalid``, nothing sent).
+        self.strategy = _as_enum(StrategyKind, strategy)
         self.legs: tuple[Leg, ...] = tuple(legs)
         self.quantity = quantity
-        self.mode = mode
-        self.order_type = order_type
+        self.mode = _as_enum(ExecutionMode, mode)
+        self.order_type = _as_enum(OrderType, order_type)
         self.limit_price = limit_price
-        self.price_effect = price_effect
+        self.price_effect = _as_enum(PriceEffect, price_effect) if price_effect is not None else None
         self.ticks = ticks
         self.max_unwind_retries = max_unwind_retries
         self.longs_first = longs_first
@@ -478,8 +505,10 @@ class AtomicOrderGroup:
 
     def _collect_errors(self) -> list[ValidationError]:
         errors: list[ValidationError] = []
-        if not isinstance(self.group_id, str) or not self.group_id:
-            errors.append(ValidationError("group_id", self.group_id, "must be a non-empty string"))
+        if not isinstance(self.group_id, str) or not _GROUP_ID_RE.fullmatch(self.group_id):
+            # it becomes the prefix of every order's external identifier at the broker
+            errors.append(ValidationError("group_id", self.group_id,
+                                          "must be 1-40 ASCII letters, digits, '_', '.' or '-'"))
         if type(self.quantity) is not int or self.quantity <= 0:
             errors.append(ValidationError("quantity", self.quantity, "must be a positive int"))
         if not isinstance(self.strategy, StrategyKind):
@@ -489,22 +518,30 @@ class AtomicOrderGroup:
             errors.append(ValidationError("mode", self.mode, "must be ExecutionMode.COMBO or LEGGED"))
         if type(self.max_unwind_retries) is not int or self.max_unwind_retries < 0:
             errors.append(ValidationError("max_unwind_retries", self.max_unwind_retries, "must be an int >= 0"))
-        errors.extend(validate_legs(self.strategy, self.legs))
+        leg_errors = validate_legs(self.strategy, self.legs)
+        errors.extend(leg_errors)
         if self.limit_price is not None:
             try:
-                self.ticks.check("limit_price", self.limit_price, combo=len(self.legs) > 1)
+                self.ticks.check("limit_price", self.limit_price, combo=not leg_errors and len(self.legs) > 1)
             except ValidationError as err:
                 errors.append(err)
             if not isinstance(self.price_effect, PriceEffect):
                 errors.append(ValidationError("price_effect", self.price_effect, "a limit price needs CREDIT or DEBIT"))
+            natural = natural_price_effect(self.strategy, self.legs) if not leg_errors else None
+            if natural is not None and isinstance(self.price_effect, PriceEffect) and self.price_effect is not natural:
+                # A DEBIT limit on a sold condor (or a CREDIT one on a bought vertical) would pay
+                # where the trade collects, or the other way round: never what was meant.
+                errors.append(ValidationError("price_effect", self.price_effect,
+                                              f"this {self.strategy.value} is a {natural.value} by its legs; a "
+                                              f"{self.price_effect.value} limit prices the opposite trade"))
             if self.mode is ExecutionMode.LEGGED:
                 # Each leg fills at its own price, one after another: no net limit can be held across
                 # them without risking a half-built position at a worse net. Refused, nothing sent.
                 errors.append(ValidationError("limit_price", self.limit_price,
                                               "a legged group cannot hold a net limit across its separate leg "
                                               "orders; use mode=combo for a net limit, or omit limit_price"))
-        if self.order_type is OrderType.LIMIT and self.mode is ExecutionMode.COMBO and self.limit_price is None:
-            pass  # the executor prices the combo at submission
+        if not isinstance(self.order_type, OrderType):
+            errors.append(ValidationError("order_type", self.order_type, "must be OrderType.LIMIT or MARKET"))
         return errors
 
     # -- machine inputs ---------------------------------------------------------------------------
@@ -694,6 +731,6 @@ class AtomicOrderGroup:
 
     def __repr__(self) -> str:
         return (
-            f"AtomicOrderGroup({self.group_id!r}, {self.strategy.value}, {self.mode.value}, x{self.quantity}, "
+            f"AtomicOrderGroup({self.group_id!r}, {_name(self.strategy)}, {_name(self.mode)}, x{self.quantity}, "
             f"state={self.state!r})"
         )

@@ -50,8 +50,8 @@ def _check_side(_inst: object, _attr: object, value: Side) -> None:
 
 
 def _check_ratio(_inst: object, _attr: object, value: int) -> None:
-    if type(value) is not int or value <= 0:
-        raise ValidationError("ratio", value, "must be a positive int")
+    if type(value) is not int or not 0 < value <= 100:
+        raise ValidationError("ratio", value, "must be an int from 1 to 100")
 
 
 def _check_effect(_inst: object, _attr: object, value: PositionEffect) -> None:

@@ -131,6 +131,40 @@ class OrderReport:
         return listed if self.filled_quantity is None else max(self.filled_quantity, listed)
 
 
+#: The largest price (per contract, or net per strategy unit) accepted from outside: far above
+#: any listed option's premium (SPX's deepest in-the-money calls trade in the thousands).
+MAX_PRICE = Decimal(100_000)
+#: The finest price increment accepted from outside (prices are quoted in cents, fills may carry
+#: a few more decimals for averaged executions).
+MIN_PRICE_EXPONENT = -6
+
+
+def quote_problem(bid: object, ask: object) -> tuple[str, object, str] | None:
+    """Why a top of book cannot be used for pricing, as ``(field, value, reason)``; None when usable.
+
+    Usable: both Decimals, finite, ``0 <= bid <= ask``, ``ask > 0``, at most :data:`MAX_PRICE`, on a
+    scale no finer than ``10**MIN_PRICE_EXPONENT``. Checked before any arithmetic on the values.
+    """
+    for field, value in (("bid", bid), ("ask", ask)):
+        if not isinstance(value, Decimal) or isinstance(value, bool):
+            return field, value, "must be a Decimal"
+        if not value.is_finite():
+            return field, value, "is not a finite number (a missing value)"
+        if value < 0:
+            return field, value, "is negative"
+        if value > MAX_PRICE:
+            return field, value, f"is above {MAX_PRICE}"
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < MIN_PRICE_EXPONENT:
+            return field, value, f"is finer than 1E{MIN_PRICE_EXPONENT}"
+    assert isinstance(bid, Decimal) and isinstance(ask, Decimal)
+    if ask == 0:
+        return "ask", ask, "is zero (nobody offers)"
+    if bid > ask:
+        return "bid", bid, f"is above the ask {ask} (a crossed quote)"
+    return None
+
+
 @attrs.frozen
 class Quote:
     """Top of book for one option: bid and ask as Decimals."""

@@ -56,8 +56,14 @@ class TickRule:
             raise ValidationError(field, price, "must be a finite Decimal")
         if price <= 0:
             raise ValidationError(field, price, "must be positive")
+        if price > MAX_LIMIT_PRICE:
+            # checked before the tick arithmetic, which cannot represent absurd magnitudes
+            raise ValidationError(field, price, f"must be at most {MAX_LIMIT_PRICE}")
         if not self.is_on_tick(price, combo):
             raise ValidationError(field, price, f"is not a multiple of the tick {self.tick_for(price, combo)}")
 
+
+#: The largest limit price accepted from a caller (per contract, or net per strategy unit).
+MAX_LIMIT_PRICE = Decimal(100_000)
 
 DEFAULT_TICKS = TickRule()

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from fsm.errors import ValidationError
 from fsm.leg import Leg, Side
+from fsm.pricing import PriceEffect
 from fsm.symbol import Right
 
 
@@ -142,3 +143,35 @@ def _check_strangle(legs: tuple[Leg, ...], errors: list[ValidationError]) -> Non
     call_i, call = next((i, leg) for i, leg in enumerate(legs) if leg.symbol.right is Right.CALL)
     if put.symbol.strike > call.symbol.strike:
         _err(errors, f"legs[{call_i}].strike", call.symbol.strike, "the call strike must not be below the put strike")
+
+
+def _vertical_effect(long_leg: Leg, short_leg: Leg) -> PriceEffect:
+    """Buying the option nearer the money costs more than the other earns: a debit."""
+    if long_leg.symbol.right is Right.CALL:
+        return PriceEffect.DEBIT if long_leg.symbol.strike < short_leg.symbol.strike else PriceEffect.CREDIT
+    return PriceEffect.DEBIT if long_leg.symbol.strike > short_leg.symbol.strike else PriceEffect.CREDIT
+
+
+def natural_price_effect(kind: StrategyKind, legs: tuple[Leg, ...]) -> PriceEffect | None:
+    """Whether valid ``legs`` of ``kind`` are paid for (debit) or paid (credit); None when it depends.
+
+    A vertical is a debit when its bought option is the one nearer the money (the lower call
+    strike, the higher put strike); an iron condor is a credit when both its verticals are (the
+    sold condor: short strikes inside) and a debit when both are debits; a strangle is a credit
+    sold and a debit bought. Custom groups and mixed shapes have no fixed direction (None). Only
+    for legs that :func:`validate_legs` accepts.
+    """
+    if kind is StrategyKind.STRANGLE:
+        return PriceEffect.CREDIT if legs[0].side is Side.SELL else PriceEffect.DEBIT
+    if kind is StrategyKind.VERTICAL:
+        long_leg, short_leg = (legs[0], legs[1]) if legs[0].side is Side.BUY else (legs[1], legs[0])
+        return _vertical_effect(long_leg, short_leg)
+    if kind is StrategyKind.IRON_CONDOR:
+        effects = set()
+        for right in (Right.CALL, Right.PUT):
+            pair = [leg for leg in legs if leg.symbol.right is right]
+            long_leg = next(leg for leg in pair if leg.side is Side.BUY)
+            short_leg = next(leg for leg in pair if leg.side is Side.SELL)
+            effects.add(_vertical_effect(long_leg, short_leg))
+        return effects.pop() if len(effects) == 1 else None
+    return None

@@ -22,7 +22,11 @@ WEEKLY_ROOTS: dict[str, str] = {
     "DJXW": "DJX",
 }
 
-_ROOT_RE = re.compile(r"^[A-Z0-9]{1,6}$")
+# ASCII only, matched whole (``$`` would accept a trailing newline; ``\d`` any script's digits).
+_ROOT_RE = re.compile(r"[A-Z0-9]{1,6}", re.ASCII)
+_UNDERLYING_RE = re.compile(r"[A-Z0-9][A-Z0-9./]{0,9}", re.ASCII)
+_DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
+_STRIKE_TEXT_RE = re.compile(r"[0-9]{1,5}(\.[0-9]{1,3})?", re.ASCII)
 _STRIKE_SCALE = Decimal(1000)
 _MAX_STRIKE_MILLIS = 99_999_999
 
@@ -35,18 +39,20 @@ class Right(StrEnum):
 
 
 def _check_root(_inst: object, _attr: object, value: str) -> None:
-    if not isinstance(value, str) or not _ROOT_RE.match(value):
-        raise ValidationError("root", value, "must be 1-6 characters A-Z or 0-9")
+    if not isinstance(value, str) or not _ROOT_RE.fullmatch(value):
+        raise ValidationError("root", value, "must be 1-6 characters A-Z or 0-9 (ASCII)")
 
 
 def _check_underlying(_inst: object, _attr: object, value: str) -> None:
-    if not isinstance(value, str) or not value or len(value) > 10 or not value.isupper():
-        raise ValidationError("underlying", value, "must be 1-10 upper-case characters")
+    if not isinstance(value, str) or not _UNDERLYING_RE.fullmatch(value) or not any(c.isalpha() for c in value):
+        raise ValidationError("underlying", value, "must be 1-10 upper-case ASCII characters (A-Z, 0-9, '.', '/')")
 
 
 def _check_strike(_inst: object, _attr: object, value: Decimal) -> None:
     if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
         raise ValidationError("strike", value, "must be a positive, finite Decimal")
+    if value >= 100_000:  # before the arithmetic below, which cannot scale absurd magnitudes
+        raise ValidationError("strike", value, "must be below 100000 (OCC encodes strike x1000 in 8 digits)")
     millis = value * _STRIKE_SCALE
     if millis != millis.to_integral_value() or millis > _MAX_STRIKE_MILLIS:
         raise ValidationError(
@@ -83,12 +89,24 @@ class OptionSymbol:
     @classmethod
     def of(cls, root: str, expiry: dt.date, right: Right | str, strike: Decimal | str | int) -> OptionSymbol:
         """Build a symbol from its root; the underlying follows from the root (SPXW -> SPX)."""
-        strike_dec = Decimal(strike) if isinstance(strike, (str, int)) else strike
+        if isinstance(strike, bool):
+            raise ValidationError("strike", strike, "must be a number, not a bool")
+        if isinstance(strike, str):
+            if not _STRIKE_TEXT_RE.fullmatch(strike):
+                raise ValidationError("strike", strike, "must be ASCII digits with up to 3 decimals, below 100000")
+            strike_dec = Decimal(strike)
+        else:
+            strike_dec = Decimal(strike) if isinstance(strike, int) else strike
+        _check_root(None, None, root)  # first: the underlying is derived from it
+        try:
+            right_value = right if isinstance(right, Right) else Right(right)
+        except ValueError:
+            raise ValidationError("right", right, "must be Right.CALL or Right.PUT ('C' or 'P')") from None
         return cls(
             underlying=WEEKLY_ROOTS.get(root, root),
             root=root,
             expiry=expiry,
-            right=Right(right),
+            right=right_value,
             strike=strike_dec,
         )
 
@@ -113,14 +131,16 @@ class OptionSymbol:
         if not isinstance(text, str):
             raise ValidationError("occ symbol", text, "must be a string")
         if len(text) != 21:
-            raise ValidationError("occ symbol", text, f"must be exactly 21 characters, got {len(text)}")
+            raise ValidationError("occ symbol", text[:40], f"must be exactly 21 characters, got {len(text)}")
+        if not text.isascii():
+            raise ValidationError("occ symbol", text, "must be ASCII (digits 0-9, letters A-Z)")
         raw_root, raw_date, raw_right, raw_strike = text[:6], text[6:12], text[12], text[13:]
         root = raw_root.rstrip(" ")
-        if not _ROOT_RE.match(root) or " " in root:
+        if not _ROOT_RE.fullmatch(root):
             raise ValidationError(
                 "occ symbol", text, f"root part {raw_root!r} must be 1-6 characters A-Z/0-9, left-aligned"
             )
-        if not raw_date.isdigit():
+        if not _DIGITS_RE.fullmatch(raw_date):
             raise ValidationError("occ symbol", text, f"expiry part {raw_date!r} must be six digits yymmdd")
         try:
             expiry = dt.date(2000 + int(raw_date[:2]), int(raw_date[2:4]), int(raw_date[4:]))
@@ -128,7 +148,7 @@ class OptionSymbol:
             raise ValidationError("occ symbol", text, f"expiry part {raw_date!r} is not a valid date") from None
         if raw_right not in ("C", "P"):
             raise ValidationError("occ symbol", text, f"right part {raw_right!r} must be 'C' or 'P'")
-        if not raw_strike.isdigit():
+        if not _DIGITS_RE.fullmatch(raw_strike):
             raise ValidationError("occ symbol", text, f"strike part {raw_strike!r} must be eight digits")
         try:
             strike = (Decimal(int(raw_strike)) / _STRIKE_SCALE).normalize()

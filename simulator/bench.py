@@ -284,8 +284,9 @@ class NaiveGroup:
         self.quantity = quantity
         self.mode = mode
         self.order_type = OrderType.LIMIT
-        self.limit_price: Decimal | None = _CONDOR_CREDIT
-        self.price_effect = PriceEffect.CREDIT
+        legged = mode is ExecutionMode.LEGGED  # a net limit is a combo's (validation refuses it legged)
+        self.limit_price: Decimal | None = None if legged else _CONDOR_CREDIT
+        self.price_effect = None if legged else PriceEffect.CREDIT
         self.ticks = DEFAULT_TICKS
         self.max_unwind_retries = 3
         self.longs_first = True
@@ -644,15 +645,7 @@ def _run_condors(
 ) -> None:
     t = _T0
     for gid, evs in inputs:
-        g = AtomicOrderGroup(
-            gid,
-            legs,
-            1,
-            strategy=StrategyKind.IRON_CONDOR,
-            mode=mode,
-            limit_price=_CONDOR_CREDIT,
-            price_effect=PriceEffect.CREDIT,
-        )
+        g = _new_group(gid, legs, mode)
         g.validate(t)
         g.start(t)
         apply = g.apply_ticket_event

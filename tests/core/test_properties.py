@@ -175,6 +175,12 @@ def settle(g: AtomicOrderGroup) -> None:
                 g.apply_ticket_event(t.order_ref, event)
                 progressed = True
                 assert invariants.check_step(g) == []
+        if not progressed and not g.is_terminal and any(
+                t.broker_disagrees or (t.state == "unknown" and not t.is_live) for t in g.tickets):
+            # the broker's record keeps contradicting the fills: what the executor does after
+            # max_broker_disagreements answers (failed, with the residual the broker counts)
+            g.broker_disputed(now(), "the broker's record keeps disagreeing")
+            progressed = True
         if not progressed and g.state == "executing":
             # e.g. the broker reconciled an order as filled without its fills: the executor's
             # deadline is what moves such a group on

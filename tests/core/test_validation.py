@@ -200,7 +200,8 @@ def test_bad_quantity_is_invalid(qty: Any) -> None:
 def test_bad_limit_price_is_invalid_naming_limit_price(price: Any, combo: bool, why: str) -> None:
     legs = condor_legs() if combo else (Leg(LP, Side.BUY),)
     kind = IC if combo else CUSTOM
-    g = make_group(legs=legs, strategy=kind, limit_price=price, price_effect=PriceEffect.DEBIT)
+    effect = PriceEffect.CREDIT if combo else PriceEffect.DEBIT  # a sold condor is a credit
+    g = make_group(legs=legs, strategy=kind, limit_price=price, price_effect=effect)
     errors = _invalid(g)
     assert _fields(errors) == ["limit_price"]
     assert str(price) in str(errors[0]) and why in str(errors[0])
@@ -215,7 +216,8 @@ def test_on_tick_prices_are_accepted() -> None:
     for price, legs in ((Decimal("3.10"), (Leg(LP, Side.BUY),)), (Decimal("2.95"), (Leg(LP, Side.BUY),)),
                         (Decimal("4.05"), condor_legs())):
         kind = IC if len(legs) == 4 else CUSTOM
-        g = make_group(legs=legs, strategy=kind, limit_price=price, price_effect=PriceEffect.DEBIT)
+        effect = PriceEffect.CREDIT if kind is IC else PriceEffect.DEBIT
+        g = make_group(legs=legs, strategy=kind, limit_price=price, price_effect=effect)
         assert g.validate(now()) == "validated", g.validation_errors
 
 
