@@ -262,10 +262,10 @@ class TicketTracker:
             return None
         for oid in reversed(self.chain[1:]):
             s = self.orders[oid]
-            if s.status == "Rejected" or s.status == "Contingent" or oid in self.echo_ids:
+            if s.status == "Contingent" or oid in self.echo_ids:
                 continue
-            if s.status in _TOOK_OVER or s.has_fills or s.live_at is not None:
-                return s
+            if s.status in _TOOK_OVER or s.has_fills or s.live_at is not None or oid in self._updates:
+                return s  # it took over (a replacement rejected after working ends the ticket Rejected)
             # a replacement that ended without ever taking over: its original decides
         return self.orders[self.chain[0]]
 
@@ -350,7 +350,7 @@ class TicketTracker:
             if oid in self._updates or oid in self._update_rejects or oid in self.echo_ids:
                 continue
             s = self.orders[oid]
-            if s.status == "Rejected":
+            if s.status == "Rejected" and not (s.has_fills or s.live_at is not None):
                 self._update_rejects.add(oid)
                 out.append(UpdateRejected(time=now, reason=s.reject_reason or "replacement rejected"))
             elif s.status in _TOOK_OVER or s.has_fills or s.live_at is not None:
