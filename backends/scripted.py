@@ -171,3 +171,10 @@ class ScriptedBackend(ExecutionBackend):
     def positions(self) -> Mapping[OptionSymbol, int]:
         """Signed net positions from every distinct fill the script pushed."""
         return {s: q for s, q in self._positions.items() if q}
+
+    def find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
+        """Every submitted order whose reference starts with ``prefix``, reported like :meth:`reconcile`."""
+        if self.down:
+            raise BrokerUnavailable("broker down (scripted)")
+        refs = dict.fromkeys(r.order_ref for r in self.submitted if r.order_ref.startswith(prefix))
+        return {ref: self.reports.get(ref) or self.record(ref) for ref in refs}

@@ -242,6 +242,8 @@ class AtomicOrderExecutor:
         when a leg of a limit group has no usable quote now (missing, not finite, crossed): the
         group is then never started and nothing is sent.
         """
+        if not isinstance(group.group_id, str):  # it keys every table: refused before any lookup
+            raise ValidationError("group_id", group.group_id, "must be a string")
         if group.group_id in self._groups or group.group_id in self._finished_ids:
             raise ValidationError("group_id", group.group_id, "is already used by this executor")
         self._check_size(group)

@@ -182,3 +182,13 @@ def test_a_late_fill_on_a_failed_group_alerts_at_once() -> None:
     pump(backend, ex)
     assert g.state == "failed" and g.residual_exposure == times(2)
     assert any("residual changed after failure" in a for a in alerts[seen:])
+
+
+def test_the_scripted_broker_lists_its_orders_by_prefix() -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    [req] = backend.submitted
+    backend.fill_all(req.order_ref)
+    found = backend.find_orders(g.group_id)
+    assert list(found) == [req.order_ref] and found[req.order_ref].status is BrokerStatus.FILLED
+    assert backend.find_orders("ZZ") == {}
