@@ -34,7 +34,8 @@ ANYTHING: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from([Decimal("1E+5000"), Decimal("-1E-5000"), Decimal("sNaN"), Decimal("1e999999")]),
     st.text(max_size=30),
     st.text(alphabet=st.characters(whitelist_categories=("Nd",)), max_size=10),  # any script's digits
-    st.sampled_from(["SPX\n", "SPXW", "C", "P", "legged", "combo", "credit", "debit", "5100", "\u0665\u0661\u0660\u0660", "\x00"]),
+    st.sampled_from(["SPX\n", "SPXW", "C", "P", "legged", "combo", "credit", "debit", "5100",
+                     "\u0665\u0661\u0660\u0660", "\x00"]),
     st.lists(st.integers(), max_size=2),
 )
 
