@@ -31,6 +31,16 @@
   streamer, ``GET /api-quote-tokens``): quotes come from an injected :data:`QuoteSource`.
 * ``positions``: ``GET /accounts/{n}/positions`` (``Equity Option`` rows, signed by
   ``quantity-direction``).
+
+The boundary: only ``SubmissionRefused``, ``SubmissionOutcomeUnknown`` and ``BrokerUnavailable``
+leave these methods (and ``ValueError`` for ``find_orders("")``, a caller's mistake). Broker
+records are bounded and read per record (:mod:`.parsing`, :mod:`.monitor`): an unreadable record
+of ours is logged, counted (:attr:`TastytradeBackend.boundary_errors`) and reported on its ticket
+as ``SubmissionUnknown``; one that is not ours is skipped unparsed. Anything else raised inside a
+method is caught there, counted, and mapped by what may have happened: before a POST was sent,
+``SubmissionRefused`` (nothing exists); after, ``SubmissionOutcomeUnknown`` (never "refused" for
+an order that may be live); elsewhere ``BrokerUnavailable`` (try later). Reconciliation leaves an
+order whose record cannot be read out of its answer (never ``NOT_FOUND``: it may be live).
 """
 
 from __future__ import annotations
@@ -51,10 +61,17 @@ from backends.tastytrade.errors import (
     TastytradeError,
 )
 from backends.tastytrade.monitor import OrderMonitor, TicketTracker
-from backends.tastytrade.parsing import OrderSnapshot, parse_order, parse_quantity
+from backends.tastytrade.parsing import MAX_TEXT, OrderSnapshot, parse_order, parse_quantity, peek_identity
 from backends.tastytrade.payloads import build_order_payload, build_replace_payload
 from fsm.clock import Clock, SystemClock
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
+from fsm.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    QuoteUnavailable,
+    SubmissionOutcomeUnknown,
+    SubmissionRefused,
+    ValidationError,
+)
 from fsm.events import BrokerStatus, CancelRejected, Fill, UpdateRejected
 from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
 from fsm.pricing import DEFAULT_TICKS, TickRule
@@ -71,8 +88,6 @@ QuoteSource = Callable[[OptionSymbol], Quote]
 _TRANSIENT_STATUSES = frozenset({401, 403, 408, 429})
 #: The trading day's time zone (US equity options): which orders are "today's".
 _MARKET_TZ = ZoneInfo("America/New_York")
-#: ``find_orders`` reads every page of the day's history (it must be complete).
-_ALL_PAGES = 1_000_000
 
 
 class TastytradeBackend(ExecutionBackend):
@@ -111,6 +126,17 @@ class TastytradeBackend(ExecutionBackend):
         """The injected clock (the wall clock by default)."""
         return self._clock
 
+    @property
+    def boundary_errors(self) -> int:
+        """Broker records (or failures inside a method) caught at the boundary so far."""
+        return self.monitor.boundary_errors
+
+    def _caught(self, what: str, err: BaseException) -> str:
+        """Count and log an error outside the contract caught in ``what``; the text for the mapped error."""
+        self.monitor.boundary_errors += 1
+        log.error("%s raised %s outside the backend contract: %s", what, type(err).__name__, err, exc_info=err)
+        return f"{what}: {type(err).__name__}: {err}"[:500]
+
     def next_poll_time(self) -> dt.datetime:
         """When :meth:`poll_events` next talks to the broker (for a driver that sleeps until then)."""
         if self._queued:
@@ -120,14 +146,23 @@ class TastytradeBackend(ExecutionBackend):
     # -- orders ---------------------------------------------------------------------------------
 
     def submit(self, request: OrderRequest) -> None:
-        """Validate, (dry-run), POST once. See the module docstring for the error mapping."""
-        ref = request.order_ref
+        """Validate, (dry-run), POST once. See the module docstring for the error mapping.
+
+        The POST's answer is read at the boundary: an answer whose order cannot be read (an id
+        that is not an integer, an absurd price ...) means the order may exist:
+        ``SubmissionOutcomeUnknown``, and the poll adopts it by our reference when it can be read.
+        """
+        ref = getattr(request, "order_ref", None)
+        if not isinstance(ref, str) or not ref:
+            raise SubmissionRefused(str(ref), "order_ref: not a non-empty string")
         if ref in self.monitor.trackers:
             raise SubmissionRefused(ref, "duplicate order reference (never resent)")
         try:
             payload = build_order_payload(request, ticks=self.ticks, source=self.client.config.user_agent)
         except ValidationError as err:
             raise SubmissionRefused(ref, f"invalid order: {err}") from None
+        except Exception as err:  # nothing was sent
+            raise SubmissionRefused(ref, self._caught(f"submit({ref!r}) building the order", err)) from None
         if self.dry_run:
             try:
                 self.client.dry_run(payload)
@@ -137,10 +172,11 @@ class TastytradeBackend(ExecutionBackend):
                 raise BrokerUnavailable(f"dry run of {ref!r} failed: {err}") from None
             except TastytradeError as err:
                 raise BrokerUnavailable(f"dry run of {ref!r} failed: {err}") from None
+            except Exception as err:  # the dry run placed nothing
+                raise BrokerUnavailable(self._caught(f"dry run of {ref!r}", err)) from None
         tracker = self.monitor.track(request, self._clock.now())
         try:
             answer = self.client.place_order(payload)
-            snap = parse_order(answer["order"])
         except TastytradeApiError as err:
             if err.is_client_error:
                 self.monitor.forget(ref)
@@ -150,7 +186,21 @@ class TastytradeBackend(ExecutionBackend):
         except TastytradeError as err:  # timeout, lost connection, unreadable answer
             tracker.submission_unknown = True
             raise SubmissionOutcomeUnknown(ref, str(err)) from None
-        self.monitor.record(tracker, snap)
+        except Exception as err:  # the request may have left: its outcome is unknown
+            tracker.submission_unknown = True
+            raise SubmissionOutcomeUnknown(ref, self._caught(f"submit({ref!r})", err)) from None
+        try:
+            snap = parse_order(answer.get("order"))
+            misfit = tracker.misfit(snap)
+            if misfit is not None:
+                raise MalformedResponseError(f"order {snap.order_id}: {misfit}")
+            self.monitor.record(tracker, snap)
+        except Exception as err:  # the order exists (2xx) but its answer cannot be read
+            tracker.submission_unknown = True
+            self.monitor.boundary_errors += 1
+            oid = peek_identity(answer.get("order")).order_id
+            log.warning("submit(%r): unreadable answer about order %s: %s; outcome unknown", ref, oid, err)
+            raise SubmissionOutcomeUnknown(ref, f"unreadable answer: {err}"[:500]) from None
 
     def adopt_orders(self, orders: Sequence[tuple[OrderRequest, dt.datetime, tuple[Fill, ...]]]) -> None:
         """Track orders a previous process sent; the next reconcile finds them by our identifier.
@@ -165,6 +215,15 @@ class TastytradeBackend(ExecutionBackend):
             tracker.known_fills = tuple(fills)
 
     def cancel(self, order_ref: str) -> None:
+        """DELETE the order carrying the ticket; see :meth:`_cancel` (anything else raised: ``BrokerUnavailable``)."""
+        try:
+            self._cancel(order_ref)
+        except BrokerError:
+            raise
+        except Exception as err:  # cancel is idempotent: the executor asks again later
+            raise BrokerUnavailable(self._caught(f"cancel of {order_ref!r}", err)) from None
+
+    def _cancel(self, order_ref: str) -> None:
         """DELETE the order carrying the ticket; the outcome arrives as events from later reads.
 
         * The DELETE's answer (the order as the request found it: ``Live``, ``Cancel Requested``,
@@ -214,6 +273,19 @@ class TastytradeBackend(ExecutionBackend):
         self.monitor.mark_due()
 
     def replace(self, order_ref: str, limit_price: Decimal, quantity: int | None = None) -> None:
+        """PUT a new limit (and total quantity); see :meth:`_replace` (anything else raised: ``BrokerUnavailable``).
+
+        A replacement that may exist after such a failure is adopted by its link to our order.
+        """
+        try:
+            self._replace(order_ref, limit_price, quantity)
+        except BrokerError:
+            raise
+        except Exception as err:
+            self.monitor.mark_due()
+            raise BrokerUnavailable(self._caught(f"replace of {order_ref!r}", err)) from None
+
+    def _replace(self, order_ref: str, limit_price: Decimal, quantity: int | None = None) -> None:
         """PUT a new limit (and total quantity); the replacement's fate arrives as events."""
         tracker = self.monitor.trackers.get(order_ref)
         target = tracker.latest_id if tracker is not None else None
@@ -258,7 +330,8 @@ class TastytradeBackend(ExecutionBackend):
         """A PUT's answer: the NEW order. Only its id is learnt (an echo); its state comes from reads."""
         try:
             snap = parse_order(answer)
-        except MalformedResponseError as err:
+        except Exception as err:  # parse_order raises MalformedResponseError; anything else is counted too
+            self.monitor.boundary_errors += 1
             log.warning("unreadable answer about %s (%s): %s; reading it back", tracker.order_ref, target, err)
             tracker.refresh.add(target)
             self.monitor.mark_due()
@@ -271,29 +344,46 @@ class TastytradeBackend(ExecutionBackend):
         """Events queued by requests, then whatever the monitor learnt (it polls when due)."""
         out = self._queued
         self._queued = []
-        out.extend(self.monitor.poll(self._clock.now()))
+        try:
+            out.extend(self.monitor.poll(self._clock.now()))
+        except Exception as err:  # the monitor reads per record; this is the last line (queued events are kept)
+            self._caught("poll_events", err)
+            out.extend(self.monitor.take_pending())
         return out
 
     def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
-        """What the broker knows about each of our orders, looked up by our identifier."""
+        """What the broker knows about each of our orders, looked up by our identifier.
+
+        An order whose record cannot be read (now, or anything raised while reporting it) is left
+        out of the answer, never reported ``NOT_FOUND``: it may be live. The executor asks again.
+        """
         now = self._clock.now()
-        refs = list(dict.fromkeys(order_refs))
         try:
-            self._refresh_known(refs)
-            self._search_unknown(refs, now)
+            refs = [r for r in dict.fromkeys(order_refs) if isinstance(r, str)]
+            unreadable: set[str] = set()
+            self._refresh_known(refs, unreadable, now)
+            self._search_unknown(refs, now, unreadable)
         except TastytradeError as err:
             raise BrokerUnavailable(f"reconcile: {err}") from None
+        except Exception as err:
+            raise BrokerUnavailable(self._caught("reconcile", err)) from None
         out: dict[str, OrderReport] = {}
         for ref in refs:
+            if ref in unreadable:
+                continue
             tracker = self.monitor.trackers.get(ref)
             if tracker is None or not tracker.chain:
                 out[ref] = OrderReport(order_ref=ref, status=BrokerStatus.NOT_FOUND)
                 continue
-            out[ref] = tracker.report(now)
+            try:
+                out[ref] = tracker.report(now)
+            except Exception as err:  # this order is not answered; the others are
+                self.monitor.unreadable(tracker, None, err, now)
+                continue
             self.monitor.touch(ref)
         return out
 
-    def _refresh_known(self, refs: Sequence[str]) -> None:
+    def _refresh_known(self, refs: Sequence[str], unreadable: set[str], now: dt.datetime) -> None:
         for ref in refs:
             tracker = self.monitor.trackers.get(ref)
             if tracker is None or not tracker.chain:
@@ -305,13 +395,15 @@ class TastytradeBackend(ExecutionBackend):
                 if oid in seen:
                     continue
                 seen.add(oid)
-                snap = parse_order(self.client.get_order(oid))
-                self.monitor.record(tracker, snap)
-                follow = snap.replacing_order_id
+                raw = self.client.get_order(oid)
+                if self.monitor.ingest(raw, now, expect=tracker, expect_id=oid) is None:
+                    unreadable.add(ref)  # the latest record is not known: no answer for this order
+                    continue
+                follow = tracker.orders[oid].replacing_order_id
                 if follow is not None and follow not in tracker.orders:
                     todo.append(follow)
 
-    def _search_unknown(self, refs: Sequence[str], now: dt.datetime) -> None:
+    def _search_unknown(self, refs: Sequence[str], now: dt.datetime, unreadable: set[str]) -> None:
         missing = {ref for ref in refs if ref not in self.monitor.trackers or not self.monitor.trackers[ref].chain}
         if not missing:
             return
@@ -321,13 +413,20 @@ class TastytradeBackend(ExecutionBackend):
         if since and len(since) == len(missing):
             start = min(since) - self.search_margin
             for item in self.client.list_orders(start_date=start.date(), start_at=start):
-                self._collect(item, missing.__contains__, found)
+                self._collect(item, missing.__contains__, found, unreadable)
         else:
             for item in self.client.live_orders():
-                self._collect(item, missing.__contains__, found)
+                self._collect(item, missing.__contains__, found, unreadable)
         for ref, snaps in found.items():
             tracker = self.monitor.tracker_for(ref)
             self._adopt_chain(tracker, snaps)
+        for ref in list(unreadable & missing):
+            known = self.monitor.trackers.get(ref)
+            if known is not None and known.chain:
+                unreadable.discard(ref)  # one readable order of ours answers for the reference
+            elif known is not None:
+                self.monitor.unreadable(known, None, MalformedResponseError(
+                    f"an order carrying {ref} cannot be read"), now)
 
     def _adopt_chain(self, tracker: TicketTracker, snaps: Sequence[OrderSnapshot]) -> None:
         """Record the orders among ``snaps`` (all carrying ``tracker``'s reference) that are its own.
@@ -354,12 +453,19 @@ class TastytradeBackend(ExecutionBackend):
             return (0.0, _negated(_id_key(snap.order_id)))  # nothing to compare: the newest
         return (abs((snap.received_at - tracker.submitted_at).total_seconds()), _id_key(snap.order_id))
 
-    @staticmethod
-    def _collect(item: Mapping[str, object], wanted: Callable[[str], bool],
-                 found: dict[str, list[OrderSnapshot]]) -> None:
-        ref = item.get("external-identifier")
-        if isinstance(ref, str) and wanted(ref):
+    def _collect(self, item: Mapping[str, object], wanted: Callable[[str], bool],
+                 found: dict[str, list[OrderSnapshot]], unreadable: set[str]) -> None:
+        """Parse ``item`` when its reference is wanted (others are skipped unparsed); an unreadable
+        one is counted and its reference noted in ``unreadable``."""
+        ref = peek_identity(item).external_identifier
+        if ref is None or not wanted(ref):
+            return
+        try:
             found.setdefault(ref, []).append(parse_order(item))
+        except Exception as err:
+            self.monitor.boundary_errors += 1
+            unreadable.add(ref)
+            log.warning("unreadable broker order %s carrying %s: %s", peek_identity(item).order_id, ref, err)
 
     def find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
         """Every order the broker holds today whose ``external-identifier`` starts with ``prefix``.
@@ -373,22 +479,41 @@ class TastytradeBackend(ExecutionBackend):
         other from a fresh one, without tracking it. Several unrelated orders with one reference
         (two processes) are reported by the newest chain, with a warning.
 
-        Raises :class:`BrokerUnavailable` when the broker cannot answer now (or answers an
-        unreadable order), :class:`ValueError` for an empty ``prefix``.
+        At most ``config.max_find_pages`` pages are read; an answer claiming more raises
+        :class:`BrokerUnavailable` (the list would be incomplete). An order carrying the prefix
+        whose record cannot be read is left out, logged as an error and counted
+        (:attr:`boundary_errors`).
+
+        Raises :class:`BrokerUnavailable` when the broker cannot answer now, :class:`ValueError`
+        for an empty ``prefix``.
         """
-        if not prefix:
-            raise ValueError("prefix must not be empty (it would match every order of the account)")
+        if not isinstance(prefix, str) or not prefix or len(prefix) > MAX_TEXT:
+            raise ValueError(f"prefix={prefix!r}: must be a non-empty string (empty would match every order "
+                             "of the account)")
+        try:
+            return self._find_orders(prefix)
+        except BrokerError:
+            raise
+        except Exception as err:
+            raise BrokerUnavailable(self._caught(f"find_orders({prefix!r})", err)) from None
+
+    def _find_orders(self, prefix: str) -> Mapping[str, OrderReport]:
         now = self._clock.now()
         day = now.astimezone(_MARKET_TZ).date()
         found: dict[str, list[OrderSnapshot]] = {}
+        unreadable: set[str] = set()
         wanted = lambda ref: ref.startswith(prefix)  # noqa: E731
         try:
-            for item in self.client.list_orders(start_date=day, max_pages=_ALL_PAGES):
-                self._collect(item, wanted, found)
+            for item in self.client.list_orders(start_date=day, max_pages=self.client.config.max_find_pages,
+                                                complete=True):
+                self._collect(item, wanted, found, unreadable)
             for item in self.client.live_orders():
-                self._collect(item, wanted, found)
+                self._collect(item, wanted, found, unreadable)
         except TastytradeError as err:
             raise BrokerUnavailable(f"find_orders({prefix!r}): {err}") from None
+        for ref in sorted(unreadable - set(found)):
+            log.error("find_orders(%r): an order carrying %s cannot be read; left out (see the log above)", prefix,
+                      ref)
         out: dict[str, OrderReport] = {}
         for ref in sorted(found):
             snaps = found[ref]
@@ -412,23 +537,43 @@ class TastytradeBackend(ExecutionBackend):
             raise BrokerUnavailable(
                 "no quote source: TastyTrade serves live quotes on the DXLink streamer; inject quote_source"
             )
-        return self.quote_source(symbol)
+        try:
+            quote = self.quote_source(symbol)
+        except (BrokerError, QuoteUnavailable):
+            raise
+        except Exception as err:  # the injected source failed: no quote now (the core validates the values)
+            raise BrokerUnavailable(self._caught(f"quote({getattr(symbol, 'occ', symbol)!r})", err)) from None
+        if not isinstance(quote, Quote):
+            raise BrokerUnavailable(f"quote({getattr(symbol, 'occ', symbol)!r}): the quote source returned "
+                                    f"{type(quote).__name__}, not a Quote")
+        return quote
 
     def positions(self) -> Mapping[OptionSymbol, int]:
-        """Signed option positions from ``GET /accounts/{n}/positions``."""
+        """Signed option positions from ``GET /accounts/{n}/positions``.
+
+        Rows of other instruments are skipped unread. An option row that cannot be read (a symbol
+        that is not OCC text, a quantity out of bounds) makes the whole answer unavailable
+        (``BrokerUnavailable``, counted): a position map missing a row would read as flat.
+        """
         try:
             rows = self.client.positions()
         except TastytradeError as err:
             raise BrokerUnavailable(f"positions: {err}") from None
+        except Exception as err:
+            raise BrokerUnavailable(self._caught("positions", err)) from None
         out: dict[OptionSymbol, int] = {}
-        for row in rows:
+        for i, row in enumerate(rows):
             if row.get("instrument-type") != "Equity Option":
                 continue
+            raw_symbol = row.get("symbol")
             try:
-                symbol = OptionSymbol.parse_occ(str(row.get("symbol")))
-                qty = parse_quantity(row.get("quantity"), "positions.quantity")
-            except (ValueError, ValidationError) as err:
-                raise BrokerUnavailable(f"positions: unreadable row: {err}") from None
+                if not isinstance(raw_symbol, str) or len(raw_symbol) > MAX_TEXT:
+                    raise ValueError(f"positions[{i}].symbol={raw_symbol!r:.80}: not OCC text")
+                symbol = OptionSymbol.parse_occ(raw_symbol)
+                qty = parse_quantity(row.get("quantity"), f"positions[{i}].quantity")
+            except Exception as err:
+                self.monitor.boundary_errors += 1
+                raise BrokerUnavailable(f"positions: unreadable row: {err}"[:500]) from None
             if row.get("quantity-direction") == "Short":
                 qty = -qty
             if qty:

@@ -14,6 +14,17 @@ Retry rules
   caller reconciles by the order's ``external-identifier``.
 * A 401 is answered once, for any method, by refreshing the access token and resending: the
   API refused the request before acting on it.
+
+Bounds on answers
+-----------------
+A body larger than ``max_response_bytes``, nested too deeply to decode, or not a JSON object is
+:class:`MalformedResponseError` (never a ``RecursionError``). Paged lists follow at most a fixed
+number of pages per call, whatever ``total-pages`` claims (a page count must be an int or an
+ASCII digit string of at most 7 characters): ``max_live_pages`` for the live-order poll (1 page
+of 200 orders covers an ordinary account: one request per poll), ``max_history_pages`` when an
+order is looked up, ``max_find_pages`` for :meth:`TastytradeApiClient.list_orders` callers that
+need the whole day (more pages claimed than that is an error, not a silent cut). Order ids in
+request paths are checked by :func:`~.parsing.parse_order_id`, the function parsing reads them with.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -42,6 +54,7 @@ from backends.tastytrade.errors import (
     TastytradeTransportError,
     api_error_for,
 )
+from backends.tastytrade.parsing import parse_order_id
 
 __all__ = ["JsonObject", "TastytradeApiClient"]
 
@@ -143,7 +156,7 @@ class TastytradeApiClient:
         up to ``page_size`` orders cost one request.
         """
         params: list[tuple[str, str]] = [("status[]", s) for s in statuses or ()]
-        return list(self._paged(f"{self._account_path}/orders/live", params, max_pages=1000))
+        return list(self._paged(f"{self._account_path}/orders/live", params, max_pages=self.config.max_live_pages))
 
     def list_orders(
         self,
@@ -153,11 +166,15 @@ class TastytradeApiClient:
         end_date: dt.date | None = None,
         statuses: Sequence[str] | None = None,
         max_pages: int | None = None,
+        complete: bool = False,
     ) -> Iterator[JsonObject]:
         """``GET /accounts/{n}/orders``: order history, newest first, page by page (lazily).
 
         The API has no filter on ``external-identifier``: callers search the pages themselves.
-        ``start_at`` (an aware datetime) narrows the search to orders received since then.
+        ``start_at`` (an aware datetime) narrows the search to orders received since then. At
+        most ``max_pages`` pages (default ``config.max_history_pages``) are read; with
+        ``complete`` an answer claiming more raises :class:`MalformedResponseError` (naming the
+        claimed count) instead of stopping short.
         """
         params: list[tuple[str, str]] = [("start-date", start_date.isoformat()), ("sort", "Desc")]
         if start_at is not None:
@@ -166,7 +183,7 @@ class TastytradeApiClient:
             params.append(("end-date", end_date.isoformat()))
         params.extend(("status[]", s) for s in statuses or ())
         pages = self.config.max_history_pages if max_pages is None else max_pages
-        return self._paged(f"{self._account_path}/orders", params, max_pages=pages)
+        return self._paged(f"{self._account_path}/orders", params, max_pages=pages, complete=complete)
 
     def cancel_order(self, order_id: str | int) -> JsonObject:
         """``DELETE /accounts/{n}/orders/{id}``: request a cancel; answers the order (retried)."""
@@ -180,8 +197,11 @@ class TastytradeApiClient:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _paged(self, path: str, params: list[tuple[str, str]], max_pages: int) -> Iterator[JsonObject]:
+    def _paged(self, path: str, params: list[tuple[str, str]], max_pages: int,
+               complete: bool = False) -> Iterator[JsonObject]:
+        """Items of up to ``max_pages`` pages (at least one); see "Bounds on answers"."""
         per_page = self.config.page_size or 200
+        max_pages = max(1, max_pages)
         offset = 0
         while True:
             query = [*params, ("per-page", str(per_page)), ("page-offset", str(offset))]
@@ -191,8 +211,14 @@ class TastytradeApiClient:
             pagination = answer.get("pagination")
             if not isinstance(pagination, dict) and isinstance(data, dict):
                 pagination = data.get("pagination")
-            total_pages = _int_or_none(pagination.get("total-pages")) if isinstance(pagination, dict) else None
+            total_pages = _page_count(pagination.get("total-pages")) if isinstance(pagination, dict) else None
             offset += 1
+            if total_pages is not None and offset == 1 and total_pages > max_pages:
+                if complete:
+                    raise MalformedResponseError(f"pagination.total-pages={total_pages}: more than the {max_pages} "
+                                                 "pages read per request", method="GET", path=path)
+                log.warning("GET %s: the answer claims %d pages; reading the first %d only", path, total_pages,
+                            max_pages)
             if total_pages is None or offset >= total_pages or offset >= max_pages:
                 return
 
@@ -273,6 +299,9 @@ class TastytradeApiClient:
     def _decode(self, method: str, path: str, response: requests.Response) -> JsonObject:
         status = response.status_code
         raw = response.content
+        if len(raw) > self.config.max_response_bytes:
+            raise MalformedResponseError(f"body of {len(raw)} bytes, more than max_response_bytes="
+                                         f"{self.config.max_response_bytes}", method=method, path=path, status=status)
         if 200 <= status < 300:
             if not raw.strip():
                 return {}
@@ -286,19 +315,25 @@ class TastytradeApiClient:
         errors: list[Any] = []
         try:
             parsed = json.loads(raw) if raw.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
             err = parsed.get("error")
             if isinstance(err, dict):
-                code = err.get("code")
+                raw_code = err.get("code")
+                # a code is a short string or the int 406; anything else is not a code
+                code = raw_code if isinstance(raw_code, (str, int)) and not isinstance(raw_code, bool) else None
                 message = str(err.get("message") or message)
                 nested = err.get("errors")
                 if isinstance(nested, list):
-                    errors = nested
+                    errors = nested[:20]
             elif isinstance(err, str):  # OAuth2-style {"error": "...", "error_description": "..."}
                 code = err
                 message = str(parsed.get("error_description") or message)
+        if isinstance(code, str) and len(code) > 256:
+            code = code[:256] + "..."
+        if len(message) > 1000:  # server text is shown, never parsed: keep it readable
+            message = message[:1000] + "..."
         retry_after = _retry_after(response.headers.get("Retry-After")) if status == 429 else None
         raise api_error_for(status, code, message, method=method, path=path, errors=errors, retry_after=retry_after)
 
@@ -333,6 +368,9 @@ class TastytradeApiClient:
 def _parse_json(raw: bytes, method: str, path: str, status: int) -> Any:
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise MalformedResponseError(f"nested too deeply to decode ({len(raw)} bytes)", method=method, path=path,
+                                     status=status) from None
     except ValueError as err:
         snippet = raw[:80].decode("utf-8", "replace")
         raise MalformedResponseError(f"{err} (body starts {snippet!r}, {len(raw)} bytes)", method=method, path=path,
@@ -359,26 +397,28 @@ def _object(data: Any, method: str, path: str) -> JsonObject:
 
 
 def _order_id(order_id: str | int) -> str:
-    text = str(order_id)
-    if not text or not text.isalnum():
-        raise ValueError(f"order_id={order_id!r}: must be alphanumeric")
-    return text
+    """The id as it goes into a path: what parsing accepts (:func:`~.parsing.parse_order_id`), else ValueError."""
+    return parse_order_id(order_id, "order_id")
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
+def _page_count(value: Any) -> int | None:
+    """``total-pages`` as an int: a JSON int or ASCII digits (at most 7), 0 .. 10**6; anything else None."""
+    if type(value) is int:
+        return value if 0 <= value <= 10**6 else None
+    if isinstance(value, str) and 0 < len(value) <= 7 and value.isascii() and value.isdigit():
         return int(value)
-    except (TypeError, ValueError):
-        return None
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:
-    if value is None:
+    if value is None or len(value) > 32:
         return None
     try:
         seconds = float(value)
     except ValueError:
         return None  # an HTTP date: not used by this API (429 carries no headers in production)
+    if not math.isfinite(seconds):
+        return None
     return max(0.0, seconds)
 
 

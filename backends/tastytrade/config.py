@@ -168,6 +168,13 @@ class TastytradeConfig:
     page_size: int = attrs.field(default=200, validator=_non_negative_int)
     #: At most this many pages of order history are read when looking an order up.
     max_history_pages: int = attrs.field(default=10, validator=_non_negative_int)
+    #: Pages of ``/orders/live`` one poll reads at most (one page of ``page_size`` orders is the
+    #: ordinary case: one request per poll; our orders beyond them are read by id).
+    max_live_pages: int = attrs.field(default=5, validator=_non_negative_int)
+    #: Pages of the day's history ``find_orders`` reads at most (a claim of more is an error).
+    max_find_pages: int = attrs.field(default=100, validator=_non_negative_int)
+    #: Larger answers are refused as malformed before they are decoded (bytes).
+    max_response_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_non_negative_int)
 
     @classmethod
     def production(cls, account_number: str, **kwargs: object) -> TastytradeConfig:

@@ -16,6 +16,16 @@ orders. The interval adapts: ``fast_interval`` while any tracked order may still
 broker has not answered for ``stall_after`` seconds, every unsettled ticket gets
 ``SubmissionUnknown`` once (the executor then reconciles; it never resends).
 
+The boundary: every raw record is first placed by its identity (:func:`~.parsing.peek_identity`:
+our tracked id, our reference, or a replacement of one of our ids); a record that is not ours is
+skipped without being parsed in full. One of ours is parsed whole (:func:`~.parsing.parse_order`,
+bounded) and checked against our own request (every leg we sent is there). Anything raised while
+reading or deriving from it is caught per record: logged with the record's id, counted
+(:attr:`OrderMonitor.boundary_errors`) and reported once on its ticket as ``SubmissionUnknown``
+(the executor reconciles; reconciliation leaves an unreadable order out of its answer, never
+``NOT_FOUND``). The tracker keeps its last readable snapshot, so one bad record never fails a
+batch, a poll, or a later tick, and the next readable record (a fill) is booked as usual.
+
 All times are the backend clock's (virtual in a simulation).
 """
 
@@ -25,16 +35,19 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from math import gcd
+from typing import Any, Protocol
 
 from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.errors import NotFoundError, TastytradeError
+from backends.tastytrade.errors import MalformedResponseError, NotFoundError, TastytradeError
 from backends.tastytrade.parsing import (
     WORKING_STATUSES,
     ComboShape,
     OrderSnapshot,
+    RecordIdentity,
     combo_shape,
     leg_contradiction,
     parse_order,
+    peek_identity,
     record_units,
     unit_price,
     units_filled,
@@ -63,6 +76,16 @@ log = logging.getLogger("atomic_orders.tastytrade.monitor")
 #: Statuses of a replacement order that show it took over from its original.
 _TOOK_OVER = frozenset({"Received", "Routed", "In Flight", "Live", "Cancel Requested", "Replace Requested", "Filled"})
 _CANCEL_LIKE = frozenset({"Cancelled", "Removed", "Partially Removed"})
+
+
+class _Placed(Protocol):
+    """What adoption reads of a record: an :class:`OrderSnapshot` or a :class:`RecordIdentity`."""
+
+    @property
+    def replaces_order_id(self) -> str | None: ...
+
+    @property
+    def received_at(self) -> dt.datetime | None: ...
 
 
 class _FillConverter:
@@ -177,6 +200,9 @@ class TicketTracker:
         #: The order's record counts more fills than it lists (or says Filled while a leg is not):
         #: reported as unknown; reconciliation reads it again.
         self.disputed: str | None = None
+        #: Records of this ticket that could not be read, by order id (``""``: deriving events
+        #: failed): what was wrong. Reported once each; cleared when the order reads again.
+        self.unreadable: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"TicketTracker({self.order_ref!r}, chain={self.chain}, final={self.final})"
@@ -218,8 +244,19 @@ class TicketTracker:
         self.orders[oid] = snap
         if not echo:
             self.refresh.discard(oid)
+            self.unreadable.pop(oid, None)
 
-    def may_adopt(self, snap: OrderSnapshot, margin: dt.timedelta) -> bool:
+    def misfit(self, snap: OrderSnapshot) -> str | None:
+        """Why ``snap`` cannot be one of this ticket's orders (a leg we sent is missing), or None."""
+        if self.shape is None:
+            return None
+        have = {leg.symbol for leg in snap.legs}
+        missing = [symbol for symbol, _r, _s in self.shape if symbol not in have]
+        if missing:
+            return f"legs: no leg {missing[0]!r} of {self.order_ref} in order {snap.order_id}"
+        return None
+
+    def may_adopt(self, snap: _Placed, margin: dt.timedelta) -> bool:
         """True when a broker order carrying our reference, id not known yet, is this ticket's.
 
         A replacement of one of our orders is ours (the broker links it). An original is ours
@@ -483,6 +520,12 @@ class OrderMonitor:
         self.tick_requests: list[int] = []
         self.unknown_statuses: set[str] = set()
         self._next_prune = clock.now()
+        #: Records (or derivations) that failed at the boundary: caught, logged, counted here.
+        self.boundary_errors = 0
+        #: Records skipped because they are not ours (never parsed in full).
+        self.skipped_records = 0
+        #: Events found while reading (an unreadable record of ours), handed out by the next poll.
+        self._pending: list[BrokerEvent] = []
 
     # -- tracking -------------------------------------------------------------------------------
 
@@ -529,31 +572,81 @@ class OrderMonitor:
             log.warning("order %s has status %r, not in the status table: treated as working", snap.order_id,
                         snap.status)
 
-    def _owner(self, snap: OrderSnapshot) -> TicketTracker | None:
-        tracker = self._by_id.get(snap.order_id)
+    def _owner(self, ident: RecordIdentity | OrderSnapshot) -> TicketTracker | None:
+        oid = ident.order_id
+        tracker = self._by_id.get(oid) if oid is not None else None
         if tracker is not None:
             return tracker
-        ref = snap.external_identifier
+        if ident.replaces_order_id is not None and ident.replaces_order_id in self._by_id:
+            return self._by_id[ident.replaces_order_id]  # the broker links it to one of ours
+        ref = ident.external_identifier
         if ref is None:
             return None
         tracker = self.trackers.get(ref)
         if tracker is None:
             return None
-        if not tracker.may_adopt(snap, self.adopt_margin):
+        if not tracker.may_adopt(ident, self.adopt_margin):
             # same reference, not an order we issued (another process on the account): not ours
-            if snap.order_id not in self.foreign:
-                self.foreign.add(snap.order_id)
-                log.warning("broker order %s carries our reference %s but is not ours (status %s): ignored",
-                            snap.order_id, ref, snap.status)
+            if oid is not None and oid not in self.foreign:
+                self.foreign.add(oid)
+                log.warning("broker order %s carries our reference %s but is not ours: ignored", oid, ref)
             return None
         # one of ours that we did not know the id of: a submission whose answer was lost, or a
         # replacement created by a request whose answer was lost
-        log.info("adopting broker order %s for %s (status %s)", snap.order_id, ref, snap.status)
+        log.info("adopting broker order %s for %s", oid, ref)
         return tracker
 
-    def owner(self, snap: OrderSnapshot) -> TicketTracker | None:
+    def owner(self, snap: OrderSnapshot | RecordIdentity) -> TicketTracker | None:
         """The tracker ``snap`` belongs to (by id, or adopted by our reference; see :meth:`TicketTracker.may_adopt`)."""
         return self._owner(snap)
+
+    def unreadable(self, tracker: TicketTracker, oid: str | None, err: BaseException, now: dt.datetime) -> None:
+        """A record (or a derivation) of ``tracker``'s failed at the boundary: log, count, report once.
+
+        The ticket gets ``SubmissionUnknown`` naming the record and what was wrong (once per order
+        and problem); its last readable snapshot stays, so later records are still read.
+        """
+        self.boundary_errors += 1
+        key = oid or ""
+        what = f"{type(err).__name__}: {err}" if not isinstance(err, TastytradeError) else str(err)
+        reason = f"unreadable broker record of order {oid or '?'}: {what}"[:500]
+        if tracker.unreadable.get(key) == reason:
+            return
+        tracker.unreadable[key] = reason
+        log.warning("%s: %s", tracker.order_ref, reason)
+        self._pending.append(BrokerEvent(tracker.order_ref, SubmissionUnknown(time=now, reason=reason)))
+
+    def ingest(self, item: Any, now: dt.datetime, expect: TicketTracker | None = None,
+               expect_id: str | None = None) -> TicketTracker | None:
+        """Place one raw record, parse it if it is ours and record it; never raises.
+
+        ``expect``/``expect_id``: the record was read by id for this tracker (its id must match).
+        Returns the tracker that recorded it, or None (not ours, or unreadable: counted).
+        """
+        try:
+            ident = peek_identity(item)
+            tracker = expect if expect is not None else self._owner(ident)
+            if tracker is None:
+                self.skipped_records += 1
+                return None
+            oid = ident.order_id or expect_id
+            try:
+                snap = parse_order(item)
+                if expect_id is not None and snap.order_id != expect_id:
+                    raise MalformedResponseError(f"id={snap.order_id!r}: the answer about order {expect_id} "
+                                                 "names another order")
+                misfit = tracker.misfit(snap)
+                if misfit is not None:
+                    raise MalformedResponseError(f"order {snap.order_id}: {misfit}")
+            except Exception as err:  # any failure to read one record stays with that record
+                self.unreadable(tracker, oid, err, now)
+                return None
+            self.record(tracker, snap)
+            return tracker
+        except Exception:  # a bug while placing a record: counted, the batch goes on
+            self.boundary_errors += 1
+            log.exception("a broker record could not be placed; skipped")
+            return None
 
     def touch(self, order_ref: str) -> None:
         """Derive ``order_ref``'s events on the next :meth:`poll` even when no request is due."""
@@ -577,7 +670,10 @@ class OrderMonitor:
         return self._last_poll + (self.fast_interval if self._working() else self.idle_interval)
 
     def poll(self, now: dt.datetime, force: bool = False) -> list[BrokerEvent]:
-        """Poll when due (or ``force``); return the events implied by everything learnt."""
+        """Poll when due (or ``force``); return the events implied by everything learnt.
+
+        Never raises: a failure deriving one ticket's events is that ticket's anomaly.
+        """
         out: list[BrokerEvent] = []
         if force or now >= self.next_poll_time():
             out.extend(self._tick(now))
@@ -586,11 +682,20 @@ class OrderMonitor:
             if tracker is None:
                 continue
             tracker.last_seen = now
-            out.extend(BrokerEvent(ref, e) for e in tracker.events(now))
+            try:
+                out.extend(BrokerEvent(ref, e) for e in tracker.events(now))
+            except Exception as err:  # the tracker keeps its state; the next readable record goes on
+                self.unreadable(tracker, None, err, now)
             if tracker.settled:
                 self._watch.discard(ref)
         self._dirty.clear()
         self._prune(now)
+        out.extend(self.take_pending())
+        return out
+
+    def take_pending(self) -> list[BrokerEvent]:
+        """Events found while reading (unreadable records), once each."""
+        out, self._pending = self._pending, []
         return out
 
     def _tick(self, now: dt.datetime) -> list[BrokerEvent]:
@@ -600,16 +705,15 @@ class OrderMonitor:
         before = self.client.requests_sent
         try:
             items = self.client.live_orders(WORKING_STATUSES)
-            snaps = [parse_order(item) for item in items]
         except TastytradeError as err:
             self.tick_requests.append(self.client.requests_sent - before)
             return self._failed(now, err)
         seen: set[str] = set()
-        for snap in snaps:
-            seen.add(snap.order_id)
-            tracker = self._owner(snap)
-            if tracker is not None:
-                self.record(tracker, snap)
+        for item in items:
+            oid = peek_identity(item).order_id
+            if oid is not None:
+                seen.add(oid)  # read (well or not) this tick: not read again by id
+            self.ingest(item, now)
         for ref in sorted(self._watch):
             tracker = self.trackers.get(ref)
             if tracker is None:
@@ -635,7 +739,7 @@ class OrderMonitor:
     def _read_one(self, tracker: TicketTracker, oid: str) -> None:
         """``GET /orders/{id}`` for an order that left the live list (or must be re-read)."""
         try:
-            snap = parse_order(self.client.get_order(oid))
+            raw = self.client.get_order(oid)
         except NotFoundError:
             log.warning("order %s of %s: the broker does not know it", oid, tracker.order_ref)
             tracker.refresh.discard(oid)
@@ -643,7 +747,7 @@ class OrderMonitor:
         except TastytradeError as err:
             log.warning("reading order %s of %s failed: %s (retried next tick)", oid, tracker.order_ref, err)
             return
-        self.record(tracker, snap)
+        self.ingest(raw, self.clock.now(), expect=tracker, expect_id=oid)
 
     def _failed(self, now: dt.datetime, err: TastytradeError) -> list[BrokerEvent]:
         self._failures += 1

@@ -38,6 +38,26 @@ remaining (:func:`leg_contradiction`), gives ``SubmissionUnknown`` instead of it
 status never stands in for fills. A ``Rejected`` order with fills gives its fills, then
 ``Rejected``.
 
+Bounds (the boundary rule: a record is accepted whole and valid, or refused naming the field)
+------------------------------------------------------------------------------------------
+Everything read from the broker is checked BEFORE any conversion or arithmetic (a
+``Decimal("1e999999")`` turned into an int costs minutes of CPU; ``1e30`` breaks quantizing):
+
+* order ids (``id``, ``replaces-order-id``, ``replacing-order-id``): integers (reference §3), as a
+  JSON int or a string of ASCII digits, 1 .. 2**63-1, no sign, no leading zero
+  (:func:`parse_order_id`; the client builds request paths with the same function);
+* quantities: a JSON int, an integral float, or an ASCII digit string (``"2"``, ``"2.0"``), at
+  most :data:`MAX_QUANTITY` and never fractional (:func:`parse_quantity`);
+* prices: finite, ``0 <= price <=`` :data:`MAX_PRICE`, no finer than 1E-6, given as a JSON number
+  or a plain decimal string of at most :data:`MAX_NUMBER_TEXT` characters (:func:`parse_price`);
+* text (status, symbol, action, identifiers, reasons): at most :data:`MAX_TEXT` characters;
+  identifiers and statuses printable; at most :data:`MAX_LEGS` legs and
+  :data:`MAX_FILLS_PER_LEG` fills per leg; timestamps within years 1970..2286 (else unknown).
+
+Whose record it is is read first (:func:`peek_identity`: ``id``, ``external-identifier``,
+``replaces-order-id``, ``received-at``; never raises), so a record that is not ours (another
+application's notional or fractional ``Equity`` order) is skipped without being parsed in full.
+
 A status this table does not know (schema drift) is treated as working and logged once.
 There is no "Partially Filled" status: a working order with fills is reported
 ``PARTIALLY_FILLED`` to reconciliation (fills are counted on the order's legs).
@@ -55,6 +75,8 @@ in the order the leg lists its fills). A one-leg order's fills are passed throug
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -71,13 +93,24 @@ __all__ = [
     "WORKING_STATUSES",
     "ComboShape",
     "LegFill",
+    "MAX_FILLS_PER_LEG",
+    "MAX_LEGS",
+    "MAX_NUMBER_TEXT",
+    "MAX_ORDER_ID",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "MAX_TEXT",
     "LegSnapshot",
     "OrderSnapshot",
+    "RecordIdentity",
     "StatusInfo",
     "combo_shape",
     "leg_contradiction",
     "parse_order",
+    "parse_order_id",
+    "parse_price",
     "parse_quantity",
+    "peek_identity",
     "parse_timestamp",
     "record_units",
     "unit_price",
@@ -205,55 +238,147 @@ class OrderSnapshot:
         return any(leg.fills for leg in self.legs)
 
 
-def parse_quantity(value: Any, what: str = "quantity") -> int:
-    """A whole, non-negative quantity from an int or a decimal string (``2``, ``"2"``, ``"2.0"``)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what}={value!r}: not a number")
-    if isinstance(value, int):
-        number = Decimal(value)
+#: Largest price (per contract for a fill, net per unit for an order) read from the broker: the
+#: core's own limit-price bound (no listed option trades anywhere near it).
+MAX_PRICE = Decimal(100_000)
+#: Finest price step read from the broker (the core's quote bound; option ticks are 0.01/0.05).
+_PRICE_STEP = Decimal("0.000001")
+#: Largest quantity (contracts, units) read from the broker: the core's ``max_contracts`` ceiling.
+MAX_QUANTITY = 1_000_000
+#: Longest text field read from the broker (identifiers are ~20 characters, OCC symbols 21).
+MAX_TEXT = 256
+#: Longest string a number may be given as: checked before any Decimal/int conversion.
+MAX_NUMBER_TEXT = 32
+#: Order ids are integers (reference §3): positive and within a signed 64-bit integer.
+MAX_ORDER_ID = 2**63 - 1
+#: Legs of one order (reference §2.1: at most 4 for equity options) and fills listed per leg.
+MAX_LEGS = 4
+MAX_FILLS_PER_LEG = 10_000
+#: Epoch milliseconds beyond year 2286 are not a time the broker means (0 .. 10**13).
+_MAX_EPOCH_MS = 10**13
+
+_DIGITS = re.compile(r"[0-9]+")
+_WHOLE = re.compile(r"([0-9]+)(?:\.0*)?")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+
+
+def _q(value: Any) -> str:
+    """``repr(value)`` cut to a readable length (an error never quotes a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_order_id(value: Any, what: str = "id") -> str:
+    """A broker order id as its canonical text: a JSON int or a string of ASCII digits, 1 .. 2**63-1.
+
+    Ids are integers on the wire (reference §3; LEAN keeps them as strings): ``310001`` and
+    ``"310001"`` are the same id. No sign, no leading zero, no other script's digits, no bool.
+    Raises :class:`ValueError` naming ``what`` and the value. The client names orders in request
+    paths with this function too, so whatever parsing accepts the client can ask about.
+    """
+    if type(value) is int:
+        if 0 < value <= MAX_ORDER_ID:
+            return str(value)
+    elif (isinstance(value, str) and len(value) <= 19 and _DIGITS.fullmatch(value) and value[0] != "0"
+          and int(value) <= MAX_ORDER_ID):
+        return value
+    raise ValueError(f"{what}={_q(value)}: must be an integer id from 1 to {MAX_ORDER_ID}")
+
+
+def parse_quantity(value: Any, what: str = "quantity", maximum: int = MAX_QUANTITY) -> int:
+    """A whole, non-negative quantity of at most ``maximum`` (``2``, ``2.0``, ``"2"``, ``"2.0"``).
+
+    Bounds and length are checked before any conversion: a string must be ASCII digits (an
+    optional ``.0``) of at most :data:`MAX_NUMBER_TEXT` characters. Fractional quantities
+    (``"0.5"``: fractional equity orders) are refused. Raises :class:`ValueError` naming ``what``.
+    """
+    if type(value) is int:
+        number = value
+    elif type(value) is float:
+        if not (math.isfinite(value) and value.is_integer() and 0 <= value <= maximum):
+            raise ValueError(f"{what}={_q(value)}: must be a whole number from 0 to {maximum}")
+        number = int(value)
+    elif isinstance(value, str):
+        m = _WHOLE.fullmatch(value) if len(value) <= MAX_NUMBER_TEXT else None
+        if m is None:
+            raise ValueError(f"{what}={_q(value)}: must be a whole number from 0 to {maximum} (ASCII digits)")
+        number = int(m.group(1))
+    elif isinstance(value, Decimal):
+        if not (value.is_finite() and 0 <= value <= maximum and value == value.to_integral_value()):
+            raise ValueError(f"{what}={_q(value)}: must be a whole number from 0 to {maximum}")
+        number = int(value)
     else:
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"{what}={value!r}: not a number") from None
-    if not number.is_finite() or number < 0 or number != number.to_integral_value():
-        raise ValueError(f"{what}={value!r}: must be a whole, non-negative number")
-    return int(number)
-
-
-def _decimal(value: Any, what: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{what}={value!r}: not a decimal")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{what}={value!r}: not a decimal") from None
-    if not number.is_finite():
-        raise ValueError(f"{what}={value!r}: not finite")
+        raise ValueError(f"{what}={_q(value)}: not a number")
+    if not 0 <= number <= maximum:
+        raise ValueError(f"{what}={_q(value)}: must be a whole number from 0 to {maximum}")
     return number
 
 
-def _id(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value) == "":
-        raise ValueError(f"{what}={value!r}: must be an integer or a non-empty string")
-    return str(value)
+def parse_price(value: Any, what: str) -> Decimal:
+    """A price as a Decimal: finite, ``0 <= price <= MAX_PRICE``, no finer than 1E-6.
+
+    Accepts a JSON number or a decimal string of at most :data:`MAX_NUMBER_TEXT` characters
+    (an exponent of at most 3 digits); the magnitude is compared before anything is computed
+    from it. Raises :class:`ValueError` naming ``what`` and the value.
+    """
+    number: Decimal
+    if type(value) is int:
+        number = Decimal(value) if -MAX_PRICE <= value <= MAX_PRICE else Decimal("Infinity")
+    elif type(value) is float:
+        number = Decimal(repr(value)) if math.isfinite(value) else Decimal("NaN")
+    elif isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and _DECIMAL.fullmatch(value):
+        number = Decimal(value)  # short and exponent <= 999: cheap, and compared before use
+    else:
+        raise ValueError(f"{what}={_q(value)}: not a decimal price")
+    try:
+        ok = number.is_finite() and 0 <= number <= MAX_PRICE
+        fine = ok and number == number.quantize(_PRICE_STEP)
+    except InvalidOperation:
+        ok = fine = False
+    if not ok:
+        raise ValueError(f"{what}={_q(value)}: must be a finite price from 0 to {MAX_PRICE}")
+    if not fine:
+        raise ValueError(f"{what}={_q(value)}: finer than {_PRICE_STEP}")
+    return number
+
+
+def _text(value: Any, what: str, *, printable: bool = True) -> str:
+    """A non-empty string of at most :data:`MAX_TEXT` characters (printable unless told)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what}={_q(value)}: missing")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{what}={_q(value)}: longer than {MAX_TEXT} characters")
+    if printable and not value.isprintable():
+        raise ValueError(f"{what}={_q(value)}: not printable text")
+    return value
 
 
 def _opt_id(value: Any, what: str) -> str | None:
-    return None if value is None or value == "" else _id(value, what)
+    return None if value is None or value == "" else parse_order_id(value, what)
 
 
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _opt_text(value: Any, what: str, *, printable: bool = True) -> str | None:
+    """An optional informational string: absent or not a string is None (schema drift), too long is refused."""
+    if not isinstance(value, str) or not value:
+        return None
+    return _text(value, what, printable=printable)
 
 
 def parse_timestamp(value: Any) -> dt.datetime | None:
-    """An ISO-8601 timestamp (``...+00:00``/``Z``) or epoch milliseconds as an aware datetime, else None."""
+    """An ISO-8601 timestamp (``...+00:00``/``Z``) or epoch milliseconds as an aware datetime, else None.
+
+    Out-of-range numbers (before 1970, after 2286, not finite) and strings longer than 64
+    characters are None, never an error.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
+        if not (math.isfinite(value) and 0 <= value <= _MAX_EPOCH_MS):
+            return None
         return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
-    if isinstance(value, str) and value:
+    if isinstance(value, str) and 0 < len(value) <= 64:
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -262,76 +387,115 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
     return None
 
 
+def _epoch_ms(value: Any) -> int | None:
+    return value if type(value) is int and 0 <= value <= _MAX_EPOCH_MS else None
+
+
+@attrs.frozen
+class RecordIdentity:
+    """Whose order a raw broker record is, read without parsing the rest (None: absent or invalid)."""
+
+    order_id: str | None
+    external_identifier: str | None
+    replaces_order_id: str | None
+    received_at: dt.datetime | None
+
+
+def peek_identity(obj: Any) -> RecordIdentity:
+    """The identity fields of a raw order record; never raises (an invalid field reads as None).
+
+    Read before :func:`parse_order`, so a record that is not ours is skipped whatever else it holds.
+    """
+    if not isinstance(obj, Mapping):
+        return RecordIdentity(None, None, None, None)
+
+    def ident(key: str) -> str | None:
+        try:
+            return parse_order_id(obj.get(key), key)
+        except ValueError:
+            return None
+
+    ext = obj.get("external-identifier")
+    ok_ext = isinstance(ext, str) and 0 < len(ext) <= MAX_TEXT and ext.isprintable()
+    return RecordIdentity(ident("id"), ext if ok_ext else None, ident("replaces-order-id"),
+                          parse_timestamp(obj.get("received-at")))
+
+
 def _parse_leg(obj: Any, i: int) -> LegSnapshot:
     if not isinstance(obj, Mapping):
         raise ValueError(f"legs[{i}] is not an object")
-    symbol = obj.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
-        raise ValueError(f"legs[{i}].symbol={symbol!r}: missing")
-    action = obj.get("action")
-    if not isinstance(action, str) or not action:
-        raise ValueError(f"legs[{i}].action={action!r}: missing")
+    symbol = _text(obj.get("symbol"), f"legs[{i}].symbol")
+    action = _text(obj.get("action"), f"legs[{i}].action")
     quantity = parse_quantity(obj.get("quantity"), f"legs[{i}].quantity")
     raw_remaining = obj.get("remaining-quantity")
     remaining = None if raw_remaining is None else parse_quantity(raw_remaining, f"legs[{i}].remaining-quantity")
     raw_fills = obj.get("fills") or []
     if not isinstance(raw_fills, list):
         raise ValueError(f"legs[{i}].fills is not a list")
+    if len(raw_fills) > MAX_FILLS_PER_LEG:
+        raise ValueError(f"legs[{i}].fills: {len(raw_fills)} fills, more than {MAX_FILLS_PER_LEG}")
     fills: list[LegFill] = []
     for j, f in enumerate(raw_fills):
         if not isinstance(f, Mapping):
             raise ValueError(f"legs[{i}].fills[{j}] is not an object")
+        raw_fid = f.get("fill-id")
+        where = f"legs[{i}].fills[{j}]"
         fills.append(LegFill(
-            fill_id=_id(f.get("fill-id"), f"legs[{i}].fills[{j}].fill-id"),
-            quantity=parse_quantity(f.get("quantity"), f"legs[{i}].fills[{j}].quantity"),
-            price=_decimal(f.get("fill-price"), f"legs[{i}].fills[{j}].fill-price"),
-            filled_at=_opt_str(f.get("filled-at")),
-            group_fill_id=_opt_str(f.get("ext-group-fill-id")),
+            # fill ids are strings such as "3_OPT850090305" (reference §3); an int is taken as its text
+            fill_id=str(raw_fid) if type(raw_fid) is int else _text(raw_fid, f"{where}.fill-id"),
+            quantity=parse_quantity(f.get("quantity"), f"{where}.quantity"),
+            price=parse_price(f.get("fill-price"), f"{where}.fill-price"),
+            filled_at=_opt_text(f.get("filled-at"), f"{where}.filled-at"),
+            group_fill_id=_opt_text(f.get("ext-group-fill-id"), f"{where}.ext-group-fill-id"),
         ))
     return LegSnapshot(symbol=symbol, action=action, quantity=quantity, remaining=remaining, fills=tuple(fills))
 
 
 def parse_order(obj: Any) -> OrderSnapshot:
-    """Validate one order object; raise :class:`MalformedResponseError` saying what is wrong."""
+    """Validate one order object whole; raise :class:`MalformedResponseError` naming the field and value.
+
+    Every bound of the module docstring is checked before the value is used. Only
+    :class:`MalformedResponseError` leaves this function, whatever ``obj`` is.
+    """
     oid = obj.get("id") if isinstance(obj, Mapping) else None
     try:
         if not isinstance(obj, Mapping):
             raise ValueError("is not an object")
-        order_id = _id(oid, "id")
-        status = obj.get("status")
-        if not isinstance(status, str) or not status:
-            raise ValueError(f"status={status!r}: missing")
+        order_id = parse_order_id(oid, "id")
+        status = _text(obj.get("status"), "status")
         raw_legs = obj.get("legs")
         if not isinstance(raw_legs, list):
             raise ValueError("legs is not a list")
+        if len(raw_legs) > MAX_LEGS:
+            raise ValueError(f"legs: {len(raw_legs)} legs, more than {MAX_LEGS}")
         legs = tuple(_parse_leg(leg, i) for i, leg in enumerate(raw_legs))
         raw_size = obj.get("size")
         size = None if raw_size is None else parse_quantity(raw_size, "size")
         price: Decimal | None = None
         if obj.get("price") is not None:
-            price = _decimal(obj.get("price"), "price")
+            price = parse_price(obj.get("price"), "price")
             if obj.get("price-effect") == "Credit":
                 price = -price
-        updated = obj.get("updated-at")
+        ext = obj.get("external-identifier")
         return OrderSnapshot(
             order_id=order_id,
             status=status,
             legs=legs,
-            external_identifier=_opt_str(obj.get("external-identifier")),
+            external_identifier=None if ext is None or ext == "" else _text(ext, "external-identifier"),
             size=size,
-            order_type=_opt_str(obj.get("order-type")),
+            order_type=_opt_text(obj.get("order-type"), "order-type"),
             price=price,
             replaces_order_id=_opt_id(obj.get("replaces-order-id"), "replaces-order-id"),
             replacing_order_id=_opt_id(obj.get("replacing-order-id"), "replacing-order-id"),
             edited=obj.get("edited") is True,
-            reject_reason=_opt_str(obj.get("reject-reason")),
-            updated_at=updated if isinstance(updated, int) and not isinstance(updated, bool) else None,
-            live_at=_opt_str(obj.get("live-at")),
-            contingent_status=_opt_str(obj.get("contingent-status")),
+            reject_reason=_opt_text(obj.get("reject-reason"), "reject-reason", printable=False),
+            updated_at=_epoch_ms(obj.get("updated-at")),
+            live_at=_opt_text(obj.get("live-at"), "live-at"),
+            contingent_status=_opt_text(obj.get("contingent-status"), "contingent-status"),
             received_at=parse_timestamp(obj.get("received-at")),
         )
-    except ValueError as err:
-        raise MalformedResponseError(f"order {oid!r}: {err}") from None
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        raise MalformedResponseError(f"order {_q(oid)}: {err}") from None
 
 
 #: One combo leg as we submitted it: (OCC symbol, ratio, sign +1 buy / -1 sell).
