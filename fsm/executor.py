@@ -622,12 +622,37 @@ class AtomicOrderExecutor:
         if group.is_terminal:
             if gid in self._active:
                 self._finish(group, self.clock.now())
+            elif group.state == "failed":
+                self._refresh_failed(group)
             return
         if gid not in self._active:
             # A settled group re-opened (a fill after settlement): manage it again.
             self._active.add(gid)
             self._schedule(gid, self.clock.now() + dt.timedelta(seconds=self.policy.step_seconds))
         self._dispatch(group)
+
+    def _refresh_failed(self, group: AtomicOrderGroup) -> None:
+        """A fill reached a ``failed`` group: ask the broker again about the orders whose record it
+        made stale, so the residual a human acts on is the broker's count, not a guess.
+
+        Event-driven (one question per such fill), never a loop; an outage leaves the estimate.
+        """
+        stale = [t.order_ref for t in group.tickets
+                 if t.broker_record is not None and t.broker_record.booked != t.quantity_filled]
+        if not stale:
+            return
+        try:
+            reports = self.backend.reconcile(stale)
+        except BrokerUnavailable:
+            return
+        now = self.clock.now()
+        for ref in stale:
+            report = reports.get(ref)
+            if report is not None:
+                self.stats.reconciliations += 1
+                self._apply(group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id,
+                                                   report.filled_quantity))
+        self._deliver_alerts(group)
 
     def _violation(self, text: str) -> None:
         self.stats.invariant_violations += 1
