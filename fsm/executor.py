@@ -206,6 +206,9 @@ class AtomicOrderExecutor:
         #: Per group: how many of its alerts reached ``on_alert`` already.
         self._alerted: dict[str, int] = {}
         self._outages: dict[str, int] = {}
+        #: Surfaced orders whose cancel the broker could not take: tries, and when to try again.
+        self._surfaced_tries: dict[str, int] = {}
+        self._surfaced_after: dict[str, dt.datetime] = {}
         #: Per order: pricing attempts that found no usable quote.
         self._quote_misses: dict[str, int] = {}
         #: Orders given up as not found at the broker (rejected, never resent): ``dormant``, or,
@@ -447,7 +450,9 @@ class AtomicOrderExecutor:
                 log.exception("servicing group %s raised; retried on its next timer", gid)
                 self._schedule(gid, now + dt.timedelta(seconds=self.policy.reconcile_interval))
         for ref in [r for r, st in self._abandoned.items() if st == "pending"]:
-            self._cancel_surfaced(ref)  # a cancel the broker could not take earlier
+            after = self._surfaced_after.get(ref)
+            if after is None or now >= after:
+                self._cancel_surfaced(ref)  # a cancel the broker could not take earlier
         self._journal_commit()
 
     def next_wakeup(self) -> dt.datetime | None:
@@ -605,7 +610,15 @@ class AtomicOrderExecutor:
         try:
             self.backend.cancel(order_ref)
         except BrokerUnavailable:
-            return  # stays marked; on_timer tries again
+            # stays marked; on_timer tries again after a backoff (a timer with no group wakes it)
+            n = self._surfaced_tries.get(order_ref, 0) + 1
+            self._surfaced_tries[order_ref] = n
+            after = self.clock.now() + self._backoff(n)
+            self._surfaced_after[order_ref] = after
+            self._schedule("", after)
+            return
+        self._surfaced_tries.pop(order_ref, None)
+        self._surfaced_after.pop(order_ref, None)
         self._abandoned[order_ref] = "cancelled"
         self.stats.surfaced_cancels += 1
         self.stats.cancels_sent += 1

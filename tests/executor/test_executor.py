@@ -223,6 +223,8 @@ def test_order_given_up_as_not_found_that_surfaces_later_is_cancelled_and_its_fi
     assert any("surfaced" in a and req.order_ref in a for a in alerts)
     backend.down = False
     pump(backend, ex, 1.0)
+    assert backend.cancels == [], "the retry waits out its backoff (reconcile_interval at first)"
+    pump(backend, ex, ex.policy.reconcile_interval)
     assert backend.cancels == [req.order_ref] and ex.stats.surfaced_cancels == 1
     # One unit filled before our cancel reached it: the fill is kept, flagged, and unwound.
     backend.push(req.order_ref, Fill(backend.now(), "late-fill", 1, Decimal("0.00")))
