@@ -39,8 +39,9 @@ of ours is logged, counted (:attr:`TastytradeBackend.boundary_errors`) and repor
 as ``SubmissionUnknown``; one that is not ours is skipped unparsed. Anything else raised inside a
 method is caught there, counted, and mapped by what may have happened: before a POST was sent,
 ``SubmissionRefused`` (nothing exists); after, ``SubmissionOutcomeUnknown`` (never "refused" for
-an order that may be live); elsewhere ``BrokerUnavailable`` (try later). Reconciliation leaves an
-order whose record cannot be read out of its answer (never ``NOT_FOUND``: it may be live).
+an order that may be live); elsewhere ``BrokerUnavailable`` (try later). Reconciliation answers
+for an order whose latest record cannot be read from its last readable ones (so it can still be
+cancelled), and leaves a reference with no readable record out (never ``NOT_FOUND``).
 """
 
 from __future__ import annotations
@@ -354,8 +355,12 @@ class TastytradeBackend(ExecutionBackend):
     def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
         """What the broker knows about each of our orders, looked up by our identifier.
 
-        An order whose record cannot be read (now, or anything raised while reporting it) is left
-        out of the answer, never reported ``NOT_FOUND``: it may be live. The executor asks again.
+        An order whose latest record cannot be read is reported from its last readable records
+        (the read is counted and its ticket got ``SubmissionUnknown`` naming the field): nothing
+        read from the bad record is used, so the answer never settles on it, and the executor can
+        still cancel the order by the id it knows. A reference none of whose records could ever be
+        read (or anything raised while reporting) is left out of the answer, never reported
+        ``NOT_FOUND``: it may be live. The executor asks again.
         """
         now = self._clock.now()
         try:
@@ -397,7 +402,9 @@ class TastytradeBackend(ExecutionBackend):
                 seen.add(oid)
                 raw = self.client.get_order(oid)
                 if self.monitor.ingest(raw, now, expect=tracker, expect_id=oid) is None:
-                    unreadable.add(ref)  # the latest record is not known: no answer for this order
+                    # Counted and reported on the ticket by the monitor. The answer comes from the
+                    # last readable records: never final or settling on what could not be read,
+                    # but the executor may still cancel the order by the id it knows.
                     continue
                 follow = tracker.orders[oid].replacing_order_id
                 if follow is not None and follow not in tracker.orders:

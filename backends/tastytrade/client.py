@@ -385,9 +385,11 @@ def _items(data: Any, method: str, path: str) -> list[JsonObject]:
         items = data
     else:
         raise MalformedResponseError("expected data.items to be a list", method=method, path=path)
-    if not all(isinstance(i, dict) for i in items):
-        raise MalformedResponseError("data.items holds a non-object", method=method, path=path)
-    return [dict(i) for i in items]
+    objects = [dict(i) for i in items if isinstance(i, dict)]
+    if len(objects) < len(items):  # nobody can own a record that is not an object: one never fails the list
+        log.warning("%s %s: %d of %d items are not objects; skipped", method, path, len(items) - len(objects),
+                    len(items))
+    return objects
 
 
 def _object(data: Any, method: str, path: str) -> JsonObject:

@@ -22,9 +22,10 @@ skipped without being parsed in full. One of ours is parsed whole (:func:`~.pars
 bounded) and checked against our own request (every leg we sent is there). Anything raised while
 reading or deriving from it is caught per record: logged with the record's id, counted
 (:attr:`OrderMonitor.boundary_errors`) and reported once on its ticket as ``SubmissionUnknown``
-(the executor reconciles; reconciliation leaves an unreadable order out of its answer, never
-``NOT_FOUND``). The tracker keeps its last readable snapshot, so one bad record never fails a
-batch, a poll, or a later tick, and the next readable record (a fill) is booked as usual.
+(the executor reconciles: the answer comes from the last readable snapshots, never from the bad
+record, and an order with none is left out, never ``NOT_FOUND``). The tracker keeps its last
+readable snapshot, so one bad record never fails a batch, a poll, or a later tick, the order can
+still be cancelled by its id, and the next readable record (a fill) is booked as usual.
 
 All times are the backend clock's (virtual in a simulation).
 """

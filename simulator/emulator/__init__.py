@@ -27,6 +27,11 @@ counts them: a ``Filled`` order without fills), ``reject_after_fill`` (``Rejecte
 partial fill, keeping it), ``echo_prior_state`` (a DELETE answers the order as it was, e.g.
 ``Live``), ``refuse_orders`` (422 on placement). A DELETE on an order that closed since the
 client last read it is refused 422 ``order_not_cancellable`` as above.
+
+Hostile answers (for boundary tests; the simulator's state is untouched): ``tamper_orders``
+(answers show a rewritten order JSON: an absurd fill price, an id that is not an integer, any
+JSON), ``serve_foreign`` (raw records another application placed, listed in ``/orders/live`` and
+``/orders``), ``claim_pages`` (list answers claim any ``total-pages``), ``stop_tampering``.
 """
 
 from simulator.emulator.faults import Fault, FaultInjector, HttpFaults

@@ -66,6 +66,7 @@ _EARLIEST_VERSION = "20250813"
 _PAGINATED_VERSION = "20261012"
 _ACCOUNT_RE = re.compile(r"^/accounts/([^/]+)(/.*)$")
 _ORDER_ID_RE = re.compile(r"^/orders/(\d+)$")
+_NO_CLAIM = object()
 
 
 class _Response:
@@ -197,6 +198,8 @@ class TastytradeEmulator:
         self._count_lock = threading.Lock()
         #: Tokens issued so far.
         self.tokens_issued = 0
+        #: What list answers claim as ``pagination.total-pages`` (see :meth:`claim_pages`).
+        self._claimed_pages: Any = _NO_CLAIM
 
     def __repr__(self) -> str:
         return f"TastytradeEmulator(url={self.url if self._server else None!r})"
@@ -338,6 +341,33 @@ class TastytradeEmulator:
         with self.lock:
             self.account.echo_prior_state(pattern)
 
+    # -- hostile answers: what a broker may send that the client must survive -------------------
+
+    def tamper_orders(self, pattern: str, rewrite: Callable[[dict[str, Any]], Any]) -> None:
+        """Answers show ``rewrite(order JSON)`` for orders whose external identifier matches
+        ``pattern`` (every answer: POST, GET, lists, DELETE, PUT; the simulator is untouched).
+        See :meth:`EmulatedAccount.tamper`."""
+        with self.lock:
+            self.account.tamper(pattern, rewrite)
+
+    def serve_foreign(self, record: Any) -> None:
+        """List ``record`` (any JSON: another application's order, or garbage) in ``/orders/live``
+        and ``/orders`` answers, as given, after the account's own orders."""
+        with self.lock:
+            self.account.foreign_records.append(record)
+
+    def claim_pages(self, total_pages: Any) -> None:
+        """Paged list answers claim ``pagination.total-pages = total_pages`` (any JSON value),
+        whatever they hold (pages beyond the real ones are empty)."""
+        with self.lock:
+            self._claimed_pages = total_pages
+
+    def stop_tampering(self) -> None:
+        """Answers are honest again: no rewrite, no foreign record, true page counts."""
+        with self.lock:
+            self.account.stop_tampering()
+            self._claimed_pages = _NO_CLAIM
+
     def dispatch(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> _Response:
         """Answer one request (called by the handler thread)."""
         parts = urllib.parse.urlsplit(target)
@@ -453,7 +483,8 @@ class TastytradeEmulator:
             "context": path,
             "pagination": {
                 "per-page": per_page, "page-offset": offset, "item-offset": offset * per_page,
-                "total-items": total, "total-pages": pages, "current-item-count": len(chunk),
+                "total-items": total, "current-item-count": len(chunk),
+                "total-pages": pages if self._claimed_pages is _NO_CLAIM else self._claimed_pages,
                 "previous-link": None, "next-link": None, "paging-link-template": None,
             },
         }

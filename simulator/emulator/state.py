@@ -24,10 +24,11 @@ a final order answers 422 (``order_not_cancellable`` / ``order_not_editable``, c
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -245,6 +246,10 @@ class EmulatedAccount:
         self._reject_after_fill: list[tuple[re.Pattern[str], str]] = []
         self._echo_prior: list[re.Pattern[str]] = []
         self._to_reject: set[str] = set()
+        self._tamper: list[tuple[re.Pattern[str], Callable[[dict[str, Any]], Any]]] = []
+        #: Raw records served after the account's own orders in ``/orders/live`` and ``/orders``
+        #: (another application's orders, or anything a test wants the client to read), as given.
+        self.foreign_records: list[Any] = []
 
     def refuse(self, pattern: str, message: str) -> None:
         """Refuse (422 ``preflight_check_failure``) new orders whose external identifier matches ``pattern``."""
@@ -283,6 +288,26 @@ class EmulatedAccount:
         """A DELETE of an order whose external identifier matches ``pattern`` answers the order as
         the request found it (e.g. still ``Live``), not as ``Cancel Requested``."""
         self._echo_prior.append(re.compile(pattern))
+
+    def tamper(self, pattern: str, rewrite: Callable[[dict[str, Any]], Any]) -> None:
+        """Every answer that shows an order whose external identifier matches ``pattern`` shows
+        ``rewrite(order JSON)`` instead (a copy; whatever it returns, any JSON, is served as is):
+        the broker answers a test wants to be wrong (an absurd fill price, an id that is not an
+        integer ...). The simulator's own state is untouched."""
+        self._tamper.append((re.compile(pattern), rewrite))
+
+    def stop_tampering(self) -> None:
+        """Orders are shown as they are again (and no foreign record is served)."""
+        self._tamper.clear()
+        self.foreign_records.clear()
+
+    def _view(self, order: _Order) -> Any:
+        """The order's JSON as answers show it (rewritten by :meth:`tamper` when it matches)."""
+        view: Any = order.to_json(self.account_number)
+        for pattern, rewrite in self._tamper:
+            if self._matches([pattern], order.external_identifier):
+                view = rewrite(copy.deepcopy(view))
+        return view
 
     def _start_reject(self, chain: _Chain) -> None:
         order = self.orders[chain.active]
@@ -604,7 +629,7 @@ class EmulatedAccount:
                 self._create(oid, ref, request, legs, size, spec, now)
             raise EmulatorError(503, "service_unavailable", "the order service is unavailable") from None
         order = self._create(oid, ref, request, legs, size, spec, now)
-        answer = self._placed_answer(order.to_json(self.account_number))
+        answer = self._placed_answer(self._view(order))
         order.set_status("In Flight", now)
         return answer
 
@@ -628,7 +653,7 @@ class EmulatedAccount:
         return order
 
     @staticmethod
-    def _placed_answer(order: dict[str, Any]) -> dict[str, Any]:
+    def _placed_answer(order: Any) -> dict[str, Any]:
         zero = {"value": "0.0", "effect": "None"}
         return {
             "order": order,
@@ -638,7 +663,8 @@ class EmulatedAccount:
                 "current-buying-power": "100000.0", "current-buying-power-effect": "Credit",
                 "new-buying-power": "100000.0", "new-buying-power-effect": "Credit",
                 "isolated-order-margin-requirement": "0.0", "isolated-order-margin-requirement-effect": "None",
-                "is-spread": len(order.get("legs", [])) > 1, "impact": "0.0", "effect": "None",
+                "is-spread": isinstance(order, dict) and len(order.get("legs") or []) > 1,
+                "impact": "0.0", "effect": "None",
             },
             "fee-calculation": {
                 "regulatory-fees": zero["value"], "regulatory-fees-effect": "None",
@@ -656,18 +682,18 @@ class EmulatedAccount:
             raise EmulatorError(404, "record_not_found", f"order {oid} not found")
         return order
 
-    def get(self, oid: int) -> dict[str, Any]:
+    def get(self, oid: int) -> Any:
         """``GET /orders/{id}``."""
-        return self._order(oid).to_json(self.account_number)
+        return self._view(self._order(oid))
 
-    def cancel(self, oid: int) -> dict[str, Any]:
+    def cancel(self, oid: int) -> Any:
         """``DELETE /orders/{id}``: ask the simulator to cancel; the order shows ``Cancel Requested``."""
         order = self._order(oid)
         chain = self._chains[order.ref]
         active = self.orders[chain.active]
         if oid not in (chain.active, chain.pending) or active.terminal:
             raise EmulatorError(422, "order_not_cancellable", f"order {oid} is {order.status} and cannot be cancelled")
-        prior = order.to_json(self.account_number)
+        prior = self._view(order)
         if active.status != "Cancel Requested":
             try:
                 self.sim.cancel(order.ref)
@@ -677,9 +703,9 @@ class EmulatedAccount:
             active.set_status("Cancel Requested", self.now)
         if self._matches(self._echo_prior, order.external_identifier):
             return prior
-        return order.to_json(self.account_number)
+        return self._view(order)
 
-    def replace(self, oid: int, body: Any) -> dict[str, Any]:
+    def replace(self, oid: int, body: Any) -> Any:
         """``PUT /orders/{id}``: a NEW order (``Contingent``) replaces ``oid`` once the simulator applies it."""
         order = self._order(oid)
         chain = self._chains[order.ref]
@@ -728,11 +754,11 @@ class EmulatedAccount:
         order.replacing = new.id
         order.prev_status = order.status
         order.set_status("Replace Requested", now)
-        return new.to_json(self.account_number)
+        return self._view(new)
 
     # -- lists ----------------------------------------------------------------------------------
 
-    def live(self, statuses: Iterable[str] = (), underlying: str | None = None) -> list[dict[str, Any]]:
+    def live(self, statuses: Iterable[str] = (), underlying: str | None = None) -> list[Any]:
         """``GET /orders/live``: every order of the (single, virtual) day, filtered."""
         wanted = set(statuses)
         out = []
@@ -741,11 +767,12 @@ class EmulatedAccount:
                 continue
             if underlying and order.legs[0].option.underlying != underlying:
                 continue
-            out.append(order.to_json(self.account_number))
+            out.append(self._view(order))
+        out.extend(copy.deepcopy(self.foreign_records))
         return out
 
     def history(self, *, start_at: dt.datetime | None, end_at: dt.datetime | None, statuses: Iterable[str] = (),
-                underlying: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
+                underlying: str | None = None, newest_first: bool = True) -> list[Any]:
         """``GET /orders``: orders received in ``[start_at, end_at]``."""
         wanted = set(statuses)
         chosen = [
@@ -755,7 +782,7 @@ class EmulatedAccount:
             and (not underlying or o.legs[0].option.underlying == underlying)
         ]
         chosen.sort(key=lambda o: o.id, reverse=newest_first)
-        return [o.to_json(self.account_number) for o in chosen]
+        return [self._view(o) for o in chosen] + copy.deepcopy(self.foreign_records)
 
     def positions(self) -> list[dict[str, Any]]:
         """``GET /positions``: the simulator's (true) positions."""
