@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from fsm.group import COMMITTED, FAILED, GROUP_MACHINE, INVALID, ROLLED_BACK, TERMINAL_STATES, AtomicOrderGroup
 from fsm.ledger import ledger_from_tickets
+from fsm.symbol import OptionSymbol
 from fsm.ticket import TICKET_MACHINE
 
 _GROUP_CHANGES = GROUP_MACHINE.allowed_changes()
@@ -154,6 +155,29 @@ def broker_agreement(group: AtomicOrderGroup) -> list[str]:
             out.append(f"{gid}: committed but the broker counts {_fmt(counted)} != target {_fmt(wanted)}")
     elif counted:
         out.append(f"{gid}: rolled_back but the broker counts {_fmt(counted)}")
+    return out
+
+
+def verdict_against(group: AtomicOrderGroup, held: dict[OptionSymbol, int]) -> list[str]:
+    """Invariant 7 judged from outside: the group's verdict against what the broker holds for it.
+
+    ``held``: signed contracts per symbol that the broker actually executed for this group (a
+    test's broker truth, or an account known to hold nothing else). Committed: the targets;
+    rolled_back or invalid: nothing; failed: exactly ``residual_exposure``; and a settled group's
+    ledger equals what was executed (no fill lost or invented). Empty when it all holds.
+    """
+    gid, state, out = group.group_id, group.state, []
+    held = {s: q for s, q in held.items() if q}
+    wanted = {s: q for s, q in group.targets.items() if q}
+    if state == COMMITTED and held != wanted:
+        out.append(f"[7 broker_agreement] {gid}: committed but the broker holds {_fmt(held)} != targets {_fmt(wanted)}")
+    elif state in (ROLLED_BACK, INVALID) and held:
+        out.append(f"[7 broker_agreement] {gid}: {state} but the broker holds {_fmt(held)}")
+    elif state == FAILED and group.residual_exposure != held:
+        out.append(f"[7 broker_agreement] {gid}: failed with residual {_fmt(group.residual_exposure)} but the broker "
+                   f"holds {_fmt(held)}")
+    if state in (COMMITTED, ROLLED_BACK) and group.ledger.positions() != held:
+        out.append(f"[3 conservation] {gid}: ledger {_fmt(group.ledger.positions())} != executed fills {_fmt(held)}")
     return out
 
 

@@ -756,25 +756,14 @@ class World:
             out.append(f"[model] {len(self.held)} events still held")
         truth = self.truth_positions()
         # Invariant 7 judged by the broker's truth itself: the verdict agrees with what it holds.
-        wanted = {s: q for s, q in g.targets.items() if q}
-        if g.state == "committed" and truth != wanted:
-            out.append(f"[7 broker_agreement] {g.group_id}: committed but the broker holds {_fmt(truth)}")
-        elif g.state == "rolled_back" and truth:
-            out.append(f"[7 broker_agreement] {g.group_id}: rolled_back but the broker holds {_fmt(truth)}")
-        elif g.state == "failed" and g.residual_exposure != truth:
-            out.append(f"[7 broker_agreement] {g.group_id}: failed with residual {_fmt(g.residual_exposure)} but "
-                       f"the broker holds {_fmt(truth)}")
-        if self.contradictions:
-            # units the broker never delivered cannot be in the ledger: its count must be, instead
-            truth_listed = self._listed_positions()
-            if g.ledger.positions() != truth_listed:
-                out.append(f"[3 conservation] {g.group_id}: ledger {_fmt(g.ledger.positions())} != the broker's "
-                           f"listed fills {_fmt(truth_listed)}")
-        elif g.ledger.positions() != truth:
-            out.append(
-                f"[3 conservation] {g.group_id}: ledger {_fmt(g.ledger.positions())} != broker's executed fills "
-                f"{_fmt(truth)} (a fill was lost or invented)"
-            )
+        # Units the broker never delivered cannot be in the ledger, so with a contradictory record
+        # the ledger is held against the listed fills instead.
+        listed = self._listed_positions() if self.contradictions else truth
+        out += [v for v in invariants.verdict_against(g, truth) if not v.startswith("[3 ")]
+        if g.ledger.positions() != listed:
+            what = "the broker's listed fills" if self.contradictions else "broker's executed fills"
+            out.append(f"[3 conservation] {g.group_id}: ledger {_fmt(g.ledger.positions())} != {what} "
+                       f"{_fmt(listed)} (a fill was lost or invented)")
         for o in self.orders:
             if not g.has_ticket(o.ref):
                 out.append(f"[2 no_orphans] {o.ref}: the broker holds an order the group does not know")

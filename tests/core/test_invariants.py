@@ -242,3 +242,17 @@ def test_check_group_collects_from_every_invariant() -> None:
     assert any("signed sum" in v for v in out)
     assert any("not in the table" in v for v in out)
     assert any("without an over-fill" in v for v in out)
+
+
+def test_the_verdict_is_held_against_what_the_broker_holds() -> None:
+    """Invariant 7 from outside: a rolled-back group over a broker that holds the condor is caught."""
+    from fsm.invariants import verdict_against
+
+    g = group_in("rolled_back")
+    assert verdict_against(g, {}) == []
+    held = {s: q for s, q in g.targets.items()}
+    out = verdict_against(g, held)
+    assert any(v.startswith("[7 broker_agreement]") and "rolled_back but the broker holds" in v for v in out)
+    committed = group_in("committed")
+    assert verdict_against(committed, dict(committed.targets)) == []
+    assert any("committed but the broker holds" in v for v in verdict_against(committed, {}))

@@ -418,16 +418,7 @@ class TastytradeWire(RuleBasedStateMachine):
         if g.state not in TERMINAL_STATES:
             bad.append(f"[1 terminal_settled] not terminal after the cooperative drive ({g.state})")
         truth = self.a.truth_positions()
-        wanted = {s: q for s, q in g.targets.items() if q}
-        if g.state == "committed" and truth != wanted:
-            bad.append(f"[7 verdict] committed but the broker holds {_fmt(truth)} != targets {_fmt(wanted)}")
-        elif g.state in ("rolled_back", "invalid") and truth:
-            bad.append(f"[7 verdict] {g.state} but the broker holds {_fmt(truth)}")
-        elif g.state == "failed" and g.residual_exposure != truth:
-            bad.append(f"[7 verdict] failed with residual {_fmt(g.residual_exposure)} but the broker holds "
-                       f"{_fmt(truth)}")
-        if g.state in ("committed", "rolled_back") and g.ledger.positions() != truth:
-            bad.append(f"[3 conservation] ledger {_fmt(g.ledger.positions())} != executed fills {_fmt(truth)}")
+        bad += invariants.verdict_against(g, truth)
         if bad:
             raise AssertionError(f"{self.spec} (after the cooperative drive)\nmoves: {self.log}\n" + "\n".join(bad))
         self._broken = False
