@@ -249,10 +249,14 @@ class TicketTracker:
 
     def misfit(self, snap: OrderSnapshot) -> str | None:
         """Why ``snap`` cannot be one of this ticket's orders (a leg we sent is missing), or None."""
-        if self.shape is None:
+        if self.shape is not None:
+            wanted = [symbol for symbol, _r, _s in self.shape]
+        elif self.request is not None:
+            wanted = [leg.symbol.occ for leg in self.request.legs]
+        else:
             return None
         have = {leg.symbol for leg in snap.legs}
-        missing = [symbol for symbol, _r, _s in self.shape if symbol not in have]
+        missing = [symbol for symbol in wanted if symbol not in have]
         if missing:
             return f"legs: no leg {missing[0]!r} of {self.order_ref} in order {snap.order_id}"
         return None
