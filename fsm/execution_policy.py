@@ -11,6 +11,8 @@ from fsm.errors import ValidationError
 
 #: The longest any timer may be (one week): a larger value is a unit mistake, not a policy.
 MAX_SECONDS = 7 * 24 * 3600.0
+#: The shortest any timer may be.
+MIN_SECONDS = 0.1
 #: The largest count any setting takes (ticks per step, retries).
 MAX_COUNT = 1000
 
@@ -20,6 +22,9 @@ def _positive(inst: object, attr: attrs.Attribute[float], value: float) -> None:
         raise ValidationError(attr.name, value, "must be a positive, finite number of seconds")
     if value > MAX_SECONDS:
         raise ValidationError(attr.name, value, f"must be at most {MAX_SECONDS:g} seconds (one week)")
+    if value < MIN_SECONDS:
+        # below this a timer is a tight loop against the broker, not a policy
+        raise ValidationError(attr.name, value, f"must be at least {MIN_SECONDS:g} seconds")
 
 
 def _non_negative_decimal(inst: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
@@ -78,3 +83,5 @@ class ExecutionPolicy:
     #: Pricing attempts that find no usable quote (missing, NaN, crossed) before an entry order is
     #: given up (the group rolls back, the reason names the quote); unwinds keep trying, alerted.
     max_quote_misses: int = attrs.field(default=5, validator=_non_negative_int)
+    #: A group not settled this long after its deadline is alerted once (it keeps being worked).
+    stuck_alert_seconds: float = attrs.field(default=900.0, validator=_positive)

@@ -18,7 +18,7 @@ import heapq
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from fsm.errors import (
     ValidationError,
 )
 from fsm.events import (
+    BROKER_EVENT_TYPES,
     BrokerStatus,
     CancelRequested,
     Reconciled,
@@ -47,8 +48,8 @@ from fsm.events import (
 from fsm.execution_policy import ExecutionPolicy
 from fsm.group import AtomicOrderGroup, ExecutionMode
 from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import BrokerEvent, OrderType, Purpose, Quote, quote_problem
-from fsm.pricing import PriceEffect
+from fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
+from fsm.pricing import MAX_LIMIT_PRICE, PriceEffect
 from fsm.strategy import StrategyKind
 from fsm.symbol import OptionSymbol
 from fsm.ticket import CANCEL_PENDING, CANCELABLE_STATES, NEW, REJECTED, SUBMITTING, UPDATE_PENDING, OrderTicket
@@ -62,10 +63,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("atomic_orders.executor")
 
 
+def _well_formed(be: object) -> bool:
+    """A BrokerEvent whose reference is text and whose event is one of the core's broker events."""
+    return (isinstance(be, BrokerEvent) and isinstance(be.order_ref, str) and len(be.order_ref) <= 256
+            and isinstance(be.event, BROKER_EVENT_TYPES))
+
+
 def new_session_id() -> str:
-    """A random 4-character session component (digits and upper-case letters) for group ids."""
+    """A random 6-character session component (digits and upper-case letters) for group ids.
+
+    36**6 (about 2.2e9) values: two of a thousand sessions on one account share one with a
+    probability of about 2e-4.
+    """
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return "".join(secrets.choice(alphabet) for _ in range(4))
+    return "".join(secrets.choice(alphabet) for _ in range(6))
 
 _ONE_SECOND = dt.timedelta(seconds=1)
 #: How many released tickets' fill ids are remembered to recognise late duplicates.
@@ -206,6 +217,10 @@ class AtomicOrderExecutor:
         #: Per group: how many of its alerts reached ``on_alert`` already.
         self._alerted: dict[str, int] = {}
         self._outages: dict[str, int] = {}
+        #: Per group: when its periodic service timer next fires.
+        self._step_timer: dict[str, dt.datetime] = {}
+        #: Groups already alerted as not settling (``policy.stuck_alert_seconds``).
+        self._stuck_alerted: set[str] = set()
         #: Surfaced orders whose cancel the broker could not take: tries, and when to try again.
         self._surfaced_tries: dict[str, int] = {}
         self._surfaced_after: dict[str, dt.datetime] = {}
@@ -230,8 +245,9 @@ class AtomicOrderExecutor:
     def new_group_id(self) -> str:
         """A fresh group id: prefix, this executor's session component, a sequence (``GK3F9000001``).
 
-        Unique per account across processes as long as session ids are (a random 4-character
-        component by default; 36**4 sessions); the sequence makes them deterministic within one.
+        Unique per account across processes as long as session ids are (a random 6-character
+        component by default); the sequence makes them deterministic within one. A ``group_id``
+        given by the caller is used as it is: its uniqueness is the caller's.
         """
         self._seq += 1
         return f"{self.id_prefix}{self.session_id}{self._seq:06d}"
@@ -341,6 +357,24 @@ class AtomicOrderExecutor:
         return self.execute(self._group(group_id, legs, quantity, StrategyKind.STRANGLE, mode, limit_price, effect,
                                         True))
 
+    def _check_update_price(self, group: AtomicOrderGroup, ticket: OrderTicket, price: object) -> None:
+        """Refuse (nothing sent) a new limit that is not a finite Decimal on the tick, in range, of the
+        order's own sign (a credit combo stays a credit), or beyond the group's declared limit."""
+        if not isinstance(price, Decimal) or not price.is_finite() or abs(price) > MAX_LIMIT_PRICE:
+            raise ValidationError("limit_price", price, f"must be a finite Decimal of at most {MAX_LIMIT_PRICE}")
+        if price == 0 or not group.ticks.is_on_tick(abs(price), ticket.is_combo):
+            raise ValidationError("limit_price", price, f"must be a non-zero multiple of the tick "
+                                  f"{group.ticks.tick_for(abs(price), ticket.is_combo)}")
+        current = ticket.limit_price
+        if not ticket.is_combo and price < 0:
+            raise ValidationError("limit_price", price, "a single-leg limit price must be positive")
+        if ticket.is_combo and current is not None and current != 0 and (price < 0) != (current < 0):
+            raise ValidationError("limit_price", price, f"would turn the order's {'credit' if current < 0 else 'debit'}"
+                                  f" (limit {current}) into the opposite")
+        limit = group.signed_limit_price
+        if ticket.is_combo and ticket.purpose is Purpose.ENTRY and limit is not None and price > limit:
+            raise ValidationError("limit_price", price, f"is worse than the group's declared limit {limit}")
+
     def _check_size(self, group: AtomicOrderGroup) -> None:
         """Refuse (nothing sent) a group trading more contracts per leg than the policy allows."""
         quantity = group.quantity
@@ -377,8 +411,13 @@ class AtomicOrderExecutor:
         )
 
     def abort(self, group_id: str, reason: str = "aborted by user") -> AtomicOrderGroup:
-        """Stop executing a group: cancel what works and unwind what filled."""
-        group = self._groups[group_id]
+        """Stop executing a group: cancel what works and unwind what filled.
+
+        Raises :class:`ValidationError` (``group_id``) for a group this executor does not hold.
+        """
+        group = self._groups.get(group_id) if isinstance(group_id, str) else None
+        if group is None:
+            raise ValidationError("group_id", group_id, "is not a group this executor holds")
         group.abort(self.clock.now(), reason)
         self._after_change(group)
         self._journal_commit()
@@ -406,11 +445,12 @@ class AtomicOrderExecutor:
             self.stats.boundary_errors += 1
             log.error("poll_events returned %s, not a list; ignored", type(events).__name__)
             return 0
-        bad = [be for be in events if not isinstance(be, BrokerEvent)]
-        if bad:
-            self.stats.boundary_errors += len(bad)
-            log.error("poll_events returned %d items that are not BrokerEvent; skipped", len(bad))
-            events = [be for be in events if isinstance(be, BrokerEvent)]
+        good = [be for be in events if _well_formed(be)]
+        if len(good) != len(events):
+            self.stats.boundary_errors += len(events) - len(good)
+            log.error("poll_events returned %d items that are not a BrokerEvent of a str reference and a broker "
+                      "event of fsm.events; skipped", len(events) - len(good))
+            events = good
         if self._recorder is not None and events:
             # Write-ahead: the batch is durable before any machine acts on it.
             route = self._route
@@ -447,12 +487,23 @@ class AtomicOrderExecutor:
                     self._maybe_release(group, now)
             except Exception:  # one group's trouble never stops the others' timers
                 self.stats.boundary_errors += 1
-                log.exception("servicing group %s raised; retried on its next timer", gid)
-                self._schedule(gid, now + dt.timedelta(seconds=self.policy.reconcile_interval))
+                log.exception("servicing group %s raised; retried after a backoff", gid)
+                failures = self._outages.get(gid, 0) + 1
+                self._outages[gid] = failures
+                self._step_timer[gid] = now + self._backoff(failures)
+                self._schedule(gid, self._step_timer[gid])
         for ref in [r for r, st in self._abandoned.items() if st == "pending"]:
             after = self._surfaced_after.get(ref)
             if after is None or now >= after:
-                self._cancel_surfaced(ref)  # a cancel the broker could not take earlier
+                try:
+                    self._cancel_surfaced(ref)  # a cancel the broker could not take earlier
+                except Exception:  # outside the contract: counted, retried on a backoff like an outage
+                    self.stats.boundary_errors += 1
+                    log.exception("cancel of surfaced order %s raised outside the backend contract", ref)
+                    n = self._surfaced_tries.get(ref, 0) + 1
+                    self._surfaced_tries[ref] = n
+                    self._surfaced_after[ref] = now + self._backoff(n)
+                    self._schedule("", self._surfaced_after[ref])
         self._journal_commit()
 
     def next_wakeup(self) -> dt.datetime | None:
@@ -545,7 +596,9 @@ class AtomicOrderExecutor:
             raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
         if limit_price is None and quantity is None:
             raise ValidationError("update", None, "give a limit_price or a quantity")
-        if quantity is not None and quantity != ticket.quantity:
+        if limit_price is not None:
+            self._check_update_price(group, ticket, limit_price)
+        if quantity is not None and (type(quantity) is not int or quantity != ticket.quantity):
             # A group's size is its targets: a resized order would leave the group waiting for
             # units it no longer asks for (or committing over a cut). Nothing is sent.
             raise ValidationError("quantity", quantity, f"order {ticket.order_ref!r} belongs to group "
@@ -676,7 +729,11 @@ class AtomicOrderExecutor:
         self.stats.alerts += 1
         log.warning("ALERT: %s", text)
         if self.on_alert is not None:
-            self.on_alert(text)
+            try:
+                self.on_alert(text)
+            except Exception:  # the pager failing must not stop the executor (the log has the alert)
+                self.stats.boundary_errors += 1
+                log.exception("on_alert raised; the alert above stands in the log")
 
     def _deliver_alerts(self, group: AtomicOrderGroup) -> None:
         """Hand every alert the group raised since the last call to ``on_alert`` (and the log), now."""
@@ -844,19 +901,23 @@ class AtomicOrderExecutor:
             return False
         try:
             reports = self.backend.reconcile(wanted)
+            if not isinstance(reports, Mapping):
+                raise TypeError(f"reconcile returned {type(reports).__name__}, not a mapping")
         except BrokerUnavailable:
-            self.stats.reconcile_failures += 1
-            failures = self._outages.get(gid, 0) + 1
-            self._outages[gid] = failures
-            retry = now + self._backoff(failures)
-            self._reconcile_after[gid] = retry
-            self._schedule(gid, retry)
+            self._no_answer(group, now)
             return False
-        self._reconcile_after.pop(gid, None)
-        self._outages.pop(gid, None)
+        except Exception:  # outside the contract: no answer, named in the log, retried on a backoff
+            self.stats.boundary_errors += 1
+            log.exception("reconcile of %s raised outside the backend contract", wanted)
+            self._no_answer(group, now)
+            return False
+        answered = True
         for ref in wanted:
             report = reports.get(ref)
-            if report is None:
+            if not isinstance(report, OrderReport) or report.order_ref != ref:
+                # an order left out (or answered under another reference) is not answered: it is
+                # never read as "nothing happened", nor as a dispute
+                answered = False
                 continue
             self.stats.reconciliations += 1
             self._apply(
@@ -864,14 +925,34 @@ class AtomicOrderExecutor:
                                        report.filled_quantity)
             )
             self._pending_since.pop(ref, None)
+        if not answered:
+            self.stats.boundary_errors += 1
+            log.warning("reconcile left out some of %s (or answered another reference): asked again later", wanted)
+            self._no_answer(group, now)
+            return False
+        self._reconcile_after.pop(gid, None)
+        self._outages.pop(gid, None)
         return True
+
+    def _no_answer(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        """The broker did not answer (fully): ask again after a backoff; alert once it persists."""
+        gid = group.group_id
+        self.stats.reconcile_failures += 1
+        failures = self._outages.get(gid, 0) + 1
+        self._outages[gid] = failures
+        retry = now + self._backoff(failures)
+        self._reconcile_after[gid] = retry
+        self._schedule(gid, retry)
+        if failures == self.policy.max_broker_disagreements + 1:
+            self._alert(f"group {gid}: the broker has not answered about its orders {failures} times; "
+                        "still asking (nothing is resent)")
 
     def _reconcile_unknown(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
         """Reconcile the group's unknown orders; an answer that leaves one unknown counts as a disagreement."""
         gid = group.group_id
-        after = self._ask_after.get(gid)
-        if after is not None and now < after:
-            self._schedule(gid, after)
+        holds = [h for h in (self._ask_after.get(gid), self._reconcile_after.get(gid)) if h is not None]
+        if holds and now < max(holds):
+            self._schedule(gid, max(holds))
             return
         if self._reconcile(group, now) and any(t.is_live for t in group.unknown_tickets()):
             self._disagree(group, now, "an unknown order's record contradicts itself")
@@ -884,18 +965,20 @@ class AtomicOrderExecutor:
         fails with the residual the broker counts (invariant 7).
         """
         gid = group.group_id
-        after = self._ask_after.get(gid)
-        if after is not None and now < after:
-            self._schedule(gid, after)
+        holds = [h for h in (self._ask_after.get(gid), self._reconcile_after.get(gid)) if h is not None]
+        if holds and now < max(holds):
+            self._schedule(gid, max(holds))
             return
         refs = [t.order_ref for t in group.tickets if not t.broker_confirms]
         self.stats.broker_audits += 1
         if not self._reconcile(group, now, refs):
-            return  # unreachable: retried on the outage timer
-        if group.is_terminal or not group.awaiting_broker():
+            return  # no (full) answer: retried on the outage backoff
+        if group.is_terminal or all(t.broker_confirms for t in group.tickets):
             self._disagreements.pop(gid, None)
             self._ask_after.pop(gid, None)
             return
+        if not group.awaiting_broker():
+            return  # live again (a record that went back to WORKING): the count stands, no dispute
         self._disagree(group, now, "; ".join(
             f"{t.order_ref}: broker {t.broker_record.status.value} {t.broker_record.filled} filled, booked "
             f"{t.quantity_filled}" for t in group.tickets if not t.broker_confirms and t.broker_record is not None
@@ -909,8 +992,22 @@ class AtomicOrderExecutor:
         self._disagreements[gid] = n
         log.warning("broker record disagrees for group %s (%d): %s", gid, n, why)
         if n > self.policy.max_broker_disagreements:
-            group.broker_disputed(now, why)
-            return
+            working = [t for t in group.tickets if t.state != NEW and t.broker_record is not None
+                       and not t.broker_record.final]
+            if not working:
+                group.broker_disputed(now, why)
+                return
+            # The broker says an order still works: cancel it before anyone calls this failed.
+            for t in working:
+                try:
+                    self.backend.cancel(t.order_ref)
+                    self.stats.cancels_sent += 1
+                except BrokerUnavailable:
+                    pass
+            if gid not in self._stuck_alerted:
+                self._stuck_alerted.add(gid)
+                self._alert(f"group {gid}: the broker's record keeps disagreeing ({why}) and reports "
+                            f"{[t.order_ref for t in working]} still working: cancelling, still asking")
         retry = now + self._backoff(n)
         self._ask_after[gid] = retry
         self._schedule(gid, retry)
@@ -920,8 +1017,10 @@ class AtomicOrderExecutor:
         now = self.clock.now()
         n = self._update_refusals.get(order_ref, 0) + 1
         self._update_refusals[order_ref] = n
+        previous = self._update_after.get(order_ref)
         self._update_after[order_ref] = now + self._backoff(n)
-        self._reconcile(group, now, [order_ref])
+        if previous is None or now >= previous:  # one question per backoff window, however many refusals
+            self._reconcile(group, now, [order_ref])
 
     def _cancel_refused(self, group: AtomicOrderGroup, order_ref: str) -> None:
         """The broker refused our cancel: ask for its record (the order may be closed), and hold the next cancel."""
@@ -929,10 +1028,12 @@ class AtomicOrderExecutor:
         self.stats.cancels_refused += 1
         n = self._cancel_refusals.get(order_ref, 0) + 1
         self._cancel_refusals[order_ref] = n
+        previous = self._cancel_after.get(order_ref)
         hold = now + self._backoff(n)
         self._cancel_after[order_ref] = hold
         self._schedule(group.group_id, hold)
-        self._reconcile(group, now, [order_ref])
+        if previous is None or now >= previous:  # one question per backoff window, however many refusals
+            self._reconcile(group, now, [order_ref])
 
     # ------------------------------------------------------------------------------------------
     # Internals: timers
@@ -965,6 +1066,16 @@ class AtomicOrderExecutor:
             self._reconcile(group, now, stale)
             for ref in stale:
                 self._pending_since[ref] = now
+                # a cancel the broker neither took nor refused: the next one waits, doubling
+                n = self._cancel_refusals.get(ref, 0) + 1
+                self._cancel_refusals[ref] = n
+                self._cancel_after[ref] = now + self._backoff(n)
+        started = self._started.get(gid)
+        if (started is not None and gid not in self._stuck_alerted
+                and now - started >= dt.timedelta(seconds=policy.deadline_seconds + policy.stuck_alert_seconds)):
+            self._stuck_alerted.add(gid)
+            self._alert(f"group {gid} has not settled {(now - started).total_seconds():.0f}s after it started "
+                        f"({group.state}; live orders {[t.order_ref for t in group.live_tickets()]}); still working")
         if group.state == "executing":
             self._step_prices(group, now)
         elif group.state == "rolling_back":
@@ -974,8 +1085,11 @@ class AtomicOrderExecutor:
                 if ticket.state in CANCELABLE_STATES and sent_at is not None and now - sent_at >= limit:
                     self._cancel(group, ticket, now)
         self._after_change(group)
-        if gid in self._active:
-            self._schedule(gid, now + dt.timedelta(seconds=policy.step_seconds))
+        if gid in self._active and self._step_timer.get(gid, now) <= now:
+            # One periodic timer per group: one-shot wake-ups (holds, retries) must not each start
+            # a chain of their own, or an outage would multiply the questions it causes.
+            self._step_timer[gid] = now + dt.timedelta(seconds=policy.step_seconds)
+            self._schedule(gid, self._step_timer[gid])
 
     def _step_prices(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
         step = dt.timedelta(seconds=self.policy.step_seconds)
@@ -1157,7 +1271,8 @@ class AtomicOrderExecutor:
                           self._update_after, self._quote_misses):
                 table.pop(ref, None)
         for gtable in (self._started, self._finished_at, self._reconcile_after, self._first_fill, self._release_at,
-                       self._adopted, self._disagreements, self._ask_after, self._alerted, self._outages):
+                       self._adopted, self._disagreements, self._ask_after, self._alerted, self._outages,
+                       self._step_timer):
             gtable.pop(gid, None)
         del self._groups[gid]
 

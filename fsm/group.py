@@ -620,13 +620,14 @@ class AtomicOrderGroup:
     def broker_positions(self) -> dict[OptionSymbol, int]:
         """Signed positions per symbol as the broker's records count them.
 
-        Our ledger, plus the units a broker record says filled beyond the fills it delivered
-        (a ``FILLED`` order without its fills). Equal to the ledger when the broker agrees.
+        Our ledger, corrected by each order's broker count where its record differs from the fills
+        we booked (a ``FILLED`` order without its fills; a fill booked twice under two ids).
+        Equal to the ledger when the broker agrees.
         """
         out = dict(self.ledger._net)
         for t in self._tickets.values():
             extra = t.broker_filled - t.quantity_filled
-            if extra > 0:
+            if extra:
                 for symbol, per_unit in signed_contracts(t):
                     out[symbol] = out.get(symbol, 0) + per_unit * extra
         return {s: q for s, q in out.items() if q}

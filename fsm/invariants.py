@@ -61,6 +61,11 @@ def no_orphans(group: AtomicOrderGroup) -> list[str]:
         f"{group.group_id}: {group.state} but {t.order_ref} is {t.state}"
         for t in group.tickets
         if t.is_live
+    ] + [
+        f"{group.group_id}: {group.state} but the broker's record says {t.order_ref} is {t.broker_record.status.value}"
+        for t in group.tickets
+        if group.verify_with_broker and t.broker_record is not None and not t.broker_record.final
+        and t.broker_record.booked == t.quantity_filled and not t.is_live
     ]
 
 

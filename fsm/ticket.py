@@ -708,9 +708,18 @@ class OrderTicket:
 
     @property
     def broker_filled(self) -> int:
-        """Filled units as the broker counts them where it has told us more than we booked."""
+        """Filled units as the broker counts them.
+
+        The broker's count when its record was taken after our last fill (more or fewer than we
+        booked: a fill it never delivered, or one we booked twice under two ids); after later
+        fills, the larger of its count and ours until it is asked again. Our fills without a record.
+        """
         rec = self.broker_record
-        return self.quantity_filled if rec is None else max(rec.filled, self.quantity_filled)
+        if rec is None:
+            return self.quantity_filled
+        if rec.booked == self.quantity_filled:
+            return rec.filled
+        return max(rec.filled, self.quantity_filled)
 
     @property
     def is_combo(self) -> bool:

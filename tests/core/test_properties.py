@@ -176,7 +176,7 @@ def settle(g: AtomicOrderGroup) -> None:
                 progressed = True
                 assert invariants.check_step(g) == []
         if not progressed and not g.is_terminal and any(
-                t.broker_disagrees or (t.state == "unknown" and not t.is_live) for t in g.tickets):
+                t.broker_filled != t.quantity_filled or (t.state == "unknown" and not t.is_live) for t in g.tickets):
             # the broker's record keeps contradicting the fills: what the executor does after
             # max_broker_disagreements answers (failed, with the residual the broker counts)
             g.broker_disputed(now(), "the broker's record keeps disagreeing")

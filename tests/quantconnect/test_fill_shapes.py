@@ -113,7 +113,8 @@ def test_a_fill_on_update_submitted_then_filled_zero_is_booked_once_and_the_grou
         if ticket.state == "submitted":  # put an update in flight on every working order
             limit = ticket.limit_price
             assert limit is not None
-            assert ticket.update(limit_price=limit + Decimal("0.01")).is_success
+            tick = group.ticks.tick_for(abs(limit), ticket.is_combo)  # an update must stay on the tick
+            assert ticket.update(limit_price=limit + tick).is_success
             updated.append(ticket.order_ref)
     run(algo, lean, group)
     assert updated
