@@ -190,6 +190,7 @@ class TastytradeBackend(ExecutionBackend):
         except Exception as err:  # the request may have left: its outcome is unknown
             tracker.submission_unknown = True
             raise SubmissionOutcomeUnknown(ref, self._caught(f"submit({ref!r})", err)) from None
+        tracker.placed = True  # a 2xx: the order exists, whatever its answer says
         try:
             snap = parse_order(answer.get("order"))
             misfit = tracker.misfit(snap)
@@ -200,6 +201,8 @@ class TastytradeBackend(ExecutionBackend):
             tracker.submission_unknown = True
             self.monitor.boundary_errors += 1
             oid = peek_identity(answer.get("order")).order_id
+            if oid is not None and self.monitor.tracker_of_id(oid) is None:
+                self.monitor.expect_id(tracker, oid)  # read by the id the answer names
             log.warning("submit(%r): unreadable answer about order %s: %s; outcome unknown", ref, oid, err)
             raise SubmissionOutcomeUnknown(ref, f"unreadable answer: {err}"[:500]) from None
 
@@ -377,6 +380,8 @@ class TastytradeBackend(ExecutionBackend):
             if ref in unreadable:
                 continue
             tracker = self.monitor.trackers.get(ref)
+            if tracker is not None and not tracker.chain and tracker.placed:
+                continue  # placed (2xx) but no record of it read yet: never NOT_FOUND
             if tracker is None or not tracker.chain:
                 out[ref] = OrderReport(order_ref=ref, status=BrokerStatus.NOT_FOUND)
                 continue
@@ -391,8 +396,8 @@ class TastytradeBackend(ExecutionBackend):
     def _refresh_known(self, refs: Sequence[str], unreadable: set[str], now: dt.datetime) -> None:
         for ref in refs:
             tracker = self.monitor.trackers.get(ref)
-            if tracker is None or not tracker.chain:
-                continue
+            if tracker is None:
+                continue  # orders with no id known (and no chain) are searched by reference
             todo = tracker.open_order_ids() + sorted(tracker.refresh) + tracker.incomplete_ids()
             seen: set[str] = set()
             while todo:
@@ -523,18 +528,24 @@ class TastytradeBackend(ExecutionBackend):
                       ref)
         out: dict[str, OrderReport] = {}
         for ref in sorted(found):
-            snaps = found[ref]
-            tracker = self.monitor.trackers.get(ref)
-            if tracker is not None and tracker.chain:
-                self._adopt_chain(tracker, snaps)
-                out[ref] = tracker.report(now)
-                self.monitor.touch(ref)
-                continue
-            fresh = TicketTracker(ref, tracker.request if tracker is not None else None)
-            for snap in _newest_chain(ref, snaps):
-                fresh.add(snap)
-            out[ref] = fresh.report(now)
+            try:
+                out[ref] = self._found_report(ref, found[ref], now)
+            except Exception as err:  # one order's report never fails the others
+                self.monitor.boundary_errors += 1
+                log.error("find_orders(%r): %s could not be reported (%s: %s); left out", prefix, ref,
+                          type(err).__name__, err)
         return out
+
+    def _found_report(self, ref: str, snaps: Sequence[OrderSnapshot], now: dt.datetime) -> OrderReport:
+        tracker = self.monitor.trackers.get(ref)
+        if tracker is not None and tracker.chain:
+            self._adopt_chain(tracker, snaps)
+            self.monitor.touch(ref)
+            return tracker.report(now)
+        fresh = TicketTracker(ref, tracker.request if tracker is not None else None)
+        for snap in _newest_chain(ref, snaps):
+            fresh.add(snap)
+        return fresh.report(now)
 
     # -- market data and account ----------------------------------------------------------------
 

@@ -182,6 +182,9 @@ class TicketTracker:
         self.cancel_pending = False
         #: The submission's outcome is unknown: adopt a broker order carrying our identifier.
         self.submission_unknown = False
+        #: Our POST was answered 2xx: the order exists, even when its answer could not be read
+        #: (then it is never reported NOT_FOUND; reconciliation leaves it out until it reads).
+        self.placed = False
         #: Order ids to read again on the next tick whatever the live list says.
         self.refresh: set[str] = set()
         self.submitted_at: dt.datetime | None = None
@@ -548,8 +551,21 @@ class OrderMonitor:
         tracker = self.trackers.pop(order_ref, None)
         self._watch.discard(order_ref)
         if tracker is not None:
-            for oid in tracker.chain:
-                self._by_id.pop(oid, None)
+            for oid in [*tracker.chain, *tracker.refresh]:
+                if self._by_id.get(oid) is tracker:
+                    del self._by_id[oid]
+
+    def tracker_of_id(self, oid: str) -> TicketTracker | None:
+        """The tracker a broker order id belongs to, if any."""
+        return self._by_id.get(oid)
+
+    def expect_id(self, tracker: TicketTracker, oid: str) -> None:
+        """``oid`` is one of ``tracker``'s orders although no record of it could be read yet (our
+        POST's answer named it): records with this id are its, and it is read by id until one reads."""
+        self._by_id[oid] = tracker
+        tracker.refresh.add(oid)
+        self._watch.add(tracker.order_ref)
+        self.mark_due()
 
     def tracker_for(self, order_ref: str, request: OrderRequest | None = None) -> TicketTracker:
         """The tracker of ``order_ref`` (created for an order we did not submit in this process)."""

@@ -156,6 +156,29 @@ def test_an_id_that_is_not_an_integer_in_a_later_read_is_an_anomaly_of_that_orde
     assert h.backend.reconcile(["ID-2"])["ID-2"].status is BrokerStatus.CANCELED
 
 
+@pytest.mark.parametrize("rewrite", [
+    lambda o: {**o, "external-identifier": "x" * 300},  # the id reads, our reference does not
+    lambda o: {**o, "external-identifier": "x" * 300, "id": "12-34"},  # neither reads
+])
+def test_a_placed_order_whose_answer_cannot_be_read_is_never_not_found(harness: Harness,
+                                                                       rewrite: Callable[[Any], Any]) -> None:
+    h = harness
+    h.emulator.tamper_orders("^NF-", rewrite)
+    with pytest.raises(SubmissionOutcomeUnknown):
+        h.backend.submit(h.resting_request("NF-1"))
+    for _ in range(3):
+        h.advance(1.0)
+        h.backend.poll_events()
+        # before: the search found no record carrying NF-1, so NOT_FOUND: the ticket rejected, the order live
+        assert "NF-1" not in h.backend.reconcile(["NF-1"])
+    h.emulator.stop_tampering()
+    h.advance(1.0)
+    h.backend.poll_events()
+    report = h.backend.reconcile(["NF-1"])["NF-1"]
+    assert report.status is BrokerStatus.WORKING
+    assert report.broker_order_id == str(h.emulator.orders_with_external_id("NF-1")[0])
+
+
 @pytest.mark.parametrize("value", ["12-34", "", " 12", "0012", "\u0661\u0662", -5, 0, True, 1.5, 2**63, None, "9" * 30])
 def test_parsing_and_the_client_agree_on_what_an_id_is(value: Any) -> None:
     from backends.tastytrade.client import _order_id
