@@ -41,7 +41,8 @@ method is caught there, counted, and mapped by what may have happened: before a 
 ``SubmissionRefused`` (nothing exists); after, ``SubmissionOutcomeUnknown`` (never "refused" for
 an order that may be live); elsewhere ``BrokerUnavailable`` (try later). Reconciliation answers
 for an order whose latest record cannot be read from its last readable ones (so it can still be
-cancelled), and leaves a reference with no readable record out (never ``NOT_FOUND``).
+cancelled), and leaves a reference with no readable record out (never ``NOT_FOUND``; an order our
+POST placed, answered 2xx, is never ``NOT_FOUND``).
 """
 
 from __future__ import annotations
