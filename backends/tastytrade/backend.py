@@ -187,6 +187,9 @@ class TastytradeBackend(ExecutionBackend):
             raise SubmissionOutcomeUnknown(ref, str(err)) from None
         except TastytradeError as err:  # timeout, lost connection, unreadable answer
             tracker.submission_unknown = True
+            if (isinstance(err, MalformedResponseError) and err.path.endswith("/orders")
+                    and (err.status is None or 200 <= err.status < 300)):
+                tracker.placed = True  # our POST was answered 2xx (a body we cannot read): the order exists
             raise SubmissionOutcomeUnknown(ref, str(err)) from None
         except Exception as err:  # the request may have left: its outcome is unknown
             tracker.submission_unknown = True

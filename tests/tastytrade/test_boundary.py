@@ -159,6 +159,7 @@ def test_an_id_that_is_not_an_integer_in_a_later_read_is_an_anomaly_of_that_orde
 @pytest.mark.parametrize("rewrite", [
     lambda o: {**o, "external-identifier": "x" * 300},  # the id reads, our reference does not
     lambda o: {**o, "external-identifier": "x" * 300, "id": "12-34"},  # neither reads
+    lambda o: [],  # not even an order object (the POST answer has no 'order'; lists drop it)
 ])
 def test_a_placed_order_whose_answer_cannot_be_read_is_never_not_found(harness: Harness,
                                                                        rewrite: Callable[[Any], Any]) -> None:
