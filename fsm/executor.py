@@ -141,6 +141,9 @@ class ExecutorStats:
     #: Errors outside the backend contract caught at the boundary (a bad answer, a backend bug):
     #: logged with the record they concern and counted; the loop keeps running.
     boundary_errors: int = 0
+    #: Reconciliations that left an order out (a backend may, on purpose, for a reference it has
+    #: no readable record of): asked again on a backoff, never read as "nothing happened".
+    unanswered: int = 0
 
 
 class AtomicOrderExecutor:
@@ -926,7 +929,7 @@ class AtomicOrderExecutor:
             )
             self._pending_since.pop(ref, None)
         if not answered:
-            self.stats.boundary_errors += 1
+            self.stats.unanswered += 1
             log.warning("reconcile left out some of %s (or answered another reference): asked again later", wanted)
             self._no_answer(group, now)
             return False

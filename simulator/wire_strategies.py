@@ -567,9 +567,10 @@ class WireTastytradeClient:
         return self.account.live(statuses)
 
     def list_orders(self, *, start_date: dt.date, start_at: dt.datetime | None = None, end_date: dt.date | None = None,
-                    statuses: Sequence[str] | None = None, max_pages: int | None = None) -> Iterator[dict[str, Any]]:
-        """``GET /accounts/{n}/orders`` (newest first)."""
-        del start_date, end_date, max_pages
+                    statuses: Sequence[str] | None = None, max_pages: int | None = None,
+                    complete: bool = False) -> Iterator[dict[str, Any]]:
+        """``GET /accounts/{n}/orders`` (newest first); one page here, so always complete."""
+        del start_date, end_date, max_pages, complete
         return iter(self.account.history(start_at, statuses))
 
     def cancel_order(self, order_id: str | int) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def test_an_answer_that_leaves_our_order_out_is_no_answer_not_a_dispute() -> Non
     assert g.state != "failed" and g.entry_tickets[0].state == "unknown"  # never terminal over a live unknown
     assert len(backend.reconcile_calls) <= 20, "asked again on a backoff capped at max_backoff_seconds"
     assert any("has not answered" in a for a in alerts)
-    assert ex.stats.broker_disagreements == 0
+    assert ex.stats.broker_disagreements == 0 and ex.stats.unanswered >= 5
 
 
 @pytest.mark.parametrize("how", ["unknown, count above the fills", "canceled by its event"])
