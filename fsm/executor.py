@@ -1006,7 +1006,7 @@ class AtomicOrderExecutor:
                     self.backend.cancel(t.order_ref)
                     self.stats.cancels_sent += 1
                 except BrokerUnavailable:
-                    pass
+                    continue  # sent again with the next question, after the backoff below
             if gid not in self._stuck_alerted:
                 self._stuck_alerted.add(gid)
                 self._alert(f"group {gid}: the broker's record keeps disagreeing ({why}) and reports "
