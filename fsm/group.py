@@ -516,6 +516,8 @@ class AtomicOrderGroup:
             return errors
         if not isinstance(self.mode, ExecutionMode):
             errors.append(ValidationError("mode", self.mode, "must be ExecutionMode.COMBO or LEGGED"))
+        if not isinstance(self.longs_first, bool):
+            errors.append(ValidationError("longs_first", self.longs_first, "must be True or False"))
         if type(self.max_unwind_retries) is not int or self.max_unwind_retries < 0:
             errors.append(ValidationError("max_unwind_retries", self.max_unwind_retries, "must be an int >= 0"))
         leg_errors = validate_legs(self.strategy, self.legs)

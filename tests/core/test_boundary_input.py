@@ -252,3 +252,11 @@ def test_groups_built_by_hand_take_enum_values_and_refuse_others_by_name() -> No
     bad = AtomicOrderGroup("G2", legs, 1, strategy="condor")  # type: ignore[arg-type]
     assert bad.validate(dt.datetime(2026, 1, 2, tzinfo=dt.UTC)) == "invalid"
     assert [e.field for e in bad.validation_errors] == ["strategy"]
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_longs_first_takes_only_a_bool(value: object) -> None:
+    backend, ex = make()
+    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode=ExecutionMode.LEGGED, longs_first=value)  # type: ignore[arg-type]
+    assert g.state == "invalid" and [e.field for e in g.validation_errors] == ["longs_first"]
+    assert backend.submitted == []
