@@ -1,6 +1,6 @@
 """The contract every execution backend implements.
 
-The :class:`~fsm.executor.AtomicOrderExecutor` is the only caller. A backend moves orders to a
+The :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` is the only caller. A backend moves orders to a
 broker and reports back; it never decides anything about a group. Requests are synchronous and
 either succeed, fail definitely (:class:`SubmissionRefused`), fail ambiguously
 (:class:`SubmissionOutcomeUnknown`: the executor reconciles, it never resends), or find the
@@ -16,11 +16,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from fsm.clock import Clock
-from fsm.errors import BrokerError, BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import Fill
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.clock import Clock
+from atomic_orders.fsm.errors import BrokerError, BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import Fill
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.symbol import OptionSymbol
 
 __all__ = [
     "BrokerError",

@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from backends.base import ExecutionBackend
-from fsm.clock import ManualClock
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import BrokerStatus, Fill, TicketEvent
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
-from fsm.symbol import OptionSymbol
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.fsm.clock import ManualClock
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import BrokerStatus, Fill, TicketEvent
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.symbol import OptionSymbol
 
 #: Pushed events that end an order, and the status the record reports for them.
 _FINAL: dict[str, BrokerStatus] = {
@@ -86,7 +86,7 @@ class ScriptedBackend(ExecutionBackend):
 
     def fill_all(self, order_ref: str, price: Decimal | None = None, fill_id: str | None = None) -> None:
         """Push an acknowledgement and a complete fill for a submitted order."""
-        from fsm.events import Acknowledged
+        from atomic_orders.fsm.events import Acknowledged
 
         req = self.request(order_ref)
         now = self.now()

@@ -3,8 +3,8 @@
 The core imports no backend, no HTTP and no simulator.
 """
 
-from fsm.clock import Clock, ManualClock, SystemClock
-from fsm.errors import (
+from atomic_orders.fsm.clock import Clock, ManualClock, SystemClock
+from atomic_orders.fsm.errors import (
     AtomicOrdersError,
     BrokerUnavailable,
     InvalidTransition,
@@ -12,13 +12,13 @@ from fsm.errors import (
     SubmissionRefused,
     ValidationError,
 )
-from fsm.group import AtomicOrderGroup, ExecutionMode, GroupState
-from fsm.ledger import Ledger
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.pricing import PriceEffect, TickRule
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol, Right
-from fsm.ticket import OrderTicket, TicketState
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode, GroupState
+from atomic_orders.fsm.ledger import Ledger
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.pricing import PriceEffect, TickRule
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.ticket import OrderTicket, TicketState
 
 __all__ = [
     "AtomicOrderGroup",

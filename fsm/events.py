@@ -1,4 +1,4 @@
-"""Ticket events: the only inputs an :class:`~fsm.ticket.OrderTicket` accepts.
+"""Ticket events: the only inputs an :class:`~atomic_orders.fsm.ticket.OrderTicket` accepts.
 
 Each event is a frozen value that carries the time it happened (taken from an injectable
 clock by whoever creates it, never read inside the machine). ``trigger`` is the name of the
@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import attrs
 
-from fsm.errors import ValidationError
+from atomic_orders.fsm.errors import ValidationError
 
 
 def _check_time(_inst: object, _attr: object, value: dt.datetime) -> None:
@@ -196,7 +196,7 @@ class Reconciled:
 
     Applying it adds any fill the ticket has not seen (by fill id) and moves the ticket to the
     reported status, unless the answer contradicts itself: ``filled_quantity`` (the broker's own
-    count of filled units, see :class:`~fsm.orders.OrderReport`) above what its fills cover, or
+    count of filled units, see :class:`~atomic_orders.fsm.orders.OrderReport`) above what its fills cover, or
     ``FILLED`` with fewer units than the order. A status never stands in for quantities: such an
     answer books what is listed and leaves the ticket ``unknown`` until the broker's fills agree.
     It is the only way out of ``unknown``.

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import attrs
 
-from fsm.errors import ValidationError
+from atomic_orders.fsm.errors import ValidationError
 
 #: The longest any timer may be (one week): a larger value is a unit mistake, not a policy.
 MAX_SECONDS = 7 * 24 * 3600.0

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from fsm import invariants
-from fsm.clock import Clock
-from fsm.errors import (
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.clock import Clock
+from atomic_orders.fsm.errors import (
     BrokerUnavailable,
     InvalidTransition,
     QuoteUnavailable,
@@ -34,7 +34,7 @@ from fsm.errors import (
     SubmissionRefused,
     ValidationError,
 )
-from fsm.events import (
+from atomic_orders.fsm.events import (
     BROKER_EVENT_TYPES,
     BrokerStatus,
     CancelRequested,
@@ -45,20 +45,28 @@ from fsm.events import (
     TicketEvent,
     UpdateRequested,
 )
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
-from fsm.pricing import MAX_LIMIT_PRICE, PriceEffect
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol
-from fsm.ticket import CANCEL_PENDING, CANCELABLE_STATES, NEW, REJECTED, SUBMITTING, UPDATE_PENDING, OrderTicket
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
+from atomic_orders.fsm.pricing import MAX_LIMIT_PRICE, PriceEffect
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.fsm.ticket import (
+    CANCEL_PENDING,
+    CANCELABLE_STATES,
+    NEW,
+    REJECTED,
+    SUBMITTING,
+    UPDATE_PENDING,
+    OrderTicket,
+)
 
 if TYPE_CHECKING:
-    from backends.base import ExecutionBackend
-    from fsm.journal.recorder import JournalRecorder
-    from fsm.journal.store import Journal
-    from fsm.recovery import RecoveryReport
+    from atomic_orders.backends.base import ExecutionBackend
+    from atomic_orders.fsm.journal.recorder import JournalRecorder
+    from atomic_orders.fsm.journal.store import Journal
+    from atomic_orders.fsm.recovery import RecoveryReport
 
 log = logging.getLogger("atomic_orders.executor")
 
@@ -238,7 +246,7 @@ class AtomicOrderExecutor:
         self.journal = journal
         self._recorder: JournalRecorder | None = None
         if journal is not None:
-            from fsm.journal.recorder import JournalRecorder
+            from atomic_orders.fsm.journal.recorder import JournalRecorder
 
             self._recorder = JournalRecorder(journal, self.policy)
 
@@ -452,7 +460,7 @@ class AtomicOrderExecutor:
         if len(good) != len(events):
             self.stats.boundary_errors += len(events) - len(good)
             log.error("poll_events returned %d items that are not a BrokerEvent of a str reference and a broker "
-                      "event of fsm.events; skipped", len(events) - len(good))
+                      "event of atomic_orders.fsm.events; skipped", len(events) - len(good))
             events = good
         if self._recorder is not None and events:
             # Write-ahead: the batch is durable before any machine acts on it.
@@ -550,9 +558,9 @@ class AtomicOrderExecutor:
         (by external identifier: status and fills) and about positions, applies what happened
         while the process was down, and lets each group continue under the normal rules.
         Nothing is resent: an intent the broker never saw ends ``rejected`` (the group rolls
-        back, or an unwind is retried under a fresh reference). See :mod:`fsm.recovery`.
+        back, or an unwind is retried under a fresh reference). See :mod:`atomic_orders.fsm.recovery`.
         """
-        from fsm.recovery import recover_executor
+        from atomic_orders.fsm.recovery import recover_executor
 
         return recover_executor(cls, journal, backend, policy, kwargs)
 

@@ -24,16 +24,16 @@ from typing import Any
 import attrs
 from transitions import MachineError
 
-from fsm.errors import InvalidTransition, ValidationError
-from fsm.events import Fill, TicketEvent
-from fsm.ledger import Ledger, signed_contracts
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.machine import MachineSpec, Row, build_runtime_machine
-from fsm.orders import OrderType, Purpose
-from fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
-from fsm.strategy import StrategyKind, natural_price_effect, validate_legs
-from fsm.symbol import OptionSymbol
-from fsm.ticket import CANCELABLE_STATES, NEW, UNKNOWN, OrderTicket
+from atomic_orders.fsm.errors import InvalidTransition, ValidationError
+from atomic_orders.fsm.events import Fill, TicketEvent
+from atomic_orders.fsm.ledger import Ledger, signed_contracts
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.machine import MachineSpec, Row, build_runtime_machine
+from atomic_orders.fsm.orders import OrderType, Purpose
+from atomic_orders.fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
+from atomic_orders.fsm.strategy import StrategyKind, natural_price_effect, validate_legs
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.fsm.ticket import CANCELABLE_STATES, NEW, UNKNOWN, OrderTicket
 
 
 class GroupState(StrEnum):

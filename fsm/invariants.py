@@ -19,10 +19,18 @@
 
 from __future__ import annotations
 
-from fsm.group import COMMITTED, FAILED, GROUP_MACHINE, INVALID, ROLLED_BACK, TERMINAL_STATES, AtomicOrderGroup
-from fsm.ledger import ledger_from_tickets
-from fsm.symbol import OptionSymbol
-from fsm.ticket import TICKET_MACHINE
+from atomic_orders.fsm.group import (
+    COMMITTED,
+    FAILED,
+    GROUP_MACHINE,
+    INVALID,
+    ROLLED_BACK,
+    TERMINAL_STATES,
+    AtomicOrderGroup,
+)
+from atomic_orders.fsm.ledger import ledger_from_tickets
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.fsm.ticket import TICKET_MACHINE
 
 _GROUP_CHANGES = GROUP_MACHINE.allowed_changes()
 _TICKET_CHANGES = TICKET_MACHINE.allowed_changes()

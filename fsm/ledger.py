@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from fsm.events import Fill
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.events import Fill
+from atomic_orders.fsm.symbol import OptionSymbol
 
 if TYPE_CHECKING:
-    from fsm.ticket import OrderTicket
+    from atomic_orders.fsm.ticket import OrderTicket
 
 
 @attrs.frozen

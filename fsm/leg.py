@@ -6,8 +6,8 @@ from enum import StrEnum
 
 import attrs
 
-from fsm.errors import ValidationError
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.symbol import OptionSymbol
 
 
 class Side(StrEnum):

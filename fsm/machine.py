@@ -8,7 +8,7 @@ small functions taking ``(model, event)``. The same table feeds three consumers:
   registered (``add_model`` is O(n) and one Machine per object costs ~0.3 ms and 16 KB); an event
   is fired through the machine's own ``Event`` object, the "static machine" pattern of the
   ``transitions`` FAQ. ``auto_transitions=False``: only declared rows exist.
-* the diagram renderer (:mod:`fsm.diagrams`), which draws the rows;
+* the diagram renderer (:mod:`atomic_orders.fsm.diagrams`), which draws the rows;
 * the property tests and invariants, which enumerate the legal ``(state, trigger)`` pairs.
 
 ``transitions`` never rolls a state back when a callback raises after the state changed, so

@@ -12,10 +12,10 @@ from enum import StrEnum
 
 import attrs
 
-from fsm.errors import ValidationError
-from fsm.events import BrokerStatus, Fill, TicketEvent
-from fsm.leg import Leg
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.events import BrokerStatus, Fill, TicketEvent
+from atomic_orders.fsm.leg import Leg
+from atomic_orders.fsm.symbol import OptionSymbol
 
 
 class OrderType(StrEnum):

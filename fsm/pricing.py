@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import attrs
 
-from fsm.errors import ValidationError
+from atomic_orders.fsm.errors import ValidationError
 
 
 class PriceEffect(StrEnum):

@@ -38,17 +38,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from fsm.errors import BrokerUnavailable
-from fsm.events import BrokerStatus, Fill, Reconciled, SubmissionUnknown, Submit
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import AtomicOrderGroup
-from fsm.journal.codec import decode_audit, decode_event, decode_group, decode_policy, event_fills
-from fsm.journal.store import Journal
-from fsm.ticket import NEW, UNKNOWN, UNSETTLED_STATES
+from atomic_orders.fsm.errors import BrokerUnavailable
+from atomic_orders.fsm.events import BrokerStatus, Fill, Reconciled, SubmissionUnknown, Submit
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import AtomicOrderGroup
+from atomic_orders.fsm.journal.codec import decode_audit, decode_event, decode_group, decode_policy, event_fills
+from atomic_orders.fsm.journal.store import Journal
+from atomic_orders.fsm.ticket import NEW, UNKNOWN, UNSETTLED_STATES
 
 if TYPE_CHECKING:
-    from backends.base import ExecutionBackend
-    from fsm.executor import AtomicOrderExecutor
+    from atomic_orders.backends.base import ExecutionBackend
+    from atomic_orders.fsm.executor import AtomicOrderExecutor
 
 __all__ = ["RecoveryReport", "recover_executor"]
 

@@ -1,7 +1,7 @@
 """The machines' transition tables as a Markdown document (``docs/state-tables.md``).
 
-Like the diagrams (:mod:`fsm.diagrams`), the document is generated from the tables themselves
-(:class:`~fsm.machine.MachineSpec` rows, plus the guard and effect registries the runtime machine
+Like the diagrams (:mod:`atomic_orders.fsm.diagrams`), the document is generated from the tables themselves
+(:class:`~atomic_orders.fsm.machine.MachineSpec` rows, plus the guard and effect registries the runtime machine
 is built from), so what a reviewer reads is what runs. For each machine it lists:
 
 * every state, with its role (initial, terminal) and the triggers it accepts;
@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 
-from fsm.group import GROUP_EFFECTS, GROUP_GUARDS, GROUP_MACHINE
-from fsm.machine import MachineSpec, Row
-from fsm.ticket import TICKET_EFFECTS, TICKET_GUARDS, TICKET_MACHINE
+from atomic_orders.fsm.group import GROUP_EFFECTS, GROUP_GUARDS, GROUP_MACHINE
+from atomic_orders.fsm.machine import MachineSpec, Row
+from atomic_orders.fsm.ticket import TICKET_EFFECTS, TICKET_GUARDS, TICKET_MACHINE
 
 __all__ = ["DOCUMENTED", "DocumentedMachine", "machine_section", "state_tables_markdown"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from fsm.errors import ValidationError
-from fsm.leg import Leg, Side
-from fsm.pricing import PriceEffect
-from fsm.symbol import Right
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.pricing import PriceEffect
+from atomic_orders.fsm.symbol import Right
 
 
 class StrategyKind(StrEnum):

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import attrs
 
-from fsm.errors import ValidationError
+from atomic_orders.fsm.errors import ValidationError
 
 #: Weekly / PM-settled roots whose underlying differs from the root itself.
 WEEKLY_ROOTS: dict[str, str] = {

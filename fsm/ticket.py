@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 from transitions import MachineError
 
-from fsm.errors import AtomicOrdersError, InvalidTransition, ValidationError
-from fsm.events import (
+from atomic_orders.fsm.errors import AtomicOrdersError, InvalidTransition, ValidationError
+from atomic_orders.fsm.events import (
     BrokerStatus,
     Fill,
     Reconciled,
@@ -26,9 +26,9 @@ from fsm.events import (
     TicketEvent,
     UpdateRequested,
 )
-from fsm.leg import Leg
-from fsm.machine import MachineSpec, Row, build_runtime_machine
-from fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.leg import Leg
+from atomic_orders.fsm.machine import MachineSpec, Row, build_runtime_machine
+from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
 
 if TYPE_CHECKING:
     from collections.abc import Callable

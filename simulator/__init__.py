@@ -6,18 +6,18 @@ advanced.
 
 Modules:
 
-- :mod:`simulator.engine` -- the discrete-event core (:class:`~simulator.engine.VirtualClock`,
-  :class:`~simulator.engine.Scheduler`) and the seed derivation used everywhere.
-- :mod:`simulator.market` -- :class:`~simulator.market.MarketModel`: a seeded random walk of the
+- :mod:`atomic_orders.simulator.engine` -- the discrete-event core (`engine.VirtualClock`,
+  `engine.Scheduler`) and the seed derivation used everywhere.
+- :mod:`atomic_orders.simulator.market` -- `market.MarketModel`: a seeded random walk of the
   underlying and Black-Scholes option quotes on the SPX tick grid.
-- :mod:`simulator.chaos` -- :class:`~simulator.chaos.ChaosProfile`: every way the broker misbehaves,
+- :mod:`atomic_orders.simulator.chaos` -- `chaos.ChaosProfile`: every way the broker misbehaves,
   with the ``calm``, ``rough`` and ``hostile`` presets.
-- :mod:`simulator.broker` -- :class:`~simulator.broker.BrokerSimulator`: order matching, latency,
+- :mod:`atomic_orders.simulator.broker` -- `broker.BrokerSimulator`: order matching, latency,
   chaos, reconciliation and the event log.
 
-The simulator speaks only the value types of :mod:`fsm`; it knows nothing of any broker's API.
+The simulator speaks only the value types of :mod:`atomic_orders.fsm`; it knows nothing of any broker's API.
 
-For users' own test suites: :mod:`simulator.testing` (Hypothesis strategies for valid groups and
-adversarial broker scripts, ``World``, ``prove``) and the pytest plugin :mod:`simulator.pytest_plugin`
+For users' own test suites: :mod:`atomic_orders.simulator.testing` (Hypothesis strategies for valid groups and
+adversarial broker scripts, ``World``, ``prove``) and the pytest plugin :mod:`atomic_orders.simulator.pytest_plugin`
 (loaded by pytest through the package's ``pytest11`` entry point; see docs/invariants.md).
 """

@@ -12,7 +12,7 @@ targets as met or missed.
 
 Implementations compared:
 
-* ``project``: :class:`~fsm.ticket.OrderTicket` / :class:`~fsm.group.AtomicOrderGroup` (one
+* ``project``: :class:`~atomic_orders.fsm.ticket.OrderTicket` / :class:`~atomic_orders.fsm.group.AtomicOrderGroup` (one
   shared static ``transitions`` machine per kind, models never registered).
 * ``naive``: the same machines (same states, same rows, the project's guards and effects as
   model methods) written the way the ``transitions`` README shows first: one ``Machine(model=self)``
@@ -25,7 +25,7 @@ Implementations compared:
   same rows with the same minimal guards: the pure-Python limit.
 
 ``run_bench`` returns a JSON-ready dict; ``format_report`` renders it as a text table. The CLI
-(``atomic-orders bench``) calls both; ``python -m simulator.bench [--quick] [--json PATH]`` too.
+(``atomic-orders bench``) calls both; ``python -m atomic_orders.simulator.bench [--quick] [--json PATH]`` too.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from fsm.errors import InvalidTransition
-from fsm.events import Acknowledged, BrokerStatus, Fill, Reconciled, Submit, TicketEvent
-from fsm.group import (
+from atomic_orders.fsm.errors import InvalidTransition
+from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Fill, Reconciled, Submit, TicketEvent
+from atomic_orders.fsm.group import (
     COMMITTED,
     GROUP_EFFECTS,
     GROUP_GUARDS,
@@ -62,14 +62,14 @@ from fsm.group import (
     GroupAuditRecord,
     GroupEvent,
 )
-from fsm.ledger import Ledger
-from fsm.leg import Leg, Side
-from fsm.machine import MachineSpec
-from fsm.orders import OrderType, Purpose, TimeInForce
-from fsm.pricing import DEFAULT_TICKS, PriceEffect
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol, Right
-from fsm.ticket import (
+from atomic_orders.fsm.ledger import Ledger
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.machine import MachineSpec
+from atomic_orders.fsm.orders import OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.pricing import DEFAULT_TICKS, PriceEffect
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.ticket import (
     FILLED,
     NEW,
     PARTIALLY_FILLED,
@@ -1060,10 +1060,11 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simulator.bench [--quick] [--n N] [--rounds R] [--json PATH]``."""
+    """``python -m atomic_orders.simulator.bench [--quick] [--n N] [--rounds R] [--json PATH]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m simulator.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.bench",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small n, 3 rounds (seconds)")
     parser.add_argument("--n", type=int, default=None, help="objects per timed block")
     parser.add_argument("--rounds", type=int, default=None, help="repetitions (median reported)")

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fsm.group import ExecutionMode
+from atomic_orders.fsm.group import ExecutionMode
 
 
 def _positive_int(text: str) -> int:
@@ -24,7 +24,7 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator.session import SessionConfig, format_report, run_session
+    from atomic_orders.simulator.session import SessionConfig, format_report, run_session
 
     # Alerts are counted in the report; print each one only when asked. Violations always print.
     logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
@@ -80,7 +80,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagrams(args: argparse.Namespace) -> int:
-    from fsm.diagrams import check_all, render_all
+    from atomic_orders.fsm.diagrams import check_all, render_all
 
     if args.check:
         stale = check_all(Path(args.out))
@@ -96,7 +96,7 @@ def _cmd_diagrams(args: argparse.Namespace) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from simulator.docs import check_docs, write_docs
+    from atomic_orders.simulator.docs import check_docs, write_docs
 
     if args.check:
         stale = check_docs(Path(args.out))
@@ -112,7 +112,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
-    from simulator.emulator import HttpFaults, run_standalone
+    from atomic_orders.simulator.emulator import HttpFaults, run_standalone
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     run_standalone(args.port, args.profile, args.seed, speed=args.speed, faults=HttpFaults.preset(args.http_faults))
@@ -120,8 +120,8 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from simulator.bench import format_report, run_bench, to_json
-    from simulator.throughput import simulation_figures
+    from atomic_orders.simulator.bench import format_report, run_bench, to_json
+    from atomic_orders.simulator.throughput import simulation_figures
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
     sim = None if args.no_sim else (lambda: simulation_figures(quick=args.quick))
@@ -139,7 +139,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from simulator.exhaustive import format_check, run_check
+    from atomic_orders.simulator.exhaustive import format_check, run_check
 
     modes = [ExecutionMode(m) for m in args.mode] if args.mode else list(ExecutionMode)
     report = run_check(args.depth, modes, quantity=args.quantity, workers=args.workers)
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
     bench.set_defaults(func=_cmd_bench)
 
-    from simulator.journal_cli import add_journal_commands
+    from atomic_orders.simulator.journal_cli import add_journal_commands
 
     add_journal_commands(sub)
     return parser

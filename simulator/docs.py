@@ -3,7 +3,7 @@
 Two kinds of generated text, both built from the code so they cannot drift from it:
 
 * a whole file, ``docs/state-tables.md``: every state and transition of the machines
-  (:func:`fsm.state_tables.state_tables_markdown`);
+  (:func:`atomic_orders.fsm.state_tables.state_tables_markdown`);
 * regions inside hand-written pages, between ``<!-- BEGIN GENERATED: name -->`` and
   ``<!-- END GENERATED: name -->`` lines. Any ``docs/*.md`` may hold a region; its ``name`` must be
   one of :data:`REGIONS` (an unknown name is an error, not silently left alone). Everything outside
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import attrs
 
-from backends.tastytrade.parsing import STATUS_TABLE
-from fsm.state_tables import state_tables_markdown
-from simulator.chaos import ChaosProfile
-from simulator.emulator.faults import HttpFaults
+from atomic_orders.backends.tastytrade.parsing import STATUS_TABLE
+from atomic_orders.fsm.state_tables import state_tables_markdown
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.emulator.faults import HttpFaults
 
 __all__ = [
     "DEFAULT_DOCS_DIR",
@@ -77,7 +77,7 @@ def _knob_value(value: object) -> str:
 
 
 def chaos_presets_markdown() -> str:
-    """Every knob of :class:`~simulator.chaos.ChaosProfile` and its value in each preset."""
+    """Every knob of :class:`~atomic_orders.simulator.chaos.ChaosProfile` and its value in each preset."""
     presets = [ChaosProfile.preset(name) for name in ChaosProfile.preset_names()]
     header = "| knob | " + " | ".join(f"`{p.name}`" for p in presets) + " |"
     lines = [header, "|---|" + "---|" * len(presets)]
@@ -90,7 +90,10 @@ def chaos_presets_markdown() -> str:
 
 
 def http_fault_presets_markdown() -> str:
-    """Every knob of :class:`~simulator.emulator.faults.HttpFaults` in the ``none``/``light``/``heavy`` presets."""
+    """Every knob of :class:`~atomic_orders.simulator.emulator.faults.HttpFaults` in each preset.
+
+    The presets are ``none``, ``light`` and ``heavy``.
+    """
     names = ("none", "light", "heavy")
     presets = [HttpFaults.preset(name) for name in names]
     lines = ["| knob | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]

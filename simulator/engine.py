@@ -33,7 +33,7 @@ def make_rng(seed: int, purpose: str) -> random.Random:
 
 
 class VirtualClock:
-    """A clock that tells simulated time; implements :class:`fsm.clock.Clock`.
+    """A clock that tells simulated time; implements :class:`atomic_orders.fsm.clock.Clock`.
 
     ``seconds`` is the float number of simulated seconds since ``session_open``; :meth:`now`
     is the same instant as an aware UTC datetime. Only the :class:`Scheduler` (or

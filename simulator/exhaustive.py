@@ -3,8 +3,9 @@
 Two things live here, both without Hypothesis (``atomic-orders check`` must run without dev
 dependencies):
 
-* :class:`World` - one :class:`~fsm.group.AtomicOrderGroup` executed by a real
-  :class:`~fsm.executor.AtomicOrderExecutor` through a :class:`~backends.scripted.ScriptedBackend`,
+* :class:`World` - one :class:`~atomic_orders.fsm.group.AtomicOrderGroup` executed by a real
+  :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` through a
+  :class:`~atomic_orders.backends.scripted.ScriptedBackend`,
   with a small *broker-truth* model (per order: status, filled quantity, fills, outstanding cancel
   and update requests). Broker actions (:class:`Action`) change the truth and emit the event a
   real broker would send; the event is delivered at once or *held* (released later, in any
@@ -18,7 +19,7 @@ dependencies):
   legged), it enumerates EVERY sequence of broker actions up to ``depth`` in breadth-first
   order, pruning a sequence once it reaches an abstract state seen before (group state, tickets,
   ledger, broker truth, held deliveries, clock phase and executor timers). Every step is checked
-  against the six invariants of :mod:`fsm.invariants` (a full replay included), every distinct state is
+  against the six invariants of :mod:`atomic_orders.fsm.invariants` (a full replay included), every distinct state is
   also driven to a terminal state by a cooperative broker and checked again. BFS order makes the
   first counterexample of each mode a shortest script that breaks an invariant; it prints in the
   notation of :func:`format_script`, which :func:`parse_script` reads back (paste it into a
@@ -43,10 +44,10 @@ from typing import Any
 
 import attrs
 
-from backends.scripted import ScriptedBackend
-from fsm import invariants
-from fsm.errors import InvalidTransition, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import (
+from atomic_orders.backends.scripted import ScriptedBackend
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.errors import InvalidTransition, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -63,14 +64,14 @@ from fsm.events import (
     UpdateRejected,
     UpdateRequested,
 )
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, Side
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol, Right
-from fsm.ticket import TICKET_MACHINE, OrderTicket
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.ticket import TICKET_MACHINE, OrderTicket
 
 # ---------------------------------------------------------------------------------------------
 # Actions: what the adversarial broker (or its environment) can do next.
@@ -659,9 +660,9 @@ class World:
         """Invariants 1-7 now (1 and 7 only bite on a terminal group), plus the executor's violation log.
 
         ``replay``: ``"full"`` replays the whole audit trail into a fresh group
-        (:func:`fsm.invariants.replay_matches`); ``"incremental"`` (default) keeps a shadow group
+        (:func:`atomic_orders.fsm.invariants.replay_matches`); ``"incremental"`` (default) keeps a shadow group
         that is fed only the audit records added since the last check - the same left fold as
-        :meth:`~fsm.group.AtomicOrderGroup.replay`, so the same verdict, without replaying a long
+        :meth:`~atomic_orders.fsm.group.AtomicOrderGroup.replay`, so the same verdict, without replaying a long
         history after every step; ``"none"`` skips invariant 5.
 
         Every message is tagged with the invariant it breaks (``[2 no_orphans] ...``), so a
@@ -741,7 +742,7 @@ class World:
     def check_final(self) -> list[str]:
         """After :meth:`settle`: terminal, every invariant (replay included), and nothing lost.
 
-        Besides :mod:`fsm.invariants`, the broker's truth is compared with the group: the ledger
+        Besides :mod:`atomic_orders.fsm.invariants`, the broker's truth is compared with the group: the ledger
         equals the signed sum of every fill the broker executed (a fill is never lost nor
         invented), every ticket knows exactly its order's fills, and no order is still live.
         """
@@ -867,7 +868,7 @@ _HANDLERS: dict[str, Callable[[World, Action], bool]] = {
 }
 
 
-#: The invariants of :mod:`fsm.invariants`, with the tag their messages carry here.
+#: The invariants of :mod:`atomic_orders.fsm.invariants`, with the tag their messages carry here.
 _INVARIANTS: tuple[tuple[str, Callable[[AtomicOrderGroup], list[str]]], ...] = (
     ("1 terminal_settled", invariants.terminal_settled),
     ("2 no_orphans", invariants.no_orphans),
@@ -886,7 +887,7 @@ def _tagged(g: AtomicOrderGroup, replay: bool) -> list[str]:
 
 
 def _per_unit(request: OrderRequest) -> tuple[tuple[OptionSymbol, int], ...]:
-    """Signed contracts per unit filled, per symbol (as :func:`fsm.ledger.signed_contracts`)."""
+    """Signed contracts per unit filled, per symbol (as :func:`atomic_orders.fsm.ledger.signed_contracts`)."""
     if len(request.legs) == 1:
         leg = request.legs[0]
         return ((leg.symbol, leg.side.sign),)

@@ -10,7 +10,7 @@ terminal state:
 * ``tastytrade-emulator``: the real TastyTrade client over HTTP to an emulator that kept the
   broker state while the trading process was down (``--url``/``--account``; credentials from
   ``TASTYTRADE_CLIENT_SECRET``/``TASTYTRADE_REFRESH_TOKEN``). The emulator must expose the
-  emulator-only clock routes (``python -m simulator.crash serve``), since its virtual time is
+  emulator-only clock routes (``python -m atomic_orders.simulator.crash serve``), since its virtual time is
   the broker's.
 * ``simulated``: the in-process simulator kept NO state after its process ended, so this is a
   rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that knows
@@ -34,8 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
-from fsm.recovery import rebuild_group
+from atomic_orders.fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
+from atomic_orders.fsm.recovery import rebuild_group
 
 __all__ = ["add_journal_commands"]
 
@@ -173,8 +173,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     if args.backend == "tastytrade-emulator":
         import requests
 
-        from backends.tastytrade.auth import OAuthCredentials
-        from simulator.crash import CrashSession, run_child
+        from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+        from atomic_orders.simulator.crash import CrashSession, run_child
 
         if not args.url or not args.account:
             print("error: --backend tastytrade-emulator needs --url and --account", file=sys.stderr)
@@ -191,7 +191,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         except requests.RequestException as err:
             # The clock routes: an unreachable emulator, or one without them (plain 'emulate').
             print(f"error: --url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
-                  "with 'python -m simulator.crash serve'. The journal is as it was or further recovered; "
+                  "with 'python -m atomic_orders.simulator.crash serve'. "
+                  "The journal is as it was or further recovered; "
                   "run recover again", file=sys.stderr)
             return 2
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -209,11 +210,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, Any]) -> bool:
-    from backends.simulated import SimulatedBackend
-    from fsm.executor import AtomicOrderExecutor
-    from fsm.journal import Journal
-    from simulator.broker import BrokerSimulator
-    from simulator.chaos import ChaosProfile
+    from atomic_orders.backends.simulated import SimulatedBackend
+    from atomic_orders.fsm.executor import AtomicOrderExecutor
+    from atomic_orders.fsm.journal import Journal
+    from atomic_orders.simulator.broker import BrokerSimulator
+    from atomic_orders.simulator.chaos import ChaosProfile
 
     profile = str(config.get("profile", "rough"))
     broker = BrokerSimulator(int(config.get("seed", 1)), ChaosProfile.preset(profile),

@@ -8,7 +8,7 @@ where LEAN's Python accepts it), what an algorithm and the adapter touch: the or
 ``portfolio``, ``securities``, ``live_mode``, ``time``/``utc_time``, ``schedule`` with
 ``date_rules``/``time_rules``, ``log``/``debug``/``error``, ``Symbol.create_option``, ``Leg.create``.
 
-The brokerage behind it is the deterministic :class:`~simulator.broker.BrokerSimulator`: a LEAN
+The brokerage behind it is the deterministic :class:`~atomic_orders.simulator.broker.BrokerSimulator`: a LEAN
 combo is one multi-leg simulator order, so its fills are all-legs-together (LEAN's combo fill
 semantics). :class:`LeanStandIn` drives time: it advances the simulator, turns its deliveries into
 per-leg ``OrderEvent`` batches (orders, tickets and portfolio updated for the whole batch before any
@@ -62,16 +62,25 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from backends.quantconnect.lean_api import LeanApi
-from backends.quantconnect.symbols import SymbolMapper
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import Acknowledged, Canceled, CancelRejected, Expired, Fill, Rejected, Updated, UpdateRejected
-from fsm.leg import Leg as CoreLeg
-from fsm.leg import Side
-from fsm.orders import OrderRequest, Purpose
-from fsm.orders import OrderType as CoreOrderType
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
+from atomic_orders.backends.quantconnect.lean_api import LeanApi
+from atomic_orders.backends.quantconnect.symbols import SymbolMapper
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import (
+    Acknowledged,
+    Canceled,
+    CancelRejected,
+    Expired,
+    Fill,
+    Rejected,
+    Updated,
+    UpdateRejected,
+)
+from atomic_orders.fsm.leg import Leg as CoreLeg
+from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.orders import OrderRequest, Purpose
+from atomic_orders.fsm.orders import OrderType as CoreOrderType
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
 
 __all__ = [
     "STAND_IN_API",
@@ -758,7 +767,7 @@ class QCAlgorithm(_PascalCase):
     calls ``initialize``) before use.
     """
 
-    #: Marks the stand-in for :func:`backends.quantconnect.lean_api.lean_api_for`.
+    #: Marks the stand-in for :func:`atomic_orders.backends.quantconnect.lean_api.lean_api_for`.
     lean_stand_in_api: LeanApi
 
     def __init__(self) -> None:

@@ -28,10 +28,10 @@ import math
 from collections.abc import Sequence
 from decimal import Decimal
 
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import Quote
-from fsm.symbol import OptionSymbol, Right
-from simulator.engine import make_rng
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.orders import Quote
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.simulator.engine import make_rng
 
 __all__ = [
     "DEFAULT_SESSION_OPEN",

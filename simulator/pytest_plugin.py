@@ -11,10 +11,10 @@ Fixtures
     The seed (``int``): ``@pytest.mark.chaos_seed(n)``, else ``--chaos-seed``, else
     :data:`DEFAULT_SEED`.
 ``chaos_profile``
-    The broker's :class:`~simulator.chaos.ChaosProfile`: ``@pytest.mark.chaos_profile("hostile")``
+    The broker's :class:`~atomic_orders.simulator.chaos.ChaosProfile`: ``@pytest.mark.chaos_profile("hostile")``
     (a preset name or a ``ChaosProfile``), else ``--chaos-profile``, else :data:`DEFAULT_PROFILE`.
 ``broker_simulator``
-    A :class:`~simulator.broker.BrokerSimulator` built from the seed and the profile, with its
+    A :class:`~atomic_orders.simulator.broker.BrokerSimulator` built from the seed and the profile, with its
     event log on.
 ``tastytrade_emulator``
     The TastyTrade REST API emulator over that broker, listening on ``127.0.0.1`` on a free port,
@@ -29,7 +29,7 @@ Fixtures
     An :class:`AtomicSession`: the executor, the broker, the backend, and ``settle()`` (drive
     everything in virtual time until every group is terminal) and ``violations()``.
 ``atomic_executor``
-    ``atomic_session.executor``: the :class:`~fsm.executor.AtomicOrderExecutor` to hand to the
+    ``atomic_session.executor``: the :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` to hand to the
     code under test.
 
 When a test fails
@@ -37,7 +37,8 @@ When a test fails
 A test that used these fixtures (or :func:`play` / :func:`prove`) gets a report section,
 "atomic-orders: reproduce", with the seed, the profile, the command that re-runs it with both,
 and the event script: the broker scripts it played (in the notation of
-:func:`simulator.exhaustive.format_script`, which :func:`~simulator.exhaustive.parse_script` reads
+:func:`atomic_orders.simulator.exhaustive.format_script`, which
+:func:`~atomic_orders.simulator.exhaustive.parse_script` reads
 back) and the seeded broker's event log (the same seed and test replay it byte for byte).
 """
 
@@ -51,20 +52,20 @@ from typing import Any
 import attrs
 import pytest
 
-from backends.base import ExecutionBackend
-from backends.simulated import SimulatedBackend
-from backends.tastytrade.auth import OAuthCredentials
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.config import TastytradeConfig
-from fsm import invariants
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.emulator.server import TastytradeEmulator
-from simulator.exhaustive import Action, World, format_script
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.backends.simulated import SimulatedBackend
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.emulator.server import TastytradeEmulator
+from atomic_orders.simulator.exhaustive import Action, World, format_script
 
 __all__ = [
     "BACKENDS",
@@ -87,7 +88,7 @@ LOG_LINES = 200
 
 _MARKERS = (
     "chaos_profile(profile): the broker's chaos for this test: a preset name (none, calm, rough, hostile) "
-    "or a simulator.chaos.ChaosProfile (atomic-orders)",
+    "or a atomic_orders.simulator.chaos.ChaosProfile (atomic-orders)",
     "chaos_seed(seed): the broker's seed for this test (atomic-orders)",
     "atomic_backend(name): wire atomic_executor to 'simulated' or 'tastytrade-emulator' (atomic-orders)",
 )
@@ -285,7 +286,7 @@ class AtomicSession:
 
     With ``backend="simulated"`` the executor talks to the broker in-process; with
     ``"tastytrade-emulator"`` it talks to the emulator over HTTP through the real
-    :class:`~backends.tastytrade.backend.TastytradeBackend`. Time is virtual in both cases.
+    :class:`~atomic_orders.backends.tastytrade.backend.TastytradeBackend`. Time is virtual in both cases.
     """
 
     def __init__(
@@ -487,7 +488,7 @@ def _reproduction(item: pytest.Item, repro: _Repro) -> str:
         lines.append(f"re-run: {_rerun_command(item, repro)}")
     if repro.scripts:
         lines.append("")
-        lines.append("broker script (replay: world.run(parse_script(...)) from simulator.testing):")
+        lines.append("broker script (replay: world.run(parse_script(...)) from atomic_orders.simulator.testing):")
         lines.extend(f"  {s}" for s in repro.scripts[-1:])
     broker = repro.broker
     if broker is not None and broker.event_log_enabled:

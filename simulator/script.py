@@ -1,6 +1,6 @@
 """Scripted broker outcomes: the same fills, rejects and races for every path to the simulator.
 
-A :class:`BrokerScript` handed to :class:`~simulator.broker.BrokerSimulator` (``script=``) decides,
+A :class:`BrokerScript` handed to :class:`~atomic_orders.simulator.broker.BrokerSimulator` (``script=``) decides,
 for every order the broker *receives*, what happens to it instead of the random matching engine:
 
 * :class:`Reject` -- rejected with ``reason`` when processed (after the ack latency);
@@ -25,9 +25,9 @@ from decimal import Decimal
 
 import attrs
 
-from fsm.leg import Side
-from fsm.orders import OrderRequest
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.orders import OrderRequest
+from atomic_orders.fsm.symbol import OptionSymbol
 
 __all__ = ["BrokerScript", "FillAt", "FillOnCancel", "OrderMatch", "Outcome", "Reject", "Rest", "Rule"]
 

@@ -18,15 +18,15 @@ from typing import Any
 
 import attrs
 
-from backends.base import ExecutionBackend
-from backends.simulated import SimulatedBackend
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor, GroupSummary
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.engine import make_rng
-from simulator.market import MarketModel
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.backends.simulated import SimulatedBackend
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor, GroupSummary
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.engine import make_rng
+from atomic_orders.simulator.market import MarketModel
 
 #: Condors are placed from this many seconds after the open ...
 FIRST_ENTRY_SECONDS = 120.0
@@ -214,7 +214,7 @@ def run_session(
     backend: ExecutionBackend = SimulatedBackend(broker)
     driver: Any = broker  # what the loop advances: the simulator itself, or the emulator's driver
     if config.backend == "tastytrade-emulator":
-        from simulator.emulator import EmulatorDriver, HttpFaults
+        from atomic_orders.simulator.emulator import EmulatorDriver, HttpFaults
 
         driver = EmulatorDriver(broker, faults=HttpFaults.preset(config.http_faults), fault_seed=config.seed)
         backend = driver.backend
@@ -231,7 +231,7 @@ def run_session(
 
     journal = None
     if journal_path is not None:
-        from fsm.journal import Journal
+        from atomic_orders.fsm.journal import Journal
 
         journal = Journal(journal_path, sync=journal_sync)
         journal.start_session("start", session_config_json(config))

@@ -1,9 +1,10 @@
 """Broker wire data for property tests: TastyTrade order JSON and LEAN order events, adversarial.
 
 The property suites in ``tests/properties/test_wire_*.py`` drive a REAL
-:class:`~fsm.executor.AtomicOrderExecutor` through the REAL translation layers
-(:mod:`backends.tastytrade` parsing + monitor + backend; :mod:`backends.quantconnect` through the
-LEAN stand-in :mod:`simulator.lean`). This module holds what they share and what is reusable:
+:class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` through the REAL translation layers
+(:mod:`atomic_orders.backends.tastytrade` parsing + monitor + backend;
+:mod:`atomic_orders.backends.quantconnect` through the
+LEAN stand-in :mod:`atomic_orders.simulator.lean`). This module holds what they share and what is reusable:
 
 TastyTrade
     :class:`TtAccount` is a broker account's truth: every order object (ours, replacements,
@@ -15,15 +16,15 @@ TastyTrade
     leg) and adversarial in presentation (``Filled`` with no fills, a count ahead of or behind
     the fills, fills listed after the final status, statuses in any phase with fills present,
     missing or partial, replacement chains, foreign orders). :class:`WireTastytradeClient` is an
-    in-process fake of ONLY :class:`backends.tastytrade.client.TastytradeApiClient` (the object the
+    in-process fake of ONLY :class:`atomic_orders.backends.tastytrade.client.TastytradeApiClient` (the object the
     backend and monitor talk to) answering from the account; the emulator cannot be told to serve
     arbitrary order JSON (it renders its own orders from the simulator), so the suites go through
     this fake instead of HTTP.
 
 LEAN
-    :class:`InertBroker` is a :class:`~simulator.broker.BrokerSimulator` (market, quotes, clock)
+    :class:`InertBroker` is a :class:`~atomic_orders.simulator.broker.BrokerSimulator` (market, quotes, clock)
     that records the requests the stand-in sends and never produces an event by itself: every
-    LEAN order event comes from the test through :meth:`simulator.lean.LeanStandIn.brokerage_events`
+    LEAN order event comes from the test through :meth:`atomic_orders.simulator.lean.LeanStandIn.brokerage_events`
     (LEAN's transaction-handler semantics: status copied onto the order, every non-zero fill
     quantity counted by the ticket, ``NONE`` events recorded but not forwarded).
 
@@ -43,15 +44,20 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from backends.tastytrade.config import TastytradeConfig
-from backends.tastytrade.errors import NotFoundError, ServerError, TastytradeApiError, TastytradeTransportError
-from backends.tastytrade.parsing import TERMINAL_STATUSES
-from fsm.clock import ManualClock
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.orders import BrokerEvent, OrderRequest
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.backends.tastytrade.errors import (
+    NotFoundError,
+    ServerError,
+    TastytradeApiError,
+    TastytradeTransportError,
+)
+from atomic_orders.backends.tastytrade.parsing import TERMINAL_STATUSES
+from atomic_orders.fsm.clock import ManualClock
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.orders import BrokerEvent, OrderRequest
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
 
 __all__ = [
     "LEAN_FILL_STATUSES",
@@ -522,7 +528,7 @@ def _normalise(parts: Iterable[int], total: int) -> list[int]:
 
 
 class WireTastytradeClient:
-    """An in-process fake of ONLY :class:`~backends.tastytrade.client.TastytradeApiClient`.
+    """An in-process fake of ONLY :class:`~atomic_orders.backends.tastytrade.client.TastytradeApiClient`.
 
     Same methods and answers (the ``data`` of each envelope) as the real client, from a
     :class:`TtAccount`; errors are the real client's exception classes (a transport error while
@@ -653,7 +659,7 @@ class InertBroker(BrokerSimulator):
 
     Market, quotes and clock are the simulator's; :meth:`submit` follows :attr:`plan`
     (see :data:`SUBMIT_PLANS`); while :attr:`down`, cancels and replaces raise
-    :class:`~fsm.errors.BrokerUnavailable` (LEAN: -8, the order's status falls back silently).
+    :class:`~atomic_orders.fsm.errors.BrokerUnavailable` (LEAN: -8, the order's status falls back silently).
     """
 
     def __init__(self, seed: int = 5) -> None:

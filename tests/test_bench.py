@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from fsm.group import COMMITTED, ExecutionMode
-from fsm.ticket import FILLED, OrderTicket
-from simulator import bench
-from simulator.bench import REQUIRED_KEYS, TARGETS, format_report, run_bench, to_json
+from atomic_orders.fsm.group import COMMITTED, ExecutionMode
+from atomic_orders.fsm.ticket import FILLED, OrderTicket
+from atomic_orders.simulator import bench
+from atomic_orders.simulator.bench import REQUIRED_KEYS, TARGETS, format_report, run_bench, to_json
 
 
 @pytest.fixture(scope="module")

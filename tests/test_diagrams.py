@@ -12,10 +12,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from fsm.diagrams import DEFAULT_DIR, MACHINES, check_all, diagram_source, render_all
-from fsm.group import GROUP_MACHINE
-from fsm.machine import MachineSpec, Row
-from fsm.ticket import TICKET_MACHINE
+from atomic_orders.fsm.diagrams import DEFAULT_DIR, MACHINES, check_all, diagram_source, render_all
+from atomic_orders.fsm.group import GROUP_MACHINE
+from atomic_orders.fsm.machine import MachineSpec, Row
+from atomic_orders.fsm.ticket import TICKET_MACHINE
 
 REPO = Path(__file__).resolve().parent.parent
 DIAGRAMS = REPO / "diagrams"
@@ -151,7 +151,7 @@ def test_source_is_deterministic_and_has_no_paths_or_times() -> None:
 
 def test_source_does_not_depend_on_hash_seed() -> None:
     code = (
-        "import sys; from fsm.diagrams import MACHINES, diagram_source; "
+        "import sys; from atomic_orders.fsm.diagrams import MACHINES, diagram_source; "
         "sys.stdout.write(diagram_source(MACHINES['order_ticket']))"
     )
     outs = set()

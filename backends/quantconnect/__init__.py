@@ -6,13 +6,13 @@
 * :mod:`.backend` -- :class:`QuantConnectBackend`;
 * :mod:`.adapter` -- :class:`TastytradeIntegrationAdapter`, what an algorithm creates in ``initialize``.
 
-Nothing here imports LEAN at module level: outside LEAN, :mod:`simulator.lean` stands in.
+Nothing here imports LEAN at module level: outside LEAN, :mod:`atomic_orders.simulator.lean` stands in.
 """
 
-from backends.quantconnect.adapter import TastytradeIntegrationAdapter
-from backends.quantconnect.backend import LeanClock, QuantConnectBackend
-from backends.quantconnect.lean_api import LeanApi, LeanUnavailable, lean_api, lean_api_for
-from backends.quantconnect.symbols import SymbolMapper
+from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter
+from atomic_orders.backends.quantconnect.backend import LeanClock, QuantConnectBackend
+from atomic_orders.backends.quantconnect.lean_api import LeanApi, LeanUnavailable, lean_api, lean_api_for
+from atomic_orders.backends.quantconnect.symbols import SymbolMapper
 
 __all__ = [
     "LeanApi",

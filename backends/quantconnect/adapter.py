@@ -6,17 +6,17 @@ Created once in ``initialize``::
     self.adapter = TastytradeIntegrationAdapter(self, tastytrade=TastytradeConfig(...),
                                                 credentials=OAuthCredentials.from_env())  # live
 
-It owns one :class:`~fsm.executor.AtomicOrderExecutor` -- the only way an order leaves -- and picks
+It owns one :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` -- the only way an order leaves -- and picks
 its backend:
 
 =====================================  ========================================================
 situation                              backend
 =====================================  ========================================================
 ``backend=...`` given                  that one (paper trading, the TastyTrade emulator, tests)
-``algorithm.live_mode`` and TastyTrade  :class:`~backends.tastytrade.TastytradeBackend`: orders go
+``algorithm.live_mode`` and TastyTrade  :class:`~atomic_orders.backends.tastytrade.TastytradeBackend`: orders go
 config + credentials                   straight to TastyTrade's API; quotes still come from
                                        LEAN's data feed
-otherwise (backtest, or live without   :class:`~backends.quantconnect.backend.QuantConnectBackend`:
+otherwise (backtest, or live without   :class:`~atomic_orders.backends.quantconnect.backend.QuantConnectBackend`:
 TastyTrade credentials)                LEAN's own order API (LEAN routes to the brokerage the
                                        algorithm is deployed with)
 =====================================  ========================================================
@@ -38,22 +38,22 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from backends.base import ExecutionBackend
-from backends.quantconnect.backend import LeanClock, QuantConnectBackend
-from backends.quantconnect.lean_api import LeanApi, lean_api_for
-from fsm.errors import AtomicOrdersError, ValidationError
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor, GroupSummary
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.symbol import OptionSymbol
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.backends.quantconnect.backend import LeanClock, QuantConnectBackend
+from atomic_orders.backends.quantconnect.lean_api import LeanApi, lean_api_for
+from atomic_orders.fsm.errors import AtomicOrdersError, ValidationError
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor, GroupSummary
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.symbol import OptionSymbol
 
 if TYPE_CHECKING:
     from QuantConnect import Symbol
     from QuantConnect.Algorithm import QCAlgorithm
     from QuantConnect.Orders import OrderEvent
 
-    from backends.tastytrade.auth import OAuthCredentials
-    from backends.tastytrade.config import TastytradeConfig
+    from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+    from atomic_orders.backends.tastytrade.config import TastytradeConfig
 
 __all__ = ["TastytradeIntegrationAdapter"]
 
@@ -95,8 +95,8 @@ class TastytradeIntegrationAdapter:
         if backend is not None:
             chosen, self.backend_kind = backend, "override"
         elif bool(algorithm.live_mode) and tastytrade is not None and credentials is not None:
-            from backends.tastytrade.backend import TastytradeBackend
-            from backends.tastytrade.client import TastytradeApiClient
+            from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+            from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 
             chosen = TastytradeBackend(TastytradeApiClient(tastytrade, credentials), clock=LeanClock(algorithm),
                                        quote_source=self.lean_backend.quote)

@@ -7,7 +7,7 @@ LEAN: ``combo_limit_order``, ``Leg.create``, ``OrderStatus.FILLED``, ...) and ty
 time the classes come from a :class:`LeanApi` namespace:
 
 * inside LEAN: :func:`lean_api` takes them from ``AlgorithmImports``;
-* outside LEAN: the stand-in in :mod:`simulator.lean` provides a namespace with the same names
+* outside LEAN: the stand-in in :mod:`atomic_orders.simulator.lean` provides a namespace with the same names
   (its ``QCAlgorithm`` class carries it as ``lean_stand_in_api``).
 
 :func:`lean_api_for` picks one for an algorithm object.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from fsm.errors import AtomicOrdersError
+from atomic_orders.fsm.errors import AtomicOrdersError
 
 if TYPE_CHECKING:
     from QuantConnect import Market as LeanMarket
@@ -73,7 +73,8 @@ def lean_api() -> LeanApi:
         )
     except (ImportError, AttributeError) as err:
         raise LeanUnavailable(
-            f"LEAN is not available ({err}); outside LEAN pass lean=... (e.g. simulator.lean.STAND_IN_API)"
+            f"LEAN is not available ({err}); outside LEAN pass lean=... "
+            "(e.g. atomic_orders.simulator.lean.STAND_IN_API)"
         ) from None
 
 

@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from backends.quantconnect.lean_api import LeanApi
-from fsm.events import (
+from atomic_orders.backends.quantconnect.lean_api import LeanApi
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -71,7 +71,7 @@ from fsm.events import (
     Updated,
     UpdateRejected,
 )
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest
 
 if TYPE_CHECKING:
     from QuantConnect.Orders import OrderEvent, OrderStatus, OrderTicket
@@ -172,7 +172,7 @@ class TrackedOrder:
 
 
 class OrderEventTranslator:
-    """Turns LEAN order events into :class:`~fsm.orders.BrokerEvent` s for the executor."""
+    """Turns LEAN order events into :class:`~atomic_orders.fsm.orders.BrokerEvent` s for the executor."""
 
     def __init__(self, api: LeanApi) -> None:
         self.api = api

@@ -1,4 +1,4 @@
-"""LEAN option ``Symbol`` <-> :class:`~fsm.symbol.OptionSymbol`, validated both ways.
+"""LEAN option ``Symbol`` <-> :class:`~atomic_orders.fsm.symbol.OptionSymbol`, validated both ways.
 
 * Index options (SPX/SPXW, NDX/NDXP, RUT/RUTW, VIX/VIXW, XSP, DJX): LEAN builds them from an
   ``Index`` underlying with the root as *target option* (``Symbol.create_option(spx, "SPXW", ...)``),
@@ -10,7 +10,7 @@
   ``symbol.value``: LEAN pads roots of 6+ characters with an extra space and keeps dots
   (``BRK.B``), so ``value`` is not always a 21-character OCC symbol.
 
-Everything that cannot be represented raises :class:`~fsm.errors.ValidationError` naming the LEAN
+Everything that cannot be represented raises :class:`~atomic_orders.fsm.errors.ValidationError` naming the LEAN
 symbol (canonical ``?SPXW`` symbols, non-option securities, roots OCC cannot carry, strikes off the
 0.001 grid). :meth:`SymbolMapper.to_lean` checks its own result by mapping it back.
 """
@@ -21,9 +21,9 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from backends.quantconnect.lean_api import LeanApi
-from fsm.errors import ValidationError
-from fsm.symbol import OptionSymbol, Right
+from atomic_orders.backends.quantconnect.lean_api import LeanApi
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.symbol import OptionSymbol, Right
 
 if TYPE_CHECKING:
     from QuantConnect import Symbol

@@ -18,10 +18,10 @@ Choices where the reference is silent or unverified:
 * The certification preset sends no ``Accept-Version`` (sandbox 404s with it, tastyware #291).
 """
 
-from backends.tastytrade.auth import OAuthCredentials, Secret, TokenManager
-from backends.tastytrade.backend import QuoteSource, TastytradeBackend
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.config import CERTIFICATION_URL, PRODUCTION_URL, TastytradeConfig
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials, Secret, TokenManager
+from atomic_orders.backends.tastytrade.backend import QuoteSource, TastytradeBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.config import CERTIFICATION_URL, PRODUCTION_URL, TastytradeConfig
 
 __all__ = [
     "CERTIFICATION_URL",

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backends.tastytrade.errors import (
+from atomic_orders.backends.tastytrade.errors import (
     AuthenticationError,
     MalformedResponseError,
     TastytradeError,

@@ -1,4 +1,4 @@
-"""TastytradeBackend: the :class:`~backends.base.ExecutionBackend` contract over the TastyTrade REST API.
+"""TastytradeBackend: the :class:`~atomic_orders.backends.base.ExecutionBackend` contract over the TastyTrade REST API.
 
 * ``submit``: validate and build the order JSON (:mod:`.payloads`), optionally dry-run it, then
   ``POST`` it once. A 4xx answer (validation, preflight/business rule, auth) raises
@@ -55,18 +55,24 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from backends.base import ExecutionBackend
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.errors import (
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.errors import (
     MalformedResponseError,
     TastytradeApiError,
     TastytradeError,
 )
-from backends.tastytrade.monitor import OrderMonitor, TicketTracker
-from backends.tastytrade.parsing import MAX_TEXT, OrderSnapshot, parse_order, parse_quantity, peek_identity
-from backends.tastytrade.payloads import build_order_payload, build_replace_payload
-from fsm.clock import Clock, SystemClock
-from fsm.errors import (
+from atomic_orders.backends.tastytrade.monitor import OrderMonitor, TicketTracker
+from atomic_orders.backends.tastytrade.parsing import (
+    MAX_TEXT,
+    OrderSnapshot,
+    parse_order,
+    parse_quantity,
+    peek_identity,
+)
+from atomic_orders.backends.tastytrade.payloads import build_order_payload, build_replace_payload
+from atomic_orders.fsm.clock import Clock, SystemClock
+from atomic_orders.fsm.errors import (
     BrokerError,
     BrokerUnavailable,
     QuoteUnavailable,
@@ -74,10 +80,10 @@ from fsm.errors import (
     SubmissionRefused,
     ValidationError,
 )
-from fsm.events import BrokerStatus, CancelRejected, Fill, UpdateRejected
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
-from fsm.pricing import DEFAULT_TICKS, TickRule
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.events import BrokerStatus, CancelRejected, Fill, UpdateRejected
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.pricing import DEFAULT_TICKS, TickRule
+from atomic_orders.fsm.symbol import OptionSymbol
 
 __all__ = ["QuoteSource", "TastytradeBackend"]
 

@@ -43,9 +43,9 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from backends.tastytrade.auth import OAuthCredentials, TokenManager
-from backends.tastytrade.config import TastytradeConfig
-from backends.tastytrade.errors import (
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials, TokenManager
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.backends.tastytrade.errors import (
     AuthenticationError,
     MalformedResponseError,
     RateLimitedError,
@@ -54,7 +54,7 @@ from backends.tastytrade.errors import (
     TastytradeTransportError,
     api_error_for,
 )
-from backends.tastytrade.parsing import parse_order_id
+from atomic_orders.backends.tastytrade.parsing import parse_order_id
 
 __all__ = ["JsonObject", "TastytradeApiClient"]
 

@@ -21,7 +21,7 @@ from importlib import metadata
 
 import attrs
 
-from backends.tastytrade.errors import InsecureTransportError
+from atomic_orders.backends.tastytrade.errors import InsecureTransportError
 
 __all__ = [
     "CERTIFICATION_URL",

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from fsm.errors import BrokerError
+from atomic_orders.fsm.errors import BrokerError
 
 __all__ = [
     "AuthenticationError",

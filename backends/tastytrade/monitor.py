@@ -38,9 +38,9 @@ from collections.abc import Iterable
 from math import gcd
 from typing import Any, Protocol
 
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.errors import MalformedResponseError, NotFoundError, TastytradeError
-from backends.tastytrade.parsing import (
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.errors import MalformedResponseError, NotFoundError, TastytradeError
+from atomic_orders.backends.tastytrade.parsing import (
     WORKING_STATUSES,
     ComboShape,
     OrderSnapshot,
@@ -54,8 +54,8 @@ from backends.tastytrade.parsing import (
     units_filled,
     units_ordered,
 )
-from fsm.clock import Clock
-from fsm.events import (
+from atomic_orders.fsm.clock import Clock
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -68,7 +68,7 @@ from fsm.events import (
     Updated,
     UpdateRejected,
 )
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest
 
 __all__ = ["OrderMonitor", "TicketTracker"]
 

@@ -83,9 +83,9 @@ from typing import Any
 
 import attrs
 
-from backends.tastytrade.errors import MalformedResponseError
-from fsm.events import BrokerStatus
-from fsm.leg import Leg, Side
+from atomic_orders.backends.tastytrade.errors import MalformedResponseError
+from atomic_orders.fsm.events import BrokerStatus
+from atomic_orders.fsm.leg import Leg, Side
 
 __all__ = [
     "STATUS_TABLE",

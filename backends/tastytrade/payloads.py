@@ -17,7 +17,7 @@ is a one-leg order. Fields (reference §2.1):
 
 Checks before sending: 1-4 legs, distinct leg symbols, positive whole quantities, a limit on the
 tick (combo tick on the absolute net; the option tick for one leg), no multi-leg market orders.
-Violations raise :class:`~fsm.errors.ValidationError` (the backend turns it into ``SubmissionRefused``:
+Violations raise :class:`~atomic_orders.fsm.errors.ValidationError` (the backend turns it into ``SubmissionRefused``:
 nothing was sent).
 """
 
@@ -26,10 +26,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from fsm.errors import ValidationError
-from fsm.leg import PositionEffect, Side
-from fsm.orders import OrderRequest, OrderType, TimeInForce
-from fsm.pricing import DEFAULT_TICKS, TickRule
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.leg import PositionEffect, Side
+from atomic_orders.fsm.orders import OrderRequest, OrderType, TimeInForce
+from atomic_orders.fsm.pricing import DEFAULT_TICKS, TickRule
 
 __all__ = [
     "ACTIONS",

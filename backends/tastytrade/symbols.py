@@ -7,7 +7,7 @@
 
 The streamer form uses the option *root* (``SPXW``, not the underlying ``SPX``). The underlying of
 a parsed symbol follows from the root (``SPXW -> SPX``) unless given. Malformed input raises
-:class:`~fsm.errors.ValidationError` quoting it. (The reference warns that the tastyware SDK's
+:class:`~atomic_orders.fsm.errors.ValidationError` quoting it. (The reference warns that the tastyware SDK's
 streamer -> OCC conversion is wrong for two-decimal strikes; this one is exact: strikes are
 Decimals throughout.)
 """
@@ -18,8 +18,8 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 
-from fsm.errors import ValidationError
-from fsm.symbol import WEEKLY_ROOTS, OptionSymbol, Right
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.symbol import WEEKLY_ROOTS, OptionSymbol, Right
 
 __all__ = ["format_occ", "format_streamer", "occ_to_streamer", "parse_occ", "parse_streamer", "streamer_to_occ"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from backends.tastytrade import OAuthCredentials, TastytradeApiClient, TastytradeConfig
+from atomic_orders.backends.tastytrade import OAuthCredentials, TastytradeApiClient, TastytradeConfig
 
 
 def main(base_url: str = "http://127.0.0.1:8765") -> int:

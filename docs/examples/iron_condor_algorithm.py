@@ -8,7 +8,7 @@ TastyTrade directly. Either way every leg fills or everything is undone, and eac
 is logged. The algorithm never calls an order method itself.
 
 Inside LEAN, put the ``atomic-orders`` package on the algorithm's path. Outside LEAN the same class
-runs on the stand-in in :mod:`simulator.lean` (``tests/quantconnect/test_example.py`` does).
+runs on the stand-in in :mod:`atomic_orders.simulator.lean` (``tests/quantconnect/test_example.py`` does).
 
 Live: set ``TASTYTRADE_ACCOUNT``, ``TASTYTRADE_CLIENT_SECRET`` and ``TASTYTRADE_REFRESH_TOKEN``.
 """
@@ -20,11 +20,11 @@ import math
 import os
 from typing import TYPE_CHECKING
 
-from backends.quantconnect import TastytradeIntegrationAdapter
-from backends.tastytrade.auth import OAuthCredentials
-from backends.tastytrade.config import TastytradeConfig
-from fsm.executor import GroupSummary
-from fsm.group import AtomicOrderGroup
+from atomic_orders.backends.quantconnect import TastytradeIntegrationAdapter
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.fsm.executor import GroupSummary
+from atomic_orders.fsm.group import AtomicOrderGroup
 
 if TYPE_CHECKING:
     from AlgorithmImports import (
@@ -40,7 +40,15 @@ else:
     try:  # inside LEAN
         from AlgorithmImports import BrokerageName, Market, OptionRight, OptionStyle, OrderEvent, QCAlgorithm, Symbol
     except ImportError:  # outside LEAN: the stand-in
-        from simulator.lean import BrokerageName, Market, OptionRight, OptionStyle, OrderEvent, QCAlgorithm, Symbol
+        from atomic_orders.simulator.lean import (
+            BrokerageName,
+            Market,
+            OptionRight,
+            OptionStyle,
+            OrderEvent,
+            QCAlgorithm,
+            Symbol,
+        )
 
 #: Points between SPX and each short strike, and the width of each wing.
 SHORT_DISTANCE = 40.0

@@ -1,7 +1,7 @@
 """The life of one iron condor, to ``committed`` and to ``rolled_back``, printed transition by transition.
 
 Usage: ``python docs/examples/life_of_a_condor.py``. The broker is a script
-(:class:`~backends.scripted.ScriptedBackend`): every answer it gives is written out below, so the
+(:class:`~atomic_orders.backends.scripted.ScriptedBackend`): every answer it gives is written out below, so the
 output is the same on every run. docs/architecture.md walks through this output.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from backends.scripted import ScriptedBackend
-from fsm import AtomicOrderGroup, ExecutionMode, OptionSymbol, Right
-from fsm.events import Acknowledged, Fill, Rejected
-from fsm.executor import AtomicOrderExecutor
+from atomic_orders.backends.scripted import ScriptedBackend
+from atomic_orders.fsm import AtomicOrderGroup, ExecutionMode, OptionSymbol, Right
+from atomic_orders.fsm.events import Acknowledged, Fill, Rejected
+from atomic_orders.fsm.executor import AtomicOrderExecutor
 
 EXPIRY = dt.date(2026, 1, 16)
 SHORT_CALL = OptionSymbol.of("SPXW", EXPIRY, Right.CALL, 5050)

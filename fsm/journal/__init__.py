@@ -2,11 +2,11 @@
 
 :mod:`.store` is the SQLite file (schema, hash chain, verification, salvage); :mod:`.codec`
 turns the core's values into readable JSON and back. Recovery from a journal is
-:meth:`fsm.executor.AtomicOrderExecutor.recover` (:mod:`fsm.recovery`). The schema and the
+:meth:`atomic_orders.fsm.executor.AtomicOrderExecutor.recover` (:mod:`atomic_orders.fsm.recovery`). The schema and the
 recovery rules are documented in ``docs/journal.md``.
 """
 
-from fsm.journal.store import (
+from atomic_orders.fsm.journal.store import (
     SCHEMA_VERSION,
     Journal,
     JournalContents,

@@ -15,15 +15,15 @@ from typing import Any
 
 import attrs
 
-from fsm.errors import ValidationError
-from fsm.events import TICKET_EVENT_TYPES, BrokerStatus, Fill, TicketEvent
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import AtomicOrderGroup, ExecutionMode, GroupAuditRecord
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
-from fsm.pricing import PriceEffect, TickRule
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.events import TICKET_EVENT_TYPES, BrokerStatus, Fill, TicketEvent
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode, GroupAuditRecord
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.pricing import PriceEffect, TickRule
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol
 
 __all__ = [
     "decode_audit",

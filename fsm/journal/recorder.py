@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import AtomicOrderGroup
-from fsm.journal.codec import encode_audit, encode_event, encode_group, encode_policy, encode_request
-from fsm.journal.store import Journal
-from fsm.orders import BrokerEvent, OrderRequest
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import AtomicOrderGroup
+from atomic_orders.fsm.journal.codec import encode_audit, encode_event, encode_group, encode_policy, encode_request
+from atomic_orders.fsm.journal.store import Journal
+from atomic_orders.fsm.orders import BrokerEvent, OrderRequest
 
 if TYPE_CHECKING:
-    from fsm.executor import GroupSummary
+    from atomic_orders.fsm.executor import GroupSummary
 
 __all__ = ["CRASH_POINTS", "JournalRecorder", "encode_summary"]
 

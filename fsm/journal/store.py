@@ -33,10 +33,10 @@ from typing import Any
 
 import attrs
 
-from fsm.errors import AtomicOrdersError, ValidationError
-from fsm.group import TERMINAL_STATES
-from fsm.journal.codec import dumps, loads
-from fsm.journal.lock import LockHeld, WriterLock, acquire_writer, read_start
+from atomic_orders.fsm.errors import AtomicOrdersError, ValidationError
+from atomic_orders.fsm.group import TERMINAL_STATES
+from atomic_orders.fsm.journal.codec import dumps, loads
+from atomic_orders.fsm.journal.lock import LockHeld, WriterLock, acquire_writer, read_start
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -531,7 +531,7 @@ class Journal:
         self.last_commit = time.monotonic()
         # One writer at a time: a second process appending to the same journal would interleave
         # record numbers and, worse, act on the same groups. Taken before anything is read.
-        # The lock is on the database file itself (see fsm.journal.lock): every path to it is one.
+        # The lock is on the database file itself (see atomic_orders.fsm.journal.lock): every path to it is one.
         try:
             self._lock: WriterLock | None = acquire_writer(self.path)
         except LockHeld as held:

@@ -34,9 +34,9 @@ JSON), ``serve_foreign`` (raw records another application placed, listed in ``/o
 ``/orders``), ``claim_pages`` (list answers claim any ``total-pages``), ``stop_tampering``.
 """
 
-from simulator.emulator.faults import Fault, FaultInjector, HttpFaults
-from simulator.emulator.server import TastytradeEmulator
-from simulator.emulator.session import BACKEND_NAMES, EmulatorDriver, run_standalone
+from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults
+from atomic_orders.simulator.emulator.server import TastytradeEmulator
+from atomic_orders.simulator.emulator.session import BACKEND_NAMES, EmulatorDriver, run_standalone
 
 __all__ = [
     "BACKEND_NAMES",

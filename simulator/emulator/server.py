@@ -26,7 +26,7 @@ API version on or before it), the bearer token (401 ``unauthorized`` when missin
 expired), the account (404), a broker outage of the simulator (503), then the endpoint. Version
 ``20261012`` or later requires ``start-date`` or ``start-at`` on ``GET /orders`` (400).
 
-Time: the simulator's :class:`~simulator.engine.VirtualClock` (order timestamps). Tokens expire in
+Time: the simulator's :class:`~atomic_orders.simulator.engine.VirtualClock` (order timestamps). Tokens expire in
 wall-clock time (``token_lifetime``), or at once through :meth:`TastytradeEmulator.expire_tokens`.
 Every request is counted per route (:meth:`TastytradeEmulator.request_count`).
 """
@@ -50,12 +50,12 @@ from typing import Any
 
 from requests.structures import CaseInsensitiveDict
 
-from backends.tastytrade.auth import OAuthCredentials
-from fsm.orders import Quote
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.emulator.faults import Fault, FaultInjector, HttpFaults
-from simulator.emulator.state import EmulatedAccount, EmulatorError
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+from atomic_orders.fsm.orders import Quote
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults
+from atomic_orders.simulator.emulator.state import EmulatedAccount, EmulatorError
 
 __all__ = ["TastytradeEmulator"]
 
@@ -161,7 +161,7 @@ class TastytradeEmulator:
     """The emulated API over one :class:`BrokerSimulator` (see the module docstring).
 
     In-process use: ``start()``, then drive time with :meth:`advance_to` (it holds the lock the
-    request handlers hold). Standalone: :func:`simulator.emulator.run_standalone` advances time
+    request handlers hold). Standalone: :func:`atomic_orders.simulator.emulator.run_standalone` advances time
     with the wall clock from a background thread.
     """
 
@@ -277,7 +277,7 @@ class TastytradeEmulator:
                 self._tokens[token] = 0.0
 
     def quote_source(self) -> Callable[[OptionSymbol], Quote]:
-        """An in-process quote source for :class:`~backends.tastytrade.backend.TastytradeBackend`."""
+        """An in-process quote source for :class:`~atomic_orders.backends.tastytrade.backend.TastytradeBackend`."""
 
         def quote(symbol: OptionSymbol) -> Quote:
             with self.lock:

@@ -19,13 +19,13 @@ from collections.abc import Callable
 
 import attrs
 
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.config import TastytradeConfig
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.emulator.faults import HttpFaults
-from simulator.emulator.server import TastytradeEmulator
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.emulator.faults import HttpFaults
+from atomic_orders.simulator.emulator.server import TastytradeEmulator
 
 __all__ = ["BACKEND_NAMES", "EmulatorDriver", "run_standalone"]
 

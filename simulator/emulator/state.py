@@ -1,9 +1,9 @@
 """The emulated TastyTrade account: order JSON in and out, orders matched by a BrokerSimulator.
 
 This module translates; it decides nothing about fills. A placed order becomes an
-:class:`~fsm.orders.OrderRequest` for the simulator (ratios = leg quantities / their gcd, the
+:class:`~atomic_orders.fsm.orders.OrderRequest` for the simulator (ratios = leg quantities / their gcd, the
 signed net from ``price`` + ``price-effect``, our ``external-identifier`` as its reference); the
-simulator's deliveries (:class:`~fsm.orders.BrokerEvent`: acknowledgements, fills, cancels,
+simulator's deliveries (:class:`~atomic_orders.fsm.orders.BrokerEvent`: acknowledgements, fills, cancels,
 replaces, expiries, with the simulator's latency, duplicates and reordering) are folded into the
 order objects the API shows.
 
@@ -32,13 +32,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from backends.tastytrade.payloads import format_price, parse_action, signed_price
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
-from fsm.events import Acknowledged, Canceled, CancelRejected, Expired, Fill, Rejected, Updated, UpdateRejected
-from fsm.leg import Leg, PositionEffect
-from fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
+from atomic_orders.backends.tastytrade.payloads import format_price, parse_action, signed_price
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
+from atomic_orders.fsm.events import (
+    Acknowledged,
+    Canceled,
+    CancelRejected,
+    Expired,
+    Fill,
+    Rejected,
+    Updated,
+    UpdateRejected,
+)
+from atomic_orders.fsm.leg import Leg, PositionEffect
+from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
 
 __all__ = ["EmulatedAccount", "EmulatorError"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from fsm.events import (
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -29,12 +29,12 @@ from fsm.events import (
     UpdateRejected,
     UpdateRequested,
 )
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, Side
-from fsm.pricing import PriceEffect
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol, Right
-from fsm.ticket import OrderTicket
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.pricing import PriceEffect
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.ticket import OrderTicket
 
 T0 = dt.datetime(2026, 1, 2, 14, 30, tzinfo=dt.UTC)
 EXPIRY = dt.date(2026, 1, 16)

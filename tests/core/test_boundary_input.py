@@ -13,17 +13,17 @@ from decimal import Decimal
 
 import pytest
 
-from backends.scripted import ScriptedBackend
-from fsm.errors import QuoteUnavailable, ValidationError
-from fsm.events import Acknowledged, Fill
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, Side
-from fsm.orders import BrokerEvent, OrderReport, Quote
-from fsm.pricing import PriceEffect
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol, Right
+from atomic_orders.backends.scripted import ScriptedBackend
+from atomic_orders.fsm.errors import QuoteUnavailable, ValidationError
+from atomic_orders.fsm.events import Acknowledged, Fill
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, Quote
+from atomic_orders.fsm.pricing import PriceEffect
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol, Right
 from tests.executor.test_executor import LC, LP, SC, SP, make, pump
 
 EXP = dt.date(2026, 1, 16)

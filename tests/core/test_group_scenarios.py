@@ -6,15 +6,23 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.events import BrokerStatus, Canceled, CancelRequested, Fill, Reconciled, SubmissionUnknown, Submit
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.invariants import check_group
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import OrderType, Purpose
-from fsm.pricing import PriceEffect
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol
-from fsm.ticket import OrderTicket
+from atomic_orders.fsm.events import (
+    BrokerStatus,
+    Canceled,
+    CancelRequested,
+    Fill,
+    Reconciled,
+    SubmissionUnknown,
+    Submit,
+)
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.invariants import check_group
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.orders import OrderType, Purpose
+from atomic_orders.fsm.pricing import PriceEffect
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.fsm.ticket import OrderTicket
 
 from .factories import (
     LC,

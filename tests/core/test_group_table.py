@@ -14,9 +14,9 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.errors import InvalidTransition
-from fsm.events import BrokerStatus, Canceled, CancelRequested, Fill, Reconciled, Submit
-from fsm.group import (
+from atomic_orders.fsm.errors import InvalidTransition
+from atomic_orders.fsm.events import BrokerStatus, Canceled, CancelRequested, Fill, Reconciled, Submit
+from atomic_orders.fsm.group import (
     GROUP_MACHINE,
     GROUP_STATES,
     GROUP_TRANSITIONS,
@@ -24,10 +24,10 @@ from fsm.group import (
     AtomicOrderGroup,
     GroupEvent,
 )
-from fsm.invariants import check_group
-from fsm.leg import Side
-from fsm.machine import Row
-from fsm.orders import Purpose
+from atomic_orders.fsm.invariants import check_group
+from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.machine import Row
+from atomic_orders.fsm.orders import Purpose
 
 from .factories import (
     LC,

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from fsm import invariants as inv
-from fsm.events import Canceled, CancelRequested, Fill, Submit
-from fsm.group import AtomicOrderGroup, GroupAuditRecord
-from fsm.leg import Leg, Side
-from fsm.ticket import AuditRecord, OrderTicket
+from atomic_orders.fsm import invariants as inv
+from atomic_orders.fsm.events import Canceled, CancelRequested, Fill, Submit
+from atomic_orders.fsm.group import AtomicOrderGroup, GroupAuditRecord
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.ticket import AuditRecord, OrderTicket
 
 from .factories import (
     LP,
@@ -246,7 +246,7 @@ def test_check_group_collects_from_every_invariant() -> None:
 
 def test_the_verdict_is_held_against_what_the_broker_holds() -> None:
     """Invariant 7 from outside: a rolled-back group over a broker that holds the condor is caught."""
-    from fsm.invariants import verdict_against
+    from atomic_orders.fsm.invariants import verdict_against
 
     g = group_in("rolled_back")
     assert verdict_against(g, {}) == []

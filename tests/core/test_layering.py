@@ -21,25 +21,25 @@ FORBIDDEN = (
 #: Core modules to import in the fresh interpreter (the executor and diagrams are checked statically).
 CORE_MODULES = (
     "fsm",
-    "fsm.invariants",
-    "fsm.group",
-    "fsm.ticket",
-    "fsm.events",
-    "fsm.machine",
-    "fsm.ledger",
-    "fsm.leg",
-    "fsm.strategy",
-    "fsm.symbol",
-    "fsm.pricing",
-    "fsm.orders",
-    "fsm.clock",
-    "fsm.errors",
-    "fsm.execution_policy",
-    "fsm.journal",
-    "fsm.journal.store",
-    "fsm.journal.codec",
-    "fsm.journal.recorder",
-    "fsm.recovery",
+    "atomic_orders.fsm.invariants",
+    "atomic_orders.fsm.group",
+    "atomic_orders.fsm.ticket",
+    "atomic_orders.fsm.events",
+    "atomic_orders.fsm.machine",
+    "atomic_orders.fsm.ledger",
+    "atomic_orders.fsm.leg",
+    "atomic_orders.fsm.strategy",
+    "atomic_orders.fsm.symbol",
+    "atomic_orders.fsm.pricing",
+    "atomic_orders.fsm.orders",
+    "atomic_orders.fsm.clock",
+    "atomic_orders.fsm.errors",
+    "atomic_orders.fsm.execution_policy",
+    "atomic_orders.fsm.journal",
+    "atomic_orders.fsm.journal.store",
+    "atomic_orders.fsm.journal.codec",
+    "atomic_orders.fsm.journal.recorder",
+    "atomic_orders.fsm.recovery",
 )
 
 
@@ -58,13 +58,13 @@ def test_importing_the_core_loads_no_backend_simulator_or_http_module() -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": ""},
     )
     loaded = json.loads(out.stdout)
-    assert "fsm.group" in loaded and "transitions" in loaded  # the probe really imported the core
+    assert "atomic_orders.fsm.group" in loaded and "transitions" in loaded  # the probe really imported the core
     assert [m for m in loaded if _forbidden(m)] == []
 
 
 def test_forbidden_predicate() -> None:
     assert _forbidden("requests.adapters") and _forbidden("http.client") and _forbidden("backends")
-    assert not _forbidden("fsm.orders") and not _forbidden("httplib2x") and not _forbidden("transitions")
+    assert not _forbidden("atomic_orders.fsm.orders") and not _forbidden("httplib2x") and not _forbidden("transitions")
 
 
 def _is_type_checking_block(node: ast.AST) -> bool:
@@ -128,7 +128,7 @@ def test_the_static_check_would_catch_a_forbidden_import() -> None:
     src = (
         "from typing import TYPE_CHECKING\n"
         "import requests\n"
-        "if TYPE_CHECKING:\n    from backends.base import ExecutionBackend\n"
+        "if TYPE_CHECKING:\n    from atomic_orders.backends.base import ExecutionBackend\n"
         "def f():\n    from simulator import engine\n"
     )
     found = {mod for _, mod in runtime_imports(ast.parse(src)) if _forbidden(mod)}

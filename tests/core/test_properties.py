@@ -12,9 +12,9 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsm import invariants
-from fsm.errors import InvalidTransition
-from fsm.events import (
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.errors import InvalidTransition
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -28,8 +28,8 @@ from fsm.events import (
     Submit,
     TicketEvent,
 )
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.ticket import TICKET_MACHINE, UNSETTLED_STATES, OrderTicket
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.ticket import TICKET_MACHINE, UNSETTLED_STATES, OrderTicket
 
 from .factories import group_snapshot, make_group, new_ticket, now, started, ticket_snapshot
 

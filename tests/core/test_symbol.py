@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsm.errors import ValidationError
-from fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.symbol import OptionSymbol, Right
 
 EXP = dt.date(2026, 1, 16)
 

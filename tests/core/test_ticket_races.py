@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.errors import AtomicOrdersError, InvalidTransition, ValidationError
-from fsm.events import (
+from atomic_orders.fsm.errors import AtomicOrdersError, InvalidTransition, ValidationError
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -22,7 +22,7 @@ from fsm.events import (
     UpdateRejected,
     UpdateRequested,
 )
-from fsm.ticket import TICKET_MACHINE, OrderTicket, TicketState
+from atomic_orders.fsm.ticket import TICKET_MACHINE, OrderTicket, TicketState
 
 from .factories import PRICE, default_event, fill_id, new_ticket, now, ticket_in, ticket_snapshot
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from fsm.errors import InvalidTransition, ValidationError
-from fsm.events import TICKET_EVENT_TYPES, BrokerStatus, Fill, Reconciled, Submit, TicketEvent
-from fsm.machine import Row
-from fsm.ticket import TICKET_MACHINE, TICKET_STATES, TICKET_TRANSITIONS, OrderTicket
+from atomic_orders.fsm.errors import InvalidTransition, ValidationError
+from atomic_orders.fsm.events import TICKET_EVENT_TYPES, BrokerStatus, Fill, Reconciled, Submit, TicketEvent
+from atomic_orders.fsm.machine import Row
+from atomic_orders.fsm.ticket import TICKET_MACHINE, TICKET_STATES, TICKET_TRANSITIONS, OrderTicket
 
 from .factories import PRICE, default_event, fill_id, now, ticket_in, ticket_snapshot, variants
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from fsm.errors import ValidationError
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
-from fsm.strategy import StrategyKind, validate_legs
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.pricing import DEFAULT_TICKS, PriceEffect, TickRule
+from atomic_orders.fsm.strategy import StrategyKind, validate_legs
 
 from .factories import LC, LP, SC, SP, condor_legs, make_group, now, strangle_legs, sym, vertical_legs
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import attrs
 import pytest
 
-from backends.tastytrade.parsing import STATUS_TABLE
-from fsm.group import GROUP_MACHINE
-from fsm.machine import Row
-from fsm.state_tables import DOCUMENTED, DocumentedMachine, machine_section, state_tables_markdown
-from fsm.ticket import TICKET_MACHINE
-from simulator.chaos import ChaosProfile
-from simulator.cli import main
-from simulator.docs import (
+from atomic_orders.backends.tastytrade.parsing import STATUS_TABLE
+from atomic_orders.fsm.group import GROUP_MACHINE
+from atomic_orders.fsm.machine import Row
+from atomic_orders.fsm.state_tables import DOCUMENTED, DocumentedMachine, machine_section, state_tables_markdown
+from atomic_orders.fsm.ticket import TICKET_MACHINE
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.cli import main
+from atomic_orders.simulator.docs import (
     DEFAULT_DOCS_DIR,
     REGIONS,
     STATE_TABLES_FILE,

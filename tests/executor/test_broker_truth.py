@@ -13,13 +13,13 @@ from decimal import Decimal
 
 import pytest
 
-from fsm import invariants
-from fsm.errors import SubmissionOutcomeUnknown, ValidationError
-from fsm.events import Acknowledged, BrokerStatus, CancelRejected, Fill, Rejected
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import ExecutionMode
-from fsm.orders import OrderReport
-from fsm.pricing import PriceEffect
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.errors import SubmissionOutcomeUnknown, ValidationError
+from atomic_orders.fsm.events import Acknowledged, BrokerStatus, CancelRejected, Fill, Rejected
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.orders import OrderReport
+from atomic_orders.fsm.pricing import PriceEffect
 from tests.executor.test_executor import LC, LP, SC, SP, make, pump
 
 CONDOR = {SC: -1, LC: 1, SP: -1, LP: 1}
@@ -166,7 +166,7 @@ def test_a_late_fill_on_a_failed_group_alerts_at_once() -> None:
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     backend.push(req.order_ref, Fill(backend.now(), "F1", 1, Decimal("-5.00")))
     pump(backend, ex, 11.0)  # deadline: cancel the rest
-    from fsm.events import Canceled
+    from atomic_orders.fsm.events import Canceled
 
     backend.push(req.order_ref, Canceled(backend.now()))
     pump(backend, ex)

@@ -7,16 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from backends.scripted import ScriptedBackend
-from fsm import invariants
-from fsm.errors import AtomicOrdersError, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import Acknowledged, BrokerStatus, Canceled, Fill, Rejected, Updated
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import ExecutionMode
-from fsm.leg import Side
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Purpose
-from fsm.symbol import OptionSymbol
+from atomic_orders.backends.scripted import ScriptedBackend
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.errors import AtomicOrdersError, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, Fill, Rejected, Updated
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Purpose
+from atomic_orders.fsm.symbol import OptionSymbol
 
 EXP = dt.date(2026, 1, 16)
 SC = OptionSymbol.of("SPXW", EXP, "C", "5100")

@@ -16,11 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from fsm import invariants
-from fsm.errors import SubmissionOutcomeUnknown, ValidationError
-from fsm.events import Acknowledged, BrokerStatus, Canceled, CancelRejected, Fill, UpdateRejected
-from fsm.execution_policy import ExecutionPolicy
-from fsm.orders import BrokerEvent, OrderReport
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.errors import SubmissionOutcomeUnknown, ValidationError
+from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, CancelRejected, Fill, UpdateRejected
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport
 from tests.executor.test_broker_truth import times
 from tests.executor.test_executor import LC, LP, SC, SP, make, pump
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import ExecutionMode
-from simulator.broker import BrokerSimulator
-from simulator.cli import main
-from simulator.session import SessionConfig, run_session
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.cli import main
+from atomic_orders.simulator.session import SessionConfig, run_session
 
 
 @pytest.mark.parametrize("mode", [ExecutionMode.COMBO, ExecutionMode.LEGGED])

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from backends.tastytrade.auth import OAuthCredentials
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.config import TastytradeConfig
-from backends.tastytrade.parsing import parse_order
-from fsm.events import Fill
-from fsm.orders import OrderRequest, Purpose
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.backends.tastytrade.parsing import parse_order
+from atomic_orders.fsm.events import Fill
+from atomic_orders.fsm.orders import OrderRequest, Purpose
 from tests.tastytrade.test_payloads_parsing import CONDOR, NOW, combo, order_json
 
 

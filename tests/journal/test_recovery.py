@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from backends.simulated import SimulatedBackend
-from fsm.executor import AtomicOrderExecutor
-from fsm.journal import Journal, read_journal
-from fsm.journal.recorder import CRASH_POINTS
-from simulator.crash import CrashSession, run_in_process, simulator_truth, verify
+from atomic_orders.backends.simulated import SimulatedBackend
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.journal import Journal, read_journal
+from atomic_orders.fsm.journal.recorder import CRASH_POINTS
+from atomic_orders.simulator.crash import CrashSession, run_in_process, simulator_truth, verify
 from tests.journal.dying import run_until_death
 
 
@@ -83,9 +83,9 @@ def test_recover_report_and_positions(tmp_path: Path) -> None:
 def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: Path) -> None:
     from collections.abc import Mapping, Sequence
 
-    from fsm.errors import BrokerUnavailable
-    from fsm.orders import OrderReport
-    from simulator.crash import drive_plan
+    from atomic_orders.fsm.errors import BrokerUnavailable
+    from atomic_orders.fsm.orders import OrderReport
+    from atomic_orders.simulator.crash import drive_plan
 
     class FlakyBackend(SimulatedBackend):
         """Cannot answer the first reconciliation."""
@@ -123,7 +123,7 @@ def test_fills_lost_with_the_process_are_recovered_by_reconciliation(tmp_path: P
     The simulated backend of the new process never re-delivers what the old one polled, so the
     fill can only come from ``backend.reconcile`` applied by recovery.
     """
-    from simulator.crash import drive_plan
+    from atomic_orders.simulator.crash import drive_plan
 
     session = CrashSession(seed=12, groups=5)
     path = tmp_path / "j.journal"
@@ -146,7 +146,7 @@ def test_orders_the_journal_lacks_are_found_cancelled_and_alerted(tmp_path: Path
     """A lost journal tail: an order sent under this journal's session prefix that the journal
     does not hold is found at the broker by prefix, cancelled while it works and alerted, never
     adopted into a ticket; the new process's references never repeat the old ones."""
-    from fsm.execution_policy import ExecutionPolicy
+    from atomic_orders.fsm.execution_policy import ExecutionPolicy
     from tests.simulator._helpers import condor_legs, make_sim
 
     broker = make_sim(seed=3)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from backends.simulated import SimulatedBackend
-from fsm.errors import ValidationError
-from fsm.executor import AtomicOrderExecutor
-from fsm.journal import SCHEMA_VERSION, Journal, JournalCorrupted, check_no_secrets, read_journal, salvage
-from fsm.journal.codec import decode_event, decode_request, encode_event, encode_request
-from fsm.recovery import rebuild_group
-from simulator.crash import CrashSession, drive_plan
-from simulator.session import SessionConfig, run_session
+from atomic_orders.backends.simulated import SimulatedBackend
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.journal import SCHEMA_VERSION, Journal, JournalCorrupted, check_no_secrets, read_journal, salvage
+from atomic_orders.fsm.journal.codec import decode_event, decode_request, encode_event, encode_request
+from atomic_orders.fsm.recovery import rebuild_group
+from atomic_orders.simulator.crash import CrashSession, drive_plan
+from atomic_orders.simulator.session import SessionConfig, run_session
 
 
 @pytest.fixture(scope="module")
@@ -158,12 +158,13 @@ def test_salvage_never_overwrites(session_journal: Path, tmp_path: Path) -> None
 
 
 def test_journal_and_recovery_stay_in_the_core() -> None:
-    """fsm.journal and fsm.recovery load no backend, no simulator, no HTTP client."""
+    """atomic_orders.fsm.journal and atomic_orders.fsm.recovery load no backend, no simulator, no HTTP client."""
     import json
     import subprocess
     import sys
 
-    code = ("import sys, json; import fsm.journal, fsm.journal.recorder, fsm.recovery, fsm.executor; "
+    code = ("import sys, json; import atomic_orders.fsm.journal, atomic_orders.fsm.journal.recorder, "
+            "atomic_orders.fsm.recovery, atomic_orders.fsm.executor; "
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                            check=True).stdout))
@@ -241,7 +242,7 @@ def test_a_second_writer_is_refused_until_the_first_closes_or_dies(tmp_path: Pat
     import subprocess
     import sys
 
-    from fsm.journal import JournalLocked
+    from atomic_orders.fsm.journal import JournalLocked
 
     path = tmp_path / "one.journal"
     first = Journal(path)
@@ -252,7 +253,8 @@ def test_a_second_writer_is_refused_until_the_first_closes_or_dies(tmp_path: Pat
     Journal(path).close()  # released by close
     # A writer killed outright (SIGKILL) leaves no stale lock behind: the kernel drops it.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from fsm.journal import Journal; j = Journal(sys.argv[1]); "
+        [sys.executable, "-c", "import sys, time; from atomic_orders.fsm.journal import Journal; "
+         "j = Journal(sys.argv[1]); "
          "print('open', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fsm.errors import ValidationError
-from fsm.journal import Journal, JournalCorrupted, JournalLocked, check_no_secrets, read_journal, salvage
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.journal import Journal, JournalCorrupted, JournalLocked, check_no_secrets, read_journal, salvage
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="the single-writer lock is POSIX only")
 
@@ -32,7 +32,8 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """Another process with ``held.journal`` open for writing (killed at teardown)."""
     path = _journal(tmp_path / "held.journal")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from fsm.journal import Journal; j = Journal(sys.argv[1]); "
+        [sys.executable, "-c", "import sys, time; from atomic_orders.fsm.journal import Journal; "
+         "j = Journal(sys.argv[1]); "
          "print('open', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "open"

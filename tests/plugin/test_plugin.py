@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator import pytest_plugin
-from simulator.exhaustive import World, parse_script
+from atomic_orders.simulator import pytest_plugin
+from atomic_orders.simulator.exhaustive import World, parse_script
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "examples" / "test_my_strategy.py"
@@ -67,7 +67,7 @@ def test_fixtures_take_seed_and_profile_from_options_then_markers(pytester: pyte
     pytester.makepyfile(
         """
         import pytest
-        from simulator.chaos import ChaosProfile
+        from atomic_orders.simulator.chaos import ChaosProfile
 
         def test_options(broker_simulator, chaos_seed, chaos_profile):
             assert (broker_simulator.seed, broker_simulator.profile) == (chaos_seed, chaos_profile)
@@ -163,9 +163,9 @@ def test_executor_runs_through_either_backend(pytester: pytest.Pytester) -> None
     pytester.makepyfile(
         """
         import pytest
-        from backends.simulated import SimulatedBackend
-        from backends.tastytrade import TastytradeBackend
-        from simulator.testing import BACKENDS
+        from atomic_orders.backends.simulated import SimulatedBackend
+        from atomic_orders.backends.tastytrade import TastytradeBackend
+        from atomic_orders.simulator.testing import BACKENDS
 
         @pytest.mark.parametrize("atomic_backend", BACKENDS)
         def test_condor(atomic_session, atomic_executor, atomic_backend):
@@ -198,8 +198,8 @@ def test_violations_name_exposure_no_group_accounts_for(pytester: pytest.Pyteste
     pytester.makepyfile(
         """
         from decimal import Decimal
-        from fsm.leg import Leg, Side
-        from fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+        from atomic_orders.fsm.leg import Leg, Side
+        from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
 
         def test_stray_order(atomic_session):
             symbol = atomic_session.condor_strikes()[0]
@@ -265,7 +265,7 @@ def test_a_failing_property_prints_the_broker_script_that_reproduces_it(pytester
     pytester.makepyfile(
         test_prop="""
         from hypothesis import given, settings
-        from simulator.testing import World, broker_scripts, prove
+        from atomic_orders.simulator.testing import World, broker_scripts, prove
 
         @settings(max_examples=300, derandomize=True, database=None, deadline=None)
         @given(broker_scripts(max_size=12))
@@ -308,7 +308,7 @@ def test_session_settles_a_legged_condor_on_the_hostile_preset(pytester: pytest.
     pytester.makepyfile(
         """
         import pytest
-        from fsm import ExecutionMode
+        from atomic_orders.fsm import ExecutionMode
 
         @pytest.mark.chaos_profile("hostile")
         @pytest.mark.chaos_seed(3)
@@ -330,7 +330,7 @@ def test_settle_stops_at_its_limit_and_reports_the_open_group(pytester: pytest.P
         """
         import attrs
         import pytest
-        from simulator.chaos import ChaosProfile
+        from atomic_orders.simulator.chaos import ChaosProfile
 
         @pytest.mark.chaos_profile(attrs.evolve(ChaosProfile(), limit_fill_rate=0.0))
         def test_limit(atomic_session):

@@ -15,12 +15,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsm.errors import QuoteUnavailable, ValidationError
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import ExecutionMode
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.pricing import PriceEffect
-from fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.errors import QuoteUnavailable, ValidationError
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.pricing import PriceEffect
+from atomic_orders.fsm.symbol import OptionSymbol, Right
 from tests.executor.test_executor import LC, LP, SC, SP, make
 from tests.properties._suite import STATS
 

@@ -32,10 +32,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.base import ExecutionBackend
-from backends.tastytrade.client import _order_id
-from backends.tastytrade.errors import MalformedResponseError
-from backends.tastytrade.parsing import (
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.backends.tastytrade.client import _order_id
+from atomic_orders.backends.tastytrade.errors import MalformedResponseError
+from atomic_orders.backends.tastytrade.parsing import (
     MAX_PRICE,
     MAX_QUANTITY,
     MAX_TEXT,
@@ -46,14 +46,14 @@ from backends.tastytrade.parsing import (
     parse_quantity,
     peek_identity,
 )
-from fsm import invariants
-from fsm.clock import Clock
-from fsm.errors import BrokerError, QuoteUnavailable
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import TERMINAL_STATES, ExecutionMode
-from fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
-from fsm.symbol import OptionSymbol
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.clock import Clock
+from atomic_orders.fsm.errors import BrokerError, QuoteUnavailable
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import TERMINAL_STATES, ExecutionMode
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.symbol import OptionSymbol
 from tests.properties._suite import PROFILE, STATS
 from tests.tastytrade.conftest import Harness
 

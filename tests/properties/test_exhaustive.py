@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from fsm.group import ExecutionMode
-from simulator.exhaustive import (
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.simulator.exhaustive import (
     Action,
     World,
     format_check,
@@ -100,7 +100,7 @@ def test_unparseable_scripts_are_refused() -> None:
 
 
 def test_cli_check_command(capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator.cli import main
+    from atomic_orders.simulator.cli import main
 
     assert main(["check", "--depth", "2", "--workers", "1"]) == 0
     out = capsys.readouterr().out

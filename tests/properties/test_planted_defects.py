@@ -6,7 +6,7 @@ exhaustive checker at a small depth - and asserts that it FINDS the defect, tagg
 invariant that caught it.
 
 How a defect is planted (and why the real code is untouched afterwards): the ``transitions``
-runtime machine resolves guards and effects when it is built (``fsm.machine.build_runtime_machine``
+runtime machine resolves guards and effects when it is built (``atomic_orders.fsm.machine.build_runtime_machine``
 wraps the registry functions), so patching ``GROUP_GUARDS``/``TICKET_EFFECTS`` alone changes
 nothing. Instead a COPY of the runtime machine is built from the real table and a registry with
 one entry replaced (or from a table with one row altered), and pytest's ``monkeypatch`` swaps it in
@@ -26,15 +26,22 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-import fsm.group
-import fsm.ticket
-from fsm.errors import InvalidTransition
-from fsm.events import Fill
-from fsm.group import GROUP_EFFECTS, GROUP_GUARDS, GROUP_MACHINE, AtomicOrderGroup, ExecutionMode, GroupAuditRecord
-from fsm.ledger import Ledger
-from fsm.machine import MachineSpec, build_runtime_machine
-from fsm.ticket import TICKET_EFFECTS, TICKET_GUARDS, TICKET_MACHINE, TICKET_TRANSITIONS, OrderTicket
-from simulator.exhaustive import CheckReport, run_check
+import atomic_orders.fsm.group
+import atomic_orders.fsm.ticket
+from atomic_orders.fsm.errors import InvalidTransition
+from atomic_orders.fsm.events import Fill
+from atomic_orders.fsm.group import (
+    GROUP_EFFECTS,
+    GROUP_GUARDS,
+    GROUP_MACHINE,
+    AtomicOrderGroup,
+    ExecutionMode,
+    GroupAuditRecord,
+)
+from atomic_orders.fsm.ledger import Ledger
+from atomic_orders.fsm.machine import MachineSpec, build_runtime_machine
+from atomic_orders.fsm.ticket import TICKET_EFFECTS, TICKET_GUARDS, TICKET_MACHINE, TICKET_TRANSITIONS, OrderTicket
+from atomic_orders.simulator.exhaustive import CheckReport, run_check
 from tests.properties._suite import STATS
 from tests.properties.adversary import AdversarialBroker, ComboCondor, LeggedVertical
 
@@ -88,14 +95,14 @@ def plant_group(monkeypatch: pytest.MonkeyPatch, guards: dict[str, Any] | None =
     """Swap in a group runtime machine built from the real table and patched registries."""
     machine = build_runtime_machine(GROUP_MACHINE, {**GROUP_GUARDS, **(guards or {})},
                                     {**GROUP_EFFECTS, **(effects or {})})
-    monkeypatch.setattr(fsm.group, "_EVENTS", machine.events)
+    monkeypatch.setattr(atomic_orders.fsm.group, "_EVENTS", machine.events)
 
 
 def plant_ticket(monkeypatch: pytest.MonkeyPatch, spec: MachineSpec = TICKET_MACHINE,
                  effects: dict[str, Any] | None = None) -> None:
     """Swap in a ticket runtime machine built from ``spec`` (default: the real table) and patched effects."""
     machine = build_runtime_machine(spec, TICKET_GUARDS, {**TICKET_EFFECTS, **(effects or {})})
-    monkeypatch.setattr(fsm.ticket, "_EVENTS", machine.events)
+    monkeypatch.setattr(atomic_orders.fsm.ticket, "_EVENTS", machine.events)
 
 
 # -- invariant 1: terminal means settled -------------------------------------------------------------
@@ -105,7 +112,7 @@ def test_inv1_commit_with_a_short_leg_is_caught(monkeypatch: pytest.MonkeyPatch)
     """Defect: the group commits as soon as nothing is working and something filled."""
 
     def commits_early(g: AtomicOrderGroup, _e: object) -> bool:
-        return not fsm.group._unsettled(g) and any(g.ledger._net.values())
+        return not atomic_orders.fsm.group._unsettled(g) and any(g.ledger._net.values())
 
     plant_group(monkeypatch, guards={"is_complete": commits_early})
     stateful_finds(LeggedVertical, "[1 terminal_settled]")
@@ -253,8 +260,8 @@ def test_inv7_group_that_settles_on_its_own_ledger_is_caught(monkeypatch: pytest
 
 def test_the_real_machines_are_restored() -> None:
     """After the planted tests, the runtime machines are the real ones: a clean check passes."""
-    assert fsm.group._EVENTS is fsm.group._RUNTIME.events
-    assert fsm.ticket._EVENTS is fsm.ticket._RUNTIME.events
+    assert atomic_orders.fsm.group._EVENTS is atomic_orders.fsm.group._RUNTIME.events
+    assert atomic_orders.fsm.ticket._EVENTS is atomic_orders.fsm.ticket._RUNTIME.events
     assert Ledger.record.__qualname__ == "Ledger.record"
     assert AtomicOrderGroup.replay.__qualname__ == "AtomicOrderGroup.replay"
     assert OrderTicket.apply.__qualname__ == "OrderTicket.apply"

@@ -12,12 +12,12 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsm.events import TicketEvent
-from fsm.leg import Leg
-from fsm.strategy import StrategyKind, validate_legs
-from fsm.symbol import OptionSymbol
-from simulator.exhaustive import ORDER_ACTIONS, WORLD_ACTIONS, Action
-from simulator.strategies import (
+from atomic_orders.fsm.events import TicketEvent
+from atomic_orders.fsm.leg import Leg
+from atomic_orders.fsm.strategy import StrategyKind, validate_legs
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.exhaustive import ORDER_ACTIONS, WORLD_ACTIONS, Action
+from atomic_orders.simulator.strategies import (
     GroupSpec,
     broker_actions,
     broker_scripts,

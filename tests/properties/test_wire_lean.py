@@ -1,9 +1,9 @@
 """The adversary learns LEAN's order events: sequences of ``OrderEvent`` s through the REAL QuantConnect
 backend (``backends/quantconnect``: the translator, reconcile from LEAN's tickets, cancel/update
-through tickets) inside the LEAN stand-in (:mod:`simulator.lean`), and a REAL executor (through
+through tickets) inside the LEAN stand-in (:mod:`atomic_orders.simulator.lean`), and a REAL executor (through
 the algorithm adapter, as a LEAN algorithm runs it).
 
-The brokerage behind the stand-in is :class:`simulator.wire_strategies.InertBroker`: it records
+The brokerage behind the stand-in is :class:`atomic_orders.simulator.wire_strategies.InertBroker`: it records
 what LEAN sends (orders, cancels, updates) and never emits anything itself. Every order event is
 written here and applied by :meth:`LeanStandIn.brokerage_events` (LEAN's transaction handler:
 status copied onto the order, every non-zero fill quantity counted by the ticket, ``NONE``
@@ -39,16 +39,16 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from backends.quantconnect import TastytradeIntegrationAdapter
-from fsm import invariants
-from fsm.execution_policy import ExecutionPolicy
-from fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, Side
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol
-from simulator.lean import BrokerageOrderEvent, LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm
-from simulator.strategies import execution_policies
-from simulator.wire_strategies import InertBroker, lean_fill_statuses, submit_plans
+from atomic_orders.backends.quantconnect import TastytradeIntegrationAdapter
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.lean import BrokerageOrderEvent, LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm
+from atomic_orders.simulator.strategies import execution_policies
+from atomic_orders.simulator.wire_strategies import InertBroker, lean_fill_statuses, submit_plans
 from tests.properties._suite import PROFILE, STATS
 
 BUDGET = {"ci": (60, 40), "dev": (40, 40), "deep": (1200, 80)}

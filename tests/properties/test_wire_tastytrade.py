@@ -2,8 +2,8 @@
 backend (``backends/tastytrade``: parsing, the poll monitor, reconcile, cancel/replace) and a REAL
 executor.
 
-The broker is :class:`simulator.wire_strategies.TtAccount` behind an in-process fake of ONLY the
-HTTP client object the backend talks to (:class:`~simulator.wire_strategies.WireTastytradeClient`;
+The broker is :class:`atomic_orders.simulator.wire_strategies.TtAccount` behind an in-process fake of ONLY the
+HTTP client object the backend talks to (:class:`~atomic_orders.simulator.wire_strategies.WireTastytradeClient`;
 the emulator cannot be told to serve arbitrary order JSON, it renders its own orders from the
 simulator). Each example draws a group (iron condor or vertical, combo or legged, 1-6 units), an
 execution policy, the status placed orders start in, whether DELETE echoes the prior state, and
@@ -41,18 +41,18 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from backends.tastytrade.backend import TastytradeBackend
-from fsm import invariants
-from fsm.clock import ManualClock
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
-from fsm.orders import Quote
-from fsm.strategy import StrategyKind
-from fsm.symbol import OptionSymbol, Right
-from simulator.exhaustive import default_quotes
-from simulator.strategies import GroupSpec, execution_policies, group_specs
-from simulator.wire_strategies import (
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.fsm import invariants
+from atomic_orders.fsm.clock import ManualClock
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import TERMINAL_STATES, AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.orders import Quote
+from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.simulator.exhaustive import default_quotes
+from atomic_orders.simulator.strategies import GroupSpec, execution_policies, group_specs
+from atomic_orders.simulator.wire_strategies import (
     TT_FILLABLE,
     TT_SUBMISSION,
     ForeignOrder,

@@ -20,16 +20,16 @@ from typing import Any
 
 import attrs
 
-from backends.quantconnect import TastytradeIntegrationAdapter
-from backends.simulated import SimulatedBackend
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.lean import LeanStandIn, OrderEvent, QCAlgorithm
-from simulator.script import BrokerScript
+from atomic_orders.backends.quantconnect import TastytradeIntegrationAdapter
+from atomic_orders.backends.simulated import SimulatedBackend
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.lean import LeanStandIn, OrderEvent, QCAlgorithm
+from atomic_orders.simulator.script import BrokerScript
 
 HORIZON = 900.0
 POLICY = ExecutionPolicy(max_unwind_retries=2, unwind_retry_delay=1.0)
@@ -117,7 +117,7 @@ def run_simulated(make_script: ScriptFactory, mode: ExecutionMode, quantity: int
 
 def run_tastytrade(make_script: ScriptFactory, mode: ExecutionMode, quantity: int) -> Outcome:
     """Path (b): the TastyTrade backend over HTTP to the emulator."""
-    from simulator.emulator import EmulatorDriver
+    from atomic_orders.simulator.emulator import EmulatorDriver
 
     probe = _broker(BrokerScript([]))
     legs = condor(probe)

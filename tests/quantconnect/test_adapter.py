@@ -9,17 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from backends.quantconnect import LeanUnavailable, QuantConnectBackend, TastytradeIntegrationAdapter, lean_api_for
-from backends.scripted import ScriptedBackend
-from backends.tastytrade.auth import OAuthCredentials
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.config import TastytradeConfig
-from fsm.errors import ValidationError
-from fsm.group import ExecutionMode
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.lean import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
-from simulator.script import BrokerScript, FillAt, OrderMatch, Rule
+from atomic_orders.backends.quantconnect import (
+    LeanUnavailable,
+    QuantConnectBackend,
+    TastytradeIntegrationAdapter,
+    lean_api_for,
+)
+from atomic_orders.backends.scripted import ScriptedBackend
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.lean import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
+from atomic_orders.simulator.script import BrokerScript, FillAt, OrderMatch, Rule
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +77,7 @@ def test_outside_lean_without_a_stand_in_the_lean_names_are_unavailable() -> Non
 
 
 def test_live_with_tastytrade_credentials_orders_go_to_tastytrade_not_lean() -> None:
-    from simulator.emulator import TastytradeEmulator
+    from atomic_orders.simulator.emulator import TastytradeEmulator
 
     script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(2.0, Decimal("-2.00")),))])
     broker = BrokerSimulator(11, ChaosProfile.none(), script=script)
@@ -214,9 +219,9 @@ def test_reconcile_answers_from_lean_tickets_with_the_fills_already_reported() -
 
 
 def test_combo_market_orders_are_refused_before_reaching_lean() -> None:
-    from fsm.group import AtomicOrderGroup
-    from fsm.leg import Leg, Side
-    from fsm.orders import OrderType
+    from atomic_orders.fsm.group import AtomicOrderGroup
+    from atomic_orders.fsm.leg import Leg, Side
+    from atomic_orders.fsm.orders import OrderType
 
     algo, lean = standin()
     sc, lc, _sp, _lp = condor(lean)
@@ -339,7 +344,7 @@ def test_an_update_confirmed_inside_the_lean_update_call_is_not_lost() -> None:
 
 
 def test_a_refused_cancel_leaves_an_update_in_flight_counted() -> None:
-    from simulator.lean import OrderResponse, OrderResponseErrorCode
+    from atomic_orders.simulator.lean import OrderResponse, OrderResponseErrorCode
 
     algo, lean = standin()
     group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.group import ExecutionMode
-from fsm.leg import Side
-from simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Reject, Rule
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.leg import Side
+from atomic_orders.simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Reject, Rule
 from tests.quantconnect.scenarios import (
     Condor,
     Outcome,

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.lean import LeanStandIn
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.lean import LeanStandIn
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "iron_condor_algorithm.py"
 

@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 
-from backends.quantconnect import QuantConnectBackend
-from backends.quantconnect.parsing import OrderEventTranslator
-from backends.quantconnect.symbols import SymbolMapper
-from fsm.events import Acknowledged, BrokerStatus, Canceled, Fill
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.leg import Leg, Side
-from fsm.orders import OrderRequest, Purpose
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.lean import (
+from atomic_orders.backends.quantconnect import QuantConnectBackend
+from atomic_orders.backends.quantconnect.parsing import OrderEventTranslator
+from atomic_orders.backends.quantconnect.symbols import SymbolMapper
+from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, Fill
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import OrderRequest, Purpose
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.lean import (
     STAND_IN_API,
     BrokerageOrderEvent,
     LeanStandIn,
@@ -37,7 +37,7 @@ from simulator.lean import (
     OrderResponseErrorCode,
     OrderStatus,
 )
-from simulator.script import BrokerScript, FillAt, OrderMatch, Rest, Rule
+from atomic_orders.simulator.script import BrokerScript, FillAt, OrderMatch, Rest, Rule
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
 
 HORIZON = 1000.0
@@ -335,7 +335,7 @@ def test_standin_fill_during_update_and_closed_cancel_refusals() -> None:
     algo.add_index_option_contract(symbol)
     ticket = algo.limit_order(symbol, -1, 2.00, tag="S1")
     lean.run_until(2.5)
-    from simulator.lean import UpdateOrderFields
+    from atomic_orders.simulator.lean import UpdateOrderFields
     assert ticket.update(UpdateOrderFields(limit_price=2.05)).is_success
     lean.run_until(4.0)
     assert [(e.status, e.fill_quantity) for e in ticket.order_events][-2:] == [

@@ -9,13 +9,22 @@ from typing import Any
 
 import pytest
 
-from backends.quantconnect.parsing import OrderEventTranslator
-from backends.quantconnect.symbols import SymbolMapper
-from fsm.events import Acknowledged, BrokerStatus, Canceled, Expired, Fill, Rejected, Updated, UpdateRejected
-from fsm.leg import Leg, Side
-from fsm.orders import OrderRequest, Purpose
-from fsm.symbol import OptionSymbol
-from simulator.lean import STAND_IN_API, OrderDirection, OrderEvent, OrderStatus
+from atomic_orders.backends.quantconnect.parsing import OrderEventTranslator
+from atomic_orders.backends.quantconnect.symbols import SymbolMapper
+from atomic_orders.fsm.events import (
+    Acknowledged,
+    BrokerStatus,
+    Canceled,
+    Expired,
+    Fill,
+    Rejected,
+    Updated,
+    UpdateRejected,
+)
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import OrderRequest, Purpose
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.lean import STAND_IN_API, OrderDirection, OrderEvent, OrderStatus
 
 EXPIRY = dt.date(2026, 1, 16)
 SC = OptionSymbol.of("SPXW", EXPIRY, "C", 5050)

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.leg import Side
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.lean import (
+from atomic_orders.fsm.leg import Side
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.lean import (
     BrokerageName,
     LeanStandIn,
     Leg,
@@ -21,7 +21,7 @@ from simulator.lean import (
     Symbol,
     UpdateOrderFields,
 )
-from simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Rule
+from atomic_orders.simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Rule
 
 
 class Recorder(QCAlgorithm):

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from backends.quantconnect.symbols import SymbolMapper
-from fsm.errors import ValidationError
-from fsm.symbol import OptionSymbol
-from simulator.lean import STAND_IN_API, Market, OptionRight, OptionStyle, SecurityType, Symbol
+from atomic_orders.backends.quantconnect.symbols import SymbolMapper
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.lean import STAND_IN_API, Market, OptionRight, OptionStyle, SecurityType, Symbol
 
 EXPIRY = dt.date(2026, 1, 16)
 

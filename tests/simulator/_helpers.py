@@ -9,13 +9,13 @@ from typing import Any
 
 import attrs
 
-from fsm.events import Acknowledged, Fill
-from fsm.leg import Leg, Side
-from fsm.orders import BrokerEvent, OrderRequest, OrderType, Purpose, TimeInForce
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.market import MarketModel
+from atomic_orders.fsm.events import Acknowledged, Fill
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import BrokerEvent, OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.market import MarketModel
 
 #: A broker with no chaos at all and instant-ish, fixed latencies.
 PERFECT = ChaosProfile()

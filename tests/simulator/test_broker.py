@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import (
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
     Canceled,
@@ -20,13 +20,13 @@ from fsm.events import (
     Updated,
     UpdateRejected,
 )
-from fsm.leg import Side
-from fsm.orders import BrokerEvent, OrderType, TimeInForce
-from fsm.pricing import DEFAULT_TICKS
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import REJECT_REASONS, ChaosProfile
-from simulator.market import MarketModel
+from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.orders import BrokerEvent, OrderType, TimeInForce
+from atomic_orders.fsm.pricing import DEFAULT_TICKS
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import REJECT_REASONS, ChaosProfile
+from atomic_orders.simulator.market import MarketModel
 
 from ._helpers import (
     acked,

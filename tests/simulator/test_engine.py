@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from fsm.clock import Clock
-from simulator.engine import Scheduler, VirtualClock, derive_seed, make_rng
+from atomic_orders.fsm.clock import Clock
+from atomic_orders.simulator.engine import Scheduler, VirtualClock, derive_seed, make_rng
 
 from ._helpers import utc
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from fsm.leg import Side
-from fsm.pricing import DEFAULT_TICKS
-from fsm.symbol import OptionSymbol, Right
-from simulator.market import MarketModel, black_scholes
+from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.pricing import DEFAULT_TICKS
+from atomic_orders.fsm.symbol import OptionSymbol, Right
+from atomic_orders.simulator.market import MarketModel, black_scholes
 
 from ._helpers import utc
 

@@ -10,18 +10,18 @@ from typing import Any
 import attrs
 import pytest
 
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.config import TastytradeConfig
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.leg import Leg, Side
-from fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
-from fsm.symbol import OptionSymbol
-from simulator.broker import BrokerSimulator
-from simulator.chaos import ChaosProfile
-from simulator.emulator import HttpFaults, TastytradeEmulator
-from simulator.script import BrokerScript
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.emulator import HttpFaults, TastytradeEmulator
+from atomic_orders.simulator.script import BrokerScript
 
 #: A broker with no chaos and small fixed latencies.
 PERFECT = ChaosProfile()

@@ -9,12 +9,12 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.parsing import STATUS_TABLE
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
-from fsm.events import BrokerStatus
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from simulator.emulator import Fault, HttpFaults
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.parsing import STATUS_TABLE
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.events import BrokerStatus
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.simulator.emulator import Fault, HttpFaults
 
 from .conftest import NO_RESTING_FILLS, PERFECT, Harness
 

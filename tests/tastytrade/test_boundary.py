@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from backends.tastytrade.client import _parse_json
-from backends.tastytrade.errors import MalformedResponseError
-from backends.tastytrade.parsing import parse_order_id, parse_price, parse_quantity
-from fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown
-from fsm.events import BrokerStatus
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import AtomicOrderGroup, ExecutionMode
-from fsm.orders import BrokerEvent
+from atomic_orders.backends.tastytrade.client import _parse_json
+from atomic_orders.backends.tastytrade.errors import MalformedResponseError
+from atomic_orders.backends.tastytrade.parsing import parse_order_id, parse_price, parse_quantity
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown
+from atomic_orders.fsm.events import BrokerStatus
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.orders import BrokerEvent
 
 from .conftest import Harness
 
@@ -182,7 +182,7 @@ def test_a_placed_order_whose_answer_cannot_be_read_is_never_not_found(harness: 
 
 @pytest.mark.parametrize("value", ["12-34", "", " 12", "0012", "\u0661\u0662", -5, 0, True, 1.5, 2**63, None, "9" * 30])
 def test_parsing_and_the_client_agree_on_what_an_id_is(value: Any) -> None:
-    from backends.tastytrade.client import _order_id
+    from atomic_orders.backends.tastytrade.client import _order_id
 
     with pytest.raises(ValueError, match="order_id="):
         _order_id(value)

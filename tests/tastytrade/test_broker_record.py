@@ -11,20 +11,20 @@ import attrs
 import pytest
 import requests
 
-from backends.base import ExecutionBackend
-from backends.scripted import ScriptedBackend
-from backends.simulated import SimulatedBackend
-from backends.tastytrade.backend import TastytradeBackend
-from backends.tastytrade.client import TastytradeApiClient
-from fsm.errors import BrokerUnavailable
-from fsm.events import BrokerStatus
-from fsm.execution_policy import ExecutionPolicy
-from fsm.executor import AtomicOrderExecutor
-from fsm.group import ExecutionMode
-from fsm.leg import Leg, Side
-from fsm.orders import OrderReport, OrderRequest, OrderType, Purpose, TimeInForce
-from simulator.chaos import ChaosProfile
-from simulator.script import BrokerScript, FillAt, OrderMatch, Rule
+from atomic_orders.backends.base import ExecutionBackend
+from atomic_orders.backends.scripted import ScriptedBackend
+from atomic_orders.backends.simulated import SimulatedBackend
+from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.fsm.errors import BrokerUnavailable
+from atomic_orders.fsm.events import BrokerStatus
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.orders import OrderReport, OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.script import BrokerScript, FillAt, OrderMatch, Rule
 
 from .conftest import NO_RESTING_FILLS, PERFECT, Harness
 
@@ -154,7 +154,7 @@ def test_poll_books_fills_and_reports_counts_without_turning_a_status_into_fills
 
 
 def test_filled_combo_with_a_leg_remaining_is_reported_as_a_contradiction(harness: Harness) -> None:
-    from backends.tastytrade.parsing import combo_shape, leg_contradiction, parse_order, record_units
+    from atomic_orders.backends.tastytrade.parsing import combo_shape, leg_contradiction, parse_order, record_units
 
     ex = AtomicOrderExecutor(harness.backend, ExecutionPolicy(), session_id="")
     group = ex.execute_iron_condor(*harness.condor(), 2, mode=ExecutionMode.COMBO)
@@ -342,7 +342,7 @@ def test_an_order_with_our_reference_from_another_process_never_moves_our_ticket
 
 
 def test_a_lost_submission_adopts_only_an_order_received_after_it(make_harness: Callable[..., Harness]) -> None:
-    from simulator.emulator import Fault, HttpFaults
+    from atomic_orders.simulator.emulator import Fault, HttpFaults
 
     h = make_harness(NO_RESTING_FILLS, faults=HttpFaults(slow_seconds=0.6), read_timeout=0.3)
     client_b, b = _second_backend(h)
@@ -350,7 +350,7 @@ def test_a_lost_submission_adopts_only_an_order_received_after_it(make_harness: 
         b.submit(h.resting_request("G000002-L0"))  # another process, earlier
         h.advance(600.0)
         h.emulator.faults.script(Fault.SLOW, method="POST", path=r"/orders$", count=1)
-        from fsm.errors import SubmissionOutcomeUnknown
+        from atomic_orders.fsm.errors import SubmissionOutcomeUnknown
 
         with pytest.raises(SubmissionOutcomeUnknown):
             h.backend.submit(h.resting_request("G000002-L0"))
@@ -406,7 +406,7 @@ def test_find_orders_reports_every_order_of_the_day_with_a_prefix(make_harness: 
 
 
 def test_find_orders_when_the_broker_cannot_answer(make_harness: Callable[..., Harness]) -> None:
-    from simulator.emulator import Fault
+    from atomic_orders.simulator.emulator import Fault
 
     h = make_harness(NO_RESTING_FILLS, max_retries=0)
     h.emulator.faults.script(Fault.SERVER_ERROR, method="GET", count=1)
@@ -415,7 +415,7 @@ def test_find_orders_when_the_broker_cannot_answer(make_harness: Callable[..., H
 
 
 def test_find_orders_of_the_simulated_broker_and_the_default() -> None:
-    from simulator.broker import BrokerSimulator
+    from atomic_orders.simulator.broker import BrokerSimulator
 
     backend = SimulatedBackend(BrokerSimulator(1, ChaosProfile()))
     m = backend.simulator.market

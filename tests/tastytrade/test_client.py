@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from backends.tastytrade.auth import OAuthCredentials, Secret
-from backends.tastytrade.client import TastytradeApiClient
-from backends.tastytrade.config import TastytradeConfig, validate_base_url
-from backends.tastytrade.errors import (
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials, Secret
+from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.config import TastytradeConfig, validate_base_url
+from atomic_orders.backends.tastytrade.errors import (
     AuthenticationError,
     InsecureTransportError,
     MalformedResponseError,
@@ -20,8 +20,8 @@ from backends.tastytrade.errors import (
     TastytradeTransportError,
     VersionNotSupportedError,
 )
-from backends.tastytrade.payloads import build_order_payload
-from simulator.emulator import Fault, HttpFaults
+from atomic_orders.backends.tastytrade.payloads import build_order_payload
+from atomic_orders.simulator.emulator import Fault, HttpFaults
 
 from .conftest import Harness
 

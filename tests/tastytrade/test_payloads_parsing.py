@@ -8,15 +8,21 @@ from typing import Any
 
 import pytest
 
-from backends.tastytrade.errors import MalformedResponseError
-from backends.tastytrade.monitor import TicketTracker
-from backends.tastytrade.parsing import STATUS_TABLE, WORKING_STATUSES, combo_shape, parse_order, unit_price
-from backends.tastytrade.payloads import build_order_payload, build_replace_payload, signed_price
-from fsm.errors import ValidationError
-from fsm.events import BrokerStatus
-from fsm.leg import Leg, PositionEffect, Side
-from fsm.orders import OrderRequest, OrderType, Purpose
-from fsm.symbol import OptionSymbol
+from atomic_orders.backends.tastytrade.errors import MalformedResponseError
+from atomic_orders.backends.tastytrade.monitor import TicketTracker
+from atomic_orders.backends.tastytrade.parsing import (
+    STATUS_TABLE,
+    WORKING_STATUSES,
+    combo_shape,
+    parse_order,
+    unit_price,
+)
+from atomic_orders.backends.tastytrade.payloads import build_order_payload, build_replace_payload, signed_price
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.events import BrokerStatus
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
+from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose
+from atomic_orders.fsm.symbol import OptionSymbol
 
 EXP = dt.date(2026, 1, 16)
 NOW = dt.datetime(2026, 1, 9, 15, 0, tzinfo=dt.UTC)

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from backends.tastytrade import OAuthCredentials, Secret, TastytradeApiClient, TastytradeConfig
-from backends.tastytrade.config import validate_base_url
-from backends.tastytrade.errors import (
+from atomic_orders.backends.tastytrade import OAuthCredentials, Secret, TastytradeApiClient, TastytradeConfig
+from atomic_orders.backends.tastytrade.config import validate_base_url
+from atomic_orders.backends.tastytrade.errors import (
     AuthenticationError,
     InsecureTransportError,
     MalformedResponseError,
@@ -32,7 +32,7 @@ from backends.tastytrade.errors import (
     TastytradeError,
     redact,
 )
-from fsm.errors import SubmissionRefused
+from atomic_orders.fsm.errors import SubmissionRefused
 from tests.tastytrade.conftest import NO_RESTING_FILLS, Harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -264,7 +264,7 @@ def test_bad_credentials_at_the_emulator_leave_nothing_in_the_frames(harness: Ha
 
 
 def test_a_requester_bug_is_reported_without_the_body(echo: EchoServer) -> None:
-    from backends.tastytrade.auth import TokenManager
+    from atomic_orders.backends.tastytrade.auth import TokenManager
 
     def requester(body: dict[str, str]) -> dict[str, Any]:
         raise RuntimeError(f"cannot send {body}")
@@ -305,7 +305,7 @@ def test_a_base_url_with_credentials_is_refused_without_quoting_them(url: str) -
 
 _INNER = '''
 import os
-from backends.tastytrade import OAuthCredentials, TastytradeApiClient, TastytradeConfig
+from atomic_orders.backends.tastytrade import OAuthCredentials, TastytradeApiClient, TastytradeConfig
 
 def test_token_fetch_fails():
     config = TastytradeConfig(account_number="5WT00001", base_url=os.environ["LEAK_URL"], max_retries=0)

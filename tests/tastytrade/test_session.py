@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from fsm.group import ExecutionMode
-from simulator.cli import main
-from simulator.emulator import run_standalone
-from simulator.session import SessionConfig, run_session
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.simulator.cli import main
+from atomic_orders.simulator.emulator import run_standalone
+from atomic_orders.simulator.session import SessionConfig, run_session
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends.tastytrade.symbols import (
+from atomic_orders.backends.tastytrade.symbols import (
     format_occ,
     format_streamer,
     occ_to_streamer,
@@ -17,8 +17,8 @@ from backends.tastytrade.symbols import (
     parse_streamer,
     streamer_to_occ,
 )
-from fsm.errors import ValidationError
-from fsm.symbol import OptionSymbol, Right
+from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.symbol import OptionSymbol, Right
 
 # (OCC, streamer) pairs from the reference's symbology table (§6.1).
 REFERENCE = [
