@@ -11,11 +11,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.fsm.clock import ManualClock
 from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
 from atomic_orders.fsm.events import BrokerStatus, Fill, TicketEvent
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
 
 #: Pushed events that end an order, and the status the record reports for them.

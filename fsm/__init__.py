@@ -1,6 +1,12 @@
-"""atomic-orders core: the OrderTicket and AtomicOrderGroup machines and their values.
+"""atomic-orders core: the OrderTicket and AtomicOrderGroup machines, their values, the executor.
 
-The core imports no backend, no HTTP and no simulator.
+Holds the values (symbols, legs, events, orders), the two machines declared as tables
+(:mod:`.ticket`, :mod:`.group`), the ledger, the invariants, the executor, the durable journal and
+recovery, and the port every backend implements (:mod:`.ports`).
+
+May import: the standard library, ``transitions``, ``attrs`` and ``graphviz`` (:mod:`.diagrams`
+only). It imports no backend, no HTTP client and no simulator, not even for typing
+(``tests/core/test_layering.py``).
 """
 
 from atomic_orders.fsm.clock import Clock, ManualClock, SystemClock

@@ -63,9 +63,9 @@ from atomic_orders.fsm.ticket import (
 )
 
 if TYPE_CHECKING:
-    from atomic_orders.backends.base import ExecutionBackend
     from atomic_orders.fsm.journal.recorder import JournalRecorder
     from atomic_orders.fsm.journal.store import Journal
+    from atomic_orders.fsm.ports import ExecutionBackend
     from atomic_orders.fsm.recovery import RecoveryReport
 
 log = logging.getLogger("atomic_orders.executor")

@@ -47,8 +47,8 @@ from atomic_orders.fsm.journal.store import Journal
 from atomic_orders.fsm.ticket import NEW, UNKNOWN, UNSETTLED_STATES
 
 if TYPE_CHECKING:
-    from atomic_orders.backends.base import ExecutionBackend
     from atomic_orders.fsm.executor import AtomicOrderExecutor
+    from atomic_orders.fsm.ports import ExecutionBackend
 
 __all__ = ["RecoveryReport", "recover_executor"]
 

@@ -6,7 +6,7 @@
 * :mod:`.backend` -- :class:`QuantConnectBackend`;
 * :mod:`.adapter` -- :class:`TastytradeIntegrationAdapter`, what an algorithm creates in ``initialize``.
 
-Nothing here imports LEAN at module level: outside LEAN, :mod:`atomic_orders.simulator.lean` stands in.
+Nothing here imports LEAN at module level: outside LEAN, :mod:`atomic_orders.simulator.lean.standin` stands in.
 """
 
 from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter

@@ -38,13 +38,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.backends.quantconnect.backend import LeanClock, QuantConnectBackend
 from atomic_orders.backends.quantconnect.lean_api import LeanApi, lean_api_for
 from atomic_orders.fsm.errors import AtomicOrdersError, ValidationError
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor, GroupSummary
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""QuantConnectBackend: the :class:`~atomic_orders.backends.base.ExecutionBackend` contract over a LEAN algorithm.
+"""QuantConnectBackend: the :class:`~atomic_orders.fsm.ports.ExecutionBackend` contract over a LEAN algorithm.
 
 Orders go out through the algorithm's own order API, so LEAN (backtest or live, whatever brokerage
 the algorithm is deployed with) does the routing; this module is the only place in the package
@@ -47,7 +47,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.backends.quantconnect.lean_api import LeanApi
 from atomic_orders.backends.quantconnect.parsing import OrderEventTranslator, TrackedOrder, to_decimal
 from atomic_orders.backends.quantconnect.symbols import SymbolMapper
@@ -55,6 +54,7 @@ from atomic_orders.fsm.clock import Clock
 from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
 from atomic_orders.fsm.events import BrokerStatus, CancelRejected, UpdateRejected
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, OrderType, Quote
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""TastytradeBackend: the :class:`~atomic_orders.backends.base.ExecutionBackend` contract over the TastyTrade REST API.
+"""TastytradeBackend: the :class:`~atomic_orders.fsm.ports.ExecutionBackend` contract over the TastyTrade REST API.
 
 * ``submit``: validate and build the order JSON (:mod:`.payloads`), optionally dry-run it, then
   ``POST`` it once. A 4xx answer (validation, preflight/business rule, auth) raises
@@ -55,7 +55,6 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.backends.tastytrade.errors import (
     MalformedResponseError,
@@ -82,6 +81,7 @@ from atomic_orders.fsm.errors import (
 )
 from atomic_orders.fsm.events import BrokerStatus, CancelRejected, Fill, UpdateRejected
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.pricing import DEFAULT_TICKS, TickRule
 from atomic_orders.fsm.symbol import OptionSymbol
 

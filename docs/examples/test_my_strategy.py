@@ -29,7 +29,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atomic_orders.fsm import ExecutionMode, Leg, OptionSymbol, Right, Side, StrategyKind
-from atomic_orders.simulator.testing import BACKENDS, Action, AtomicSession, GroupSpec, broker_scripts, modes, prove
+from atomic_orders.simulator.proofs.testing import (
+    BACKENDS,
+    Action,
+    AtomicSession,
+    GroupSpec,
+    broker_scripts,
+    modes,
+    prove,
+)
 
 # -- your strategy (replace this) --------------------------------------------------------------------
 

@@ -32,6 +32,9 @@ Hostile answers (for boundary tests; the simulator's state is untouched): ``tamp
 (answers show a rewritten order JSON: an absurd fill price, an id that is not an integer, any
 JSON), ``serve_foreign`` (raw records another application placed, listed in ``/orders/live`` and
 ``/orders``), ``claim_pages`` (list answers claim any ``total-pages``), ``stop_tampering``.
+
+May import: :mod:`atomic_orders.fsm`, :mod:`atomic_orders.backends.tastytrade` (the wire shapes it
+answers in, and the real client that :mod:`.session` drives) and :mod:`atomic_orders.simulator.broker`.
 """
 
 from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults

@@ -26,7 +26,7 @@ API version on or before it), the bearer token (401 ``unauthorized`` when missin
 expired), the account (404), a broker outage of the simulator (503), then the endpoint. Version
 ``20261012`` or later requires ``start-date`` or ``start-at`` on ``GET /orders`` (400).
 
-Time: the simulator's :class:`~atomic_orders.simulator.engine.VirtualClock` (order timestamps). Tokens expire in
+Time: the simulator's :class:`~atomic_orders.simulator.broker.engine.VirtualClock` (order timestamps). Tokens expire in
 wall-clock time (``token_lifetime``), or at once through :meth:`TastytradeEmulator.expire_tokens`.
 Every request is counted per route (:meth:`TastytradeEmulator.request_count`).
 """
@@ -53,7 +53,7 @@ from requests.structures import CaseInsensitiveDict
 from atomic_orders.backends.tastytrade.auth import OAuthCredentials
 from atomic_orders.fsm.orders import Quote
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults
 from atomic_orders.simulator.emulator.state import EmulatedAccount, EmulatorError
 

@@ -22,8 +22,8 @@ import attrs
 from atomic_orders.backends.tastytrade.backend import TastytradeBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.backends.tastytrade.config import TastytradeConfig
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import HttpFaults
 from atomic_orders.simulator.emulator.server import TastytradeEmulator
 

@@ -47,7 +47,7 @@ from atomic_orders.fsm.events import (
 from atomic_orders.fsm.leg import Leg, PositionEffect
 from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = ["EmulatedAccount", "EmulatorError"]
 

@@ -128,7 +128,7 @@ def test_the_static_check_would_catch_a_forbidden_import() -> None:
     src = (
         "from typing import TYPE_CHECKING\n"
         "import requests\n"
-        "if TYPE_CHECKING:\n    from atomic_orders.backends.base import ExecutionBackend\n"
+        "if TYPE_CHECKING:\n    from atomic_orders.fsm.ports import ExecutionBackend\n"
         "def f():\n    from simulator import engine\n"
     )
     found = {mod for _, mod in runtime_imports(ast.parse(src)) if _forbidden(mod)}

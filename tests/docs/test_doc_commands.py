@@ -246,7 +246,7 @@ def _parse(text: str, cwd: Path) -> None:
         assert argv[1:2] in (["simulate"], ["test"]), f"tasks.sh has no subcommand {argv[1:2]}"
         argv = ["atomic-orders", *argv[1:]] if argv[1] == "simulate" else ["pytest", *argv[2:]]
     if argv[:1] == ["atomic-orders"]:
-        code = ("import sys; from atomic_orders.simulator.cli import build_parser; "
+        code = ("import sys; from atomic_orders.simulator.cli.main import build_parser; "
                 "build_parser().parse_args(sys.argv[1:])")
         res = subprocess.run([sys.executable, "-c", code, *argv[1:]], cwd=cwd, env={**_env(), **env},
                              capture_output=True, text=True, timeout=60)

@@ -12,9 +12,8 @@ from atomic_orders.fsm.group import GROUP_MACHINE
 from atomic_orders.fsm.machine import Row
 from atomic_orders.fsm.state_tables import DOCUMENTED, DocumentedMachine, machine_section, state_tables_markdown
 from atomic_orders.fsm.ticket import TICKET_MACHINE
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.cli import main
-from atomic_orders.simulator.docs import (
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.cli.docs import (
     DEFAULT_DOCS_DIR,
     REGIONS,
     STATE_TABLES_FILE,
@@ -23,6 +22,7 @@ from atomic_orders.simulator.docs import (
     fill_regions,
     write_docs,
 )
+from atomic_orders.simulator.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"

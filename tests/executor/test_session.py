@@ -9,9 +9,9 @@ import pytest
 
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import ExecutionMode
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.cli import main
-from atomic_orders.simulator.session import SessionConfig, run_session
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.cli.main import main
+from atomic_orders.simulator.session.runner import SessionConfig, run_session
 
 
 @pytest.mark.parametrize("mode", [ExecutionMode.COMBO, ExecutionMode.LEGGED])

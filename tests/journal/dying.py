@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.journal import Journal
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.crash import CrashSession, drive_plan
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.crash.harness import CrashSession, drive_plan
 
 
 class Died(BaseException):

@@ -13,8 +13,8 @@ import pytest
 
 from atomic_orders.backends.tastytrade.auth import OAuthCredentials
 from atomic_orders.fsm.journal import read_journal
-from atomic_orders.simulator.cli import main
-from atomic_orders.simulator.crash import KILL_ENV, ControlledEmulator, CrashSession, emulator_truth, verify
+from atomic_orders.simulator.cli.main import main
+from atomic_orders.simulator.crash.harness import KILL_ENV, ControlledEmulator, CrashSession, emulator_truth, verify
 from tests.journal.dying import run_until_death
 
 
@@ -80,7 +80,7 @@ def _child_killed_mid_session(emulator: ControlledEmulator, path: Path,
                TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
     env[KILL_ENV] = "events_committed:4"
     child = subprocess.run(
-        [sys.executable, "-m", "atomic_orders.simulator.crash", "child", "--url", emulator.url, "--account",
+        [sys.executable, "-m", "atomic_orders.simulator.crash.harness", "child", "--url", emulator.url, "--account",
          emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -121,7 +121,7 @@ def test_output_into_a_closed_pipe_ends_quietly(command: list[str], journal_path
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader has already gone: the first write fails (deterministically)
     try:
-        proc = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli", *argv], stdout=write_end,
+        proc = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli.main", *argv], stdout=write_end,
                               stderr=subprocess.PIPE, text=True, timeout=60, check=False)
     finally:
         os.close(write_end)

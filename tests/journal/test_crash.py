@@ -8,7 +8,7 @@ journal, every group terminal, every position explained.
 
 Bounded for CI (one campaign, 14 planned kills, ~10 s). A larger run:
 ``ATOMIC_ORDERS_CRASH_CAMPAIGNS=5 ATOMIC_ORDERS_CRASH_KILLS=40 pytest -s tests/journal/test_crash.py``
-or ``python -m atomic_orders.simulator.crash run --runs 5 --kills 40``.
+or ``python -m atomic_orders.simulator.crash.harness run --runs 5 --kills 40``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from atomic_orders.fsm.journal.recorder import CRASH_POINTS
-from atomic_orders.simulator.crash import CrashSession, run_crash_test
+from atomic_orders.simulator.crash.harness import CrashSession, run_crash_test
 
 
 def test_sigkill_campaign_recovers_everything(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from atomic_orders.simulator.bench import format_report
-from atomic_orders.simulator.throughput import journal_overhead
+from atomic_orders.simulator.cli.bench import format_report
+from atomic_orders.simulator.cli.throughput import journal_overhead
 
 
 def test_the_same_session_without_and_with_each_sync_mode() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.journal import Journal, read_journal
 from atomic_orders.fsm.journal.recorder import CRASH_POINTS
-from atomic_orders.simulator.crash import CrashSession, run_in_process, simulator_truth, verify
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.crash.harness import CrashSession, run_in_process, simulator_truth, verify
 from tests.journal.dying import run_until_death
 
 
@@ -85,7 +85,7 @@ def test_broker_unavailable_during_recovery_defers_to_the_normal_loop(tmp_path: 
 
     from atomic_orders.fsm.errors import BrokerUnavailable
     from atomic_orders.fsm.orders import OrderReport
-    from atomic_orders.simulator.crash import drive_plan
+    from atomic_orders.simulator.crash.harness import drive_plan
 
     class FlakyBackend(SimulatedBackend):
         """Cannot answer the first reconciliation."""
@@ -123,7 +123,7 @@ def test_fills_lost_with_the_process_are_recovered_by_reconciliation(tmp_path: P
     The simulated backend of the new process never re-delivers what the old one polled, so the
     fill can only come from ``backend.reconcile`` applied by recovery.
     """
-    from atomic_orders.simulator.crash import drive_plan
+    from atomic_orders.simulator.crash.harness import drive_plan
 
     session = CrashSession(seed=12, groups=5)
     path = tmp_path / "j.journal"

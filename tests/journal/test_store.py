@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.journal import SCHEMA_VERSION, Journal, JournalCorrupted, check_no_secrets, read_journal, salvage
 from atomic_orders.fsm.journal.codec import decode_event, decode_request, encode_event, encode_request
 from atomic_orders.fsm.recovery import rebuild_group
-from atomic_orders.simulator.crash import CrashSession, drive_plan
-from atomic_orders.simulator.session import SessionConfig, run_session
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.crash.harness import CrashSession, drive_plan
+from atomic_orders.simulator.session.runner import SessionConfig, run_session
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from atomic_orders.simulator import pytest_plugin
-from atomic_orders.simulator.exhaustive import World, parse_script
+from atomic_orders.simulator.proofs import pytest_plugin
+from atomic_orders.simulator.proofs.exhaustive import World, parse_script
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "examples" / "test_my_strategy.py"
@@ -67,7 +67,7 @@ def test_fixtures_take_seed_and_profile_from_options_then_markers(pytester: pyte
     pytester.makepyfile(
         """
         import pytest
-        from atomic_orders.simulator.chaos import ChaosProfile
+        from atomic_orders.simulator.broker.chaos import ChaosProfile
 
         def test_options(broker_simulator, chaos_seed, chaos_profile):
             assert (broker_simulator.seed, broker_simulator.profile) == (chaos_seed, chaos_profile)
@@ -163,9 +163,9 @@ def test_executor_runs_through_either_backend(pytester: pytest.Pytester) -> None
     pytester.makepyfile(
         """
         import pytest
-        from atomic_orders.backends.simulated import SimulatedBackend
+        from atomic_orders.simulator.broker.backend import SimulatedBackend
         from atomic_orders.backends.tastytrade import TastytradeBackend
-        from atomic_orders.simulator.testing import BACKENDS
+        from atomic_orders.simulator.proofs.testing import BACKENDS
 
         @pytest.mark.parametrize("atomic_backend", BACKENDS)
         def test_condor(atomic_session, atomic_executor, atomic_backend):
@@ -265,7 +265,7 @@ def test_a_failing_property_prints_the_broker_script_that_reproduces_it(pytester
     pytester.makepyfile(
         test_prop="""
         from hypothesis import given, settings
-        from atomic_orders.simulator.testing import World, broker_scripts, prove
+        from atomic_orders.simulator.proofs.testing import World, broker_scripts, prove
 
         @settings(max_examples=300, derandomize=True, database=None, deadline=None)
         @given(broker_scripts(max_size=12))
@@ -330,7 +330,7 @@ def test_settle_stops_at_its_limit_and_reports_the_open_group(pytester: pytest.P
         """
         import attrs
         import pytest
-        from atomic_orders.simulator.chaos import ChaosProfile
+        from atomic_orders.simulator.broker.chaos import ChaosProfile
 
         @pytest.mark.chaos_profile(attrs.evolve(ChaosProfile(), limit_fill_rate=0.0))
         def test_limit(atomic_session):

@@ -2,7 +2,7 @@
 
 Each example draws one group (iron condor or vertical, quantity 1-10, combo or legged, per
 subclass), an execution policy with short timers and the outcome of the first submissions, then
-plays up to ``stateful_step_count`` broker moves through :class:`atomic_orders.simulator.exhaustive.World`:
+plays up to ``stateful_step_count`` broker moves through :class:`atomic_orders.simulator.proofs.exhaustive.World`:
 a :class:`~atomic_orders.backends.scripted.ScriptedBackend` whose broker is this machine. The broker keeps a
 truth model per order (status, filled quantity, fill ids, outstanding cancel/update requests)
 and only does what a real broker can do from that truth (including rejecting a partly filled
@@ -35,8 +35,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.strategy import StrategyKind
-from atomic_orders.simulator.exhaustive import Action, BrokerOrder, World
-from atomic_orders.simulator.strategies import GroupSpec, execution_policies, group_specs, submit_outcomes
+from atomic_orders.simulator.proofs.exhaustive import Action, BrokerOrder, World
+from atomic_orders.simulator.proofs.strategies import GroupSpec, execution_policies, group_specs, submit_outcomes
 from tests.properties._suite import STATS
 
 #: An index into the eligible orders (taken modulo their number; shrinks toward the first one).

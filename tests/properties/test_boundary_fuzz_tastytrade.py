@@ -32,7 +32,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.backends.tastytrade.client import _order_id
 from atomic_orders.backends.tastytrade.errors import MalformedResponseError
 from atomic_orders.backends.tastytrade.parsing import (
@@ -53,6 +52,7 @@ from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import TERMINAL_STATES, ExecutionMode
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
 from tests.properties._suite import PROFILE, STATS
 from tests.tastytrade.conftest import Harness

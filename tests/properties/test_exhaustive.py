@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from atomic_orders.fsm.group import ExecutionMode
-from atomic_orders.simulator.exhaustive import (
+from atomic_orders.simulator.proofs.exhaustive import (
     Action,
     World,
     format_check,
@@ -100,7 +100,7 @@ def test_unparseable_scripts_are_refused() -> None:
 
 
 def test_cli_check_command(capsys: pytest.CaptureFixture[str]) -> None:
-    from atomic_orders.simulator.cli import main
+    from atomic_orders.simulator.cli.main import main
 
     assert main(["check", "--depth", "2", "--workers", "1"]) == 0
     out = capsys.readouterr().out

@@ -41,7 +41,7 @@ from atomic_orders.fsm.group import (
 from atomic_orders.fsm.ledger import Ledger
 from atomic_orders.fsm.machine import MachineSpec, build_runtime_machine
 from atomic_orders.fsm.ticket import TICKET_EFFECTS, TICKET_GUARDS, TICKET_MACHINE, TICKET_TRANSITIONS, OrderTicket
-from atomic_orders.simulator.exhaustive import CheckReport, run_check
+from atomic_orders.simulator.proofs.exhaustive import CheckReport, run_check
 from tests.properties._suite import STATS
 from tests.properties.adversary import AdversarialBroker, ComboCondor, LeggedVertical
 

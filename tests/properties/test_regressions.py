@@ -1,13 +1,13 @@
 """Every failure the property runs found, and the trickiest scripted sequences, as explicit tests.
 
-Each test plays a broker script (the notation :func:`atomic_orders.simulator.exhaustive.format_script` prints
-for a counterexample, parsed back by :func:`~atomic_orders.simulator.exhaustive.parse_script`) against a real
-executor through :class:`~atomic_orders.simulator.exhaustive.World`, checks invariants 1-6 (full replay) after
+Each test plays a broker script (the notation :func:`atomic_orders.simulator.proofs.exhaustive.format_script` prints
+for a counterexample, parsed back by :func:`~atomic_orders.simulator.proofs.exhaustive.parse_script`) against a real
+executor through :class:`~atomic_orders.simulator.proofs.exhaustive.World`, checks invariants 1-6 (full replay) after
 every step, lets a cooperative broker settle the group, checks everything again (including the
 broker's truth against the ledger), and asserts what is specific to the sequence.
 
 The group is the exhaustive check's: a debit call vertical (buy 5000C, sell 5050C), quantity 2,
-under :data:`atomic_orders.simulator.exhaustive.CHECK_POLICY` (5 s timers, 20 s deadline, no unwind retry)
+under :data:`atomic_orders.simulator.proofs.exhaustive.CHECK_POLICY` (5 s timers, 20 s deadline, no unwind retry)
 unless a test says otherwise. Order ``#0`` is the first order the broker received, ``#1`` the
 next, and so on.
 
@@ -40,7 +40,7 @@ import pytest
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.orders import Purpose
-from atomic_orders.simulator.exhaustive import CHECK_POLICY, World, parse_script, vertical_legs
+from atomic_orders.simulator.proofs.exhaustive import CHECK_POLICY, World, parse_script, vertical_legs
 
 COMBO, LEGGED = ExecutionMode.COMBO, ExecutionMode.LEGGED
 #: CHECK_POLICY with one unwind retry (the exhaustive check's own policy allows none).

@@ -1,6 +1,6 @@
 """The reusable strategies draw valid groups and scripts, and a given-based property on top of them.
 
-``simulator/strategies.py`` is what users reuse to test their own groups; these tests pin that
+``simulator/proofs/strategies.py`` is what users reuse to test their own groups; these tests pin that
 every group it draws validates, and run the documented usage pattern (any group, any broker
 script, then a cooperative settle) as a property of its own.
 """
@@ -16,8 +16,8 @@ from atomic_orders.fsm.events import TicketEvent
 from atomic_orders.fsm.leg import Leg
 from atomic_orders.fsm.strategy import StrategyKind, validate_legs
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.exhaustive import ORDER_ACTIONS, WORLD_ACTIONS, Action
-from atomic_orders.simulator.strategies import (
+from atomic_orders.simulator.proofs.exhaustive import ORDER_ACTIONS, WORLD_ACTIONS, Action
+from atomic_orders.simulator.proofs.strategies import (
     GroupSpec,
     broker_actions,
     broker_scripts,

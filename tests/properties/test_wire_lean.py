@@ -1,9 +1,9 @@
 """The adversary learns LEAN's order events: sequences of ``OrderEvent`` s through the REAL QuantConnect
 backend (``backends/quantconnect``: the translator, reconcile from LEAN's tickets, cancel/update
-through tickets) inside the LEAN stand-in (:mod:`atomic_orders.simulator.lean`), and a REAL executor (through
+through tickets) inside the LEAN stand-in (:mod:`atomic_orders.simulator.lean.standin`), and a REAL executor (through
 the algorithm adapter, as a LEAN algorithm runs it).
 
-The brokerage behind the stand-in is :class:`atomic_orders.simulator.wire_strategies.InertBroker`: it records
+The brokerage behind the stand-in is :class:`atomic_orders.simulator.proofs.wire_strategies.InertBroker`: it records
 what LEAN sends (orders, cancels, updates) and never emits anything itself. Every order event is
 written here and applied by :meth:`LeanStandIn.brokerage_events` (LEAN's transaction handler:
 status copied onto the order, every non-zero fill quantity counted by the ticket, ``NONE``
@@ -46,9 +46,9 @@ from atomic_orders.fsm.group import TERMINAL_STATES, AtomicOrderGroup, Execution
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.lean import BrokerageOrderEvent, LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm
-from atomic_orders.simulator.strategies import execution_policies
-from atomic_orders.simulator.wire_strategies import InertBroker, lean_fill_statuses, submit_plans
+from atomic_orders.simulator.lean.standin import BrokerageOrderEvent, LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm
+from atomic_orders.simulator.proofs.strategies import execution_policies
+from atomic_orders.simulator.proofs.wire_strategies import InertBroker, lean_fill_statuses, submit_plans
 from tests.properties._suite import PROFILE, STATS
 
 BUDGET = {"ci": (60, 40), "dev": (40, 40), "deep": (1200, 80)}

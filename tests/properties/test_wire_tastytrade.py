@@ -2,8 +2,8 @@
 backend (``backends/tastytrade``: parsing, the poll monitor, reconcile, cancel/replace) and a REAL
 executor.
 
-The broker is :class:`atomic_orders.simulator.wire_strategies.TtAccount` behind an in-process fake of ONLY the
-HTTP client object the backend talks to (:class:`~atomic_orders.simulator.wire_strategies.WireTastytradeClient`;
+The broker is :class:`atomic_orders.simulator.proofs.wire_strategies.TtAccount` behind an in-process fake of ONLY the
+HTTP client object the backend talks to (:class:`~atomic_orders.simulator.proofs.wire_strategies.WireTastytradeClient`;
 the emulator cannot be told to serve arbitrary order JSON, it renders its own orders from the
 simulator). Each example draws a group (iron condor or vertical, combo or legged, 1-6 units), an
 execution policy, the status placed orders start in, whether DELETE echoes the prior state, and
@@ -50,9 +50,9 @@ from atomic_orders.fsm.group import TERMINAL_STATES, AtomicOrderGroup, Execution
 from atomic_orders.fsm.orders import Quote
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol, Right
-from atomic_orders.simulator.exhaustive import default_quotes
-from atomic_orders.simulator.strategies import GroupSpec, execution_policies, group_specs
-from atomic_orders.simulator.wire_strategies import (
+from atomic_orders.simulator.proofs.exhaustive import default_quotes
+from atomic_orders.simulator.proofs.strategies import GroupSpec, execution_policies, group_specs
+from atomic_orders.simulator.proofs.wire_strategies import (
     TT_FILLABLE,
     TT_SUBMISSION,
     ForeignOrder,

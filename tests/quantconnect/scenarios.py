@@ -21,15 +21,15 @@ from typing import Any
 import attrs
 
 from atomic_orders.backends.quantconnect import TastytradeIntegrationAdapter
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.lean import LeanStandIn, OrderEvent, QCAlgorithm
-from atomic_orders.simulator.script import BrokerScript
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.script import BrokerScript
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.lean.standin import LeanStandIn, OrderEvent, QCAlgorithm
 
 HORIZON = 900.0
 POLICY = ExecutionPolicy(max_unwind_retries=2, unwind_retry_delay=1.0)

@@ -21,10 +21,10 @@ from atomic_orders.backends.tastytrade.backend import TastytradeBackend
 from atomic_orders.backends.tastytrade.config import TastytradeConfig
 from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.fsm.group import ExecutionMode
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.lean import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
-from atomic_orders.simulator.script import BrokerScript, FillAt, OrderMatch, Rule
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMatch, Rule
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.lean.standin import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -344,7 +344,7 @@ def test_an_update_confirmed_inside_the_lean_update_call_is_not_lost() -> None:
 
 
 def test_a_refused_cancel_leaves_an_update_in_flight_counted() -> None:
-    from atomic_orders.simulator.lean import OrderResponse, OrderResponseErrorCode
+    from atomic_orders.simulator.lean.standin import OrderResponse, OrderResponseErrorCode
 
     algo, lean = standin()
     group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import pytest
 
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.leg import Side
-from atomic_orders.simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Reject, Rule
+from atomic_orders.simulator.broker.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Reject, Rule
 from tests.quantconnect.scenarios import (
     Condor,
     Outcome,

@@ -26,9 +26,10 @@ from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import OrderRequest, Purpose
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.lean import (
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMatch, Rest, Rule
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.lean.standin import (
     STAND_IN_API,
     BrokerageOrderEvent,
     LeanStandIn,
@@ -37,7 +38,6 @@ from atomic_orders.simulator.lean import (
     OrderResponseErrorCode,
     OrderStatus,
 )
-from atomic_orders.simulator.script import BrokerScript, FillAt, OrderMatch, Rest, Rule
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
 
 HORIZON = 1000.0
@@ -335,7 +335,7 @@ def test_standin_fill_during_update_and_closed_cancel_refusals() -> None:
     algo.add_index_option_contract(symbol)
     ticket = algo.limit_order(symbol, -1, 2.00, tag="S1")
     lean.run_until(2.5)
-    from atomic_orders.simulator.lean import UpdateOrderFields
+    from atomic_orders.simulator.lean.standin import UpdateOrderFields
     assert ticket.update(UpdateOrderFields(limit_price=2.05)).is_success
     lean.run_until(4.0)
     assert [(e.status, e.fill_quantity) for e in ticket.order_events][-2:] == [

@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 
 from atomic_orders.fsm.leg import Side
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.lean import (
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Rule
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.lean.standin import (
     BrokerageName,
     LeanStandIn,
     Leg,
@@ -21,7 +22,6 @@ from atomic_orders.simulator.lean import (
     Symbol,
     UpdateOrderFields,
 )
-from atomic_orders.simulator.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Rule
 
 
 class Recorder(QCAlgorithm):

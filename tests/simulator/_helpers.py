@@ -13,9 +13,9 @@ from atomic_orders.fsm.events import Acknowledged, Fill
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderRequest, OrderType, Purpose, TimeInForce
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.market import MarketModel
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.market import MarketModel
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 #: A broker with no chaos at all and instant-ish, fixed latencies.
 PERFECT = ChaosProfile()

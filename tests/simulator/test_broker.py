@@ -24,9 +24,9 @@ from atomic_orders.fsm.leg import Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderType, TimeInForce
 from atomic_orders.fsm.pricing import DEFAULT_TICKS
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import REJECT_REASONS, ChaosProfile
-from atomic_orders.simulator.market import MarketModel
+from atomic_orders.simulator.broker.chaos import REJECT_REASONS, ChaosProfile
+from atomic_orders.simulator.broker.market import MarketModel
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 from ._helpers import (
     acked,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.chaos import ChaosProfile
 
 
 def test_default_profile_is_perfectly_behaved() -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from atomic_orders.fsm.clock import Clock
-from atomic_orders.simulator.engine import Scheduler, VirtualClock, derive_seed, make_rng
+from atomic_orders.simulator.broker.engine import Scheduler, VirtualClock, derive_seed, make_rng
 
 from ._helpers import utc
 

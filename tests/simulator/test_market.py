@@ -11,7 +11,7 @@ import pytest
 from atomic_orders.fsm.leg import Side
 from atomic_orders.fsm.pricing import DEFAULT_TICKS
 from atomic_orders.fsm.symbol import OptionSymbol, Right
-from atomic_orders.simulator.market import MarketModel, black_scholes
+from atomic_orders.simulator.broker.market import MarketModel, black_scholes
 
 from ._helpers import utc
 

@@ -6,12 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from atomic_orders.backends.base import ExecutionBackend
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, Fill
 from atomic_orders.fsm.leg import Side
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.engine import VirtualClock
+from atomic_orders.fsm.ports import ExecutionBackend
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.engine import VirtualClock
 
 from ._helpers import atm_call, single_request
 

@@ -18,10 +18,10 @@ from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.script import BrokerScript
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator import HttpFaults, TastytradeEmulator
-from atomic_orders.simulator.script import BrokerScript
 
 #: A broker with no chaos and small fixed latencies.
 PERFECT = ChaosProfile()

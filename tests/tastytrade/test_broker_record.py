@@ -11,9 +11,7 @@ import attrs
 import pytest
 import requests
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.backends.scripted import ScriptedBackend
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.backends.tastytrade.backend import TastytradeBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.fsm.errors import BrokerUnavailable
@@ -23,8 +21,10 @@ from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import OrderReport, OrderRequest, OrderType, Purpose, TimeInForce
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.script import BrokerScript, FillAt, OrderMatch, Rule
+from atomic_orders.fsm.ports import ExecutionBackend
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMatch, Rule
 
 from .conftest import NO_RESTING_FILLS, PERFECT, Harness
 
@@ -415,7 +415,7 @@ def test_find_orders_when_the_broker_cannot_answer(make_harness: Callable[..., H
 
 
 def test_find_orders_of_the_simulated_broker_and_the_default() -> None:
-    from atomic_orders.simulator.broker import BrokerSimulator
+    from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
     backend = SimulatedBackend(BrokerSimulator(1, ChaosProfile()))
     m = backend.simulator.market

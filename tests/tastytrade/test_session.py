@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from atomic_orders.fsm.group import ExecutionMode
-from atomic_orders.simulator.cli import main
+from atomic_orders.simulator.cli.main import main
 from atomic_orders.simulator.emulator import run_standalone
-from atomic_orders.simulator.session import SessionConfig, run_session
+from atomic_orders.simulator.session.runner import SessionConfig, run_session
 
 
 @pytest.mark.slow

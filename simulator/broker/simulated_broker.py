@@ -2,7 +2,7 @@
 
 How it works
 ------------
-Everything happens on a :class:`~atomic_orders.simulator.engine.Scheduler` in simulated seconds. The broker
+Everything happens on a :class:`~atomic_orders.simulator.broker.engine.Scheduler` in simulated seconds. The broker
 keeps the *truth* about every order it received (status, fills, position); the client learns
 about it only through *deliveries*: :class:`~atomic_orders.fsm.orders.BrokerEvent` values that become visible
 to :meth:`BrokerSimulator.poll_events` at their delivery time. An event's ``time`` is when it
@@ -26,7 +26,7 @@ Lifecycle of an order:
 Per order, deliveries are first-in-first-out (a later event is never delivered before an earlier
 one) unless the reorder knob holds one back or a race fill is deliberately reported late.
 
-Quotes (:meth:`BrokerSimulator.quote`) come from the :class:`~atomic_orders.simulator.market.MarketModel` and are
+Quotes (:meth:`BrokerSimulator.quote`) come from the :class:`~atomic_orders.simulator.broker.market.MarketModel` and are
 stamped with the start of their market step. Broker truth is what :meth:`~BrokerSimulator.reconcile`
 and :meth:`~BrokerSimulator.positions` report; it never holds more fills than an order's quantity,
 whatever the deliveries look like.
@@ -63,10 +63,10 @@ from atomic_orders.fsm.events import (
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, OrderType, Quote, TimeInForce
 from atomic_orders.fsm.pricing import DEFAULT_TICKS
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.engine import EventHandle, Scheduler, VirtualClock, make_rng
-from atomic_orders.simulator.market import SESSION_SECONDS, MarketModel, cents_to_decimal
-from atomic_orders.simulator.script import BrokerScript, FillAt, FillOnCancel, Outcome, Reject
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.engine import EventHandle, Scheduler, VirtualClock, make_rng
+from atomic_orders.simulator.broker.market import SESSION_SECONDS, MarketModel, cents_to_decimal
+from atomic_orders.simulator.broker.script import BrokerScript, FillAt, FillOnCancel, Outcome, Reject
 
 __all__ = ["BrokerSimulator"]
 
@@ -173,7 +173,7 @@ class BrokerSimulator:
     ``session_open`` defaults to the market's (or the market model's default); ``session_seconds``
     is when the market closes (day orders expire, later submissions are rejected "market closed").
     With ``event_log=False`` no per-event history is kept (memory stays bounded). With a
-    ``script`` (:mod:`atomic_orders.simulator.script`) every received order's fate is the script's, not the
+    ``script`` (:mod:`atomic_orders.simulator.broker.script`) every received order's fate is the script's, not the
     random matching engine's (latencies and delivery chaos still apply).
     """
 

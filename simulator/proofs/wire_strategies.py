@@ -4,7 +4,7 @@ The property suites in ``tests/properties/test_wire_*.py`` drive a REAL
 :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` through the REAL translation layers
 (:mod:`atomic_orders.backends.tastytrade` parsing + monitor + backend;
 :mod:`atomic_orders.backends.quantconnect` through the
-LEAN stand-in :mod:`atomic_orders.simulator.lean`). This module holds what they share and what is reusable:
+LEAN stand-in :mod:`atomic_orders.simulator.lean.standin`). This module holds what they share and what is reusable:
 
 TastyTrade
     :class:`TtAccount` is a broker account's truth: every order object (ours, replacements,
@@ -22,9 +22,9 @@ TastyTrade
     this fake instead of HTTP.
 
 LEAN
-    :class:`InertBroker` is a :class:`~atomic_orders.simulator.broker.BrokerSimulator` (market, quotes, clock)
+    :class:`InertBroker` is a :class:`BrokerSimulator` (market, quotes, clock)
     that records the requests the stand-in sends and never produces an event by itself: every
-    LEAN order event comes from the test through :meth:`atomic_orders.simulator.lean.LeanStandIn.brokerage_events`
+    LEAN order event comes from the test through :meth:`LeanStandIn.brokerage_events`
     (LEAN's transaction-handler semantics: status copied onto the order, every non-zero fill
     quantity counted by the ticket, ``NONE`` events recorded but not forwarded).
 
@@ -56,8 +56,8 @@ from atomic_orders.fsm.clock import ManualClock
 from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
 from atomic_orders.fsm.orders import BrokerEvent, OrderRequest
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = [
     "LEAN_FILL_STATUSES",

@@ -22,7 +22,7 @@ import attrs
 
 from atomic_orders.backends.tastytrade.parsing import STATUS_TABLE
 from atomic_orders.fsm.state_tables import state_tables_markdown
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.emulator.faults import HttpFaults
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: The repository's ``docs/`` directory (next to the packages).
-DEFAULT_DOCS_DIR: Path = Path(__file__).resolve().parent.parent / "docs"
+DEFAULT_DOCS_DIR: Path = Path(__file__).resolve().parents[2] / "docs"
 #: The wholly generated file, relative to the docs directory.
 STATE_TABLES_FILE = "state-tables.md"
 
@@ -77,7 +77,7 @@ def _knob_value(value: object) -> str:
 
 
 def chaos_presets_markdown() -> str:
-    """Every knob of :class:`~atomic_orders.simulator.chaos.ChaosProfile` and its value in each preset."""
+    """Every knob of :class:`~atomic_orders.simulator.broker.chaos.ChaosProfile` and its value in each preset."""
     presets = [ChaosProfile.preset(name) for name in ChaosProfile.preset_names()]
     header = "| knob | " + " | ".join(f"`{p.name}`" for p in presets) + " |"
     lines = [header, "|---|" + "---|" * len(presets)]

@@ -1,4 +1,7 @@
-"""The contract every execution backend implements.
+"""The core's port: the contract every execution backend implements.
+
+The core owns this contract and the backends (:mod:`atomic_orders.backends`) implement it, so
+imports point down: nothing in the core imports a backend, not even for typing.
 
 The :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` is the only caller. A backend moves orders to a
 broker and reports back; it never decides anything about a group. Requests are synchronous and

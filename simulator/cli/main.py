@@ -24,7 +24,7 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from atomic_orders.simulator.session import SessionConfig, format_report, run_session
+    from atomic_orders.simulator.session.runner import SessionConfig, format_report, run_session
 
     # Alerts are counted in the report; print each one only when asked. Violations always print.
     logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
@@ -92,11 +92,11 @@ def _cmd_diagrams(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- docs (generated documentation: simulator/docs.py) ---------------------------------------------
+# -- docs (generated documentation: simulator/cli/docs.py) ---------------------------------------------
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from atomic_orders.simulator.docs import check_docs, write_docs
+    from atomic_orders.simulator.cli.docs import check_docs, write_docs
 
     if args.check:
         stale = check_docs(Path(args.out))
@@ -120,8 +120,8 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from atomic_orders.simulator.bench import format_report, run_bench, to_json
-    from atomic_orders.simulator.throughput import simulation_figures
+    from atomic_orders.simulator.cli.bench import format_report, run_bench, to_json
+    from atomic_orders.simulator.cli.throughput import simulation_figures
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
     sim = None if args.no_sim else (lambda: simulation_figures(quick=args.quick))
@@ -135,11 +135,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- check (exhaustive small-scope check of the rollback invariants; simulator/exhaustive.py) ----
+# -- check (exhaustive small-scope check of the rollback invariants; simulator/proofs/exhaustive.py) ----
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from atomic_orders.simulator.exhaustive import format_check, run_check
+    from atomic_orders.simulator.proofs.exhaustive import format_check, run_check
 
     modes = [ExecutionMode(m) for m in args.mode] if args.mode else list(ExecutionMode)
     report = run_check(args.depth, modes, quantity=args.quantity, workers=args.workers)
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
     bench.set_defaults(func=_cmd_bench)
 
-    from atomic_orders.simulator.journal_cli import add_journal_commands
+    from atomic_orders.simulator.cli.journal import add_journal_commands
 
     add_journal_commands(sub)
     return parser

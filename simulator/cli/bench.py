@@ -25,7 +25,7 @@ Implementations compared:
   same rows with the same minimal guards: the pure-Python limit.
 
 ``run_bench`` returns a JSON-ready dict; ``format_report`` renders it as a text table. The CLI
-(``atomic-orders bench``) calls both; ``python -m atomic_orders.simulator.bench [--quick] [--json PATH]`` too.
+(``atomic-orders bench``) calls both; ``python -m atomic_orders.simulator.cli.bench [--quick] [--json PATH]`` too.
 """
 
 from __future__ import annotations
@@ -1060,10 +1060,10 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m atomic_orders.simulator.bench [--quick] [--n N] [--rounds R] [--json PATH]``."""
+    """``python -m atomic_orders.simulator.cli.bench [--quick] [--n N] [--rounds R] [--json PATH]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.bench",
+    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.cli.bench",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small n, 3 rounds (seconds)")
     parser.add_argument("--n", type=int, default=None, help="objects per timed block")

@@ -10,7 +10,7 @@ terminal state:
 * ``tastytrade-emulator``: the real TastyTrade client over HTTP to an emulator that kept the
   broker state while the trading process was down (``--url``/``--account``; credentials from
   ``TASTYTRADE_CLIENT_SECRET``/``TASTYTRADE_REFRESH_TOKEN``). The emulator must expose the
-  emulator-only clock routes (``python -m atomic_orders.simulator.crash serve``), since its virtual time is
+  emulator-only clock routes (``python -m atomic_orders.simulator.crash.harness serve``), since its virtual time is
   the broker's.
 * ``simulated``: the in-process simulator kept NO state after its process ended, so this is a
   rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that knows
@@ -174,7 +174,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         import requests
 
         from atomic_orders.backends.tastytrade.auth import OAuthCredentials
-        from atomic_orders.simulator.crash import CrashSession, run_child
+        from atomic_orders.simulator.crash.harness import CrashSession, run_child
 
         if not args.url or not args.account:
             print("error: --backend tastytrade-emulator needs --url and --account", file=sys.stderr)
@@ -191,7 +191,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         except requests.RequestException as err:
             # The clock routes: an unreachable emulator, or one without them (plain 'emulate').
             print(f"error: --url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
-                  "with 'python -m atomic_orders.simulator.crash serve'. "
+                  "with 'python -m atomic_orders.simulator.crash.harness serve'. "
                   "The journal is as it was or further recovered; "
                   "run recover again", file=sys.stderr)
             return 2
@@ -210,11 +210,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, Any]) -> bool:
-    from atomic_orders.backends.simulated import SimulatedBackend
     from atomic_orders.fsm.executor import AtomicOrderExecutor
     from atomic_orders.fsm.journal import Journal
-    from atomic_orders.simulator.broker import BrokerSimulator
-    from atomic_orders.simulator.chaos import ChaosProfile
+    from atomic_orders.simulator.broker.backend import SimulatedBackend
+    from atomic_orders.simulator.broker.chaos import ChaosProfile
+    from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
     profile = str(config.get("profile", "rough"))
     broker = BrokerSimulator(int(config.get("seed", 1)), ChaosProfile.preset(profile),

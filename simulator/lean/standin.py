@@ -8,7 +8,7 @@ where LEAN's Python accepts it), what an algorithm and the adapter touch: the or
 ``portfolio``, ``securities``, ``live_mode``, ``time``/``utc_time``, ``schedule`` with
 ``date_rules``/``time_rules``, ``log``/``debug``/``error``, ``Symbol.create_option``, ``Leg.create``.
 
-The brokerage behind it is the deterministic :class:`~atomic_orders.simulator.broker.BrokerSimulator`: a LEAN
+The brokerage behind it is the deterministic :class:`BrokerSimulator`: a LEAN
 combo is one multi-leg simulator order, so its fills are all-legs-together (LEAN's combo fill
 semantics). :class:`LeanStandIn` drives time: it advances the simulator, turns its deliveries into
 per-leg ``OrderEvent`` batches (orders, tickets and portfolio updated for the whole batch before any
@@ -80,7 +80,7 @@ from atomic_orders.fsm.leg import Side
 from atomic_orders.fsm.orders import OrderRequest, Purpose
 from atomic_orders.fsm.orders import OrderType as CoreOrderType
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = [
     "STAND_IN_API",

@@ -31,7 +31,7 @@ from decimal import Decimal
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.orders import Quote
 from atomic_orders.fsm.symbol import OptionSymbol, Right
-from atomic_orders.simulator.engine import make_rng
+from atomic_orders.simulator.broker.engine import make_rng
 
 __all__ = [
     "DEFAULT_SESSION_OPEN",

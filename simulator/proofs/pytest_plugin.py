@@ -11,10 +11,10 @@ Fixtures
     The seed (``int``): ``@pytest.mark.chaos_seed(n)``, else ``--chaos-seed``, else
     :data:`DEFAULT_SEED`.
 ``chaos_profile``
-    The broker's :class:`~atomic_orders.simulator.chaos.ChaosProfile`: ``@pytest.mark.chaos_profile("hostile")``
+    The broker's :class:`~atomic_orders.simulator.broker.chaos.ChaosProfile`: ``@pytest.mark.chaos_profile("hostile")``
     (a preset name or a ``ChaosProfile``), else ``--chaos-profile``, else :data:`DEFAULT_PROFILE`.
 ``broker_simulator``
-    A :class:`~atomic_orders.simulator.broker.BrokerSimulator` built from the seed and the profile, with its
+    A :class:`BrokerSimulator` built from the seed and the profile, with its
     event log on.
 ``tastytrade_emulator``
     The TastyTrade REST API emulator over that broker, listening on ``127.0.0.1`` on a free port,
@@ -37,8 +37,8 @@ When a test fails
 A test that used these fixtures (or :func:`play` / :func:`prove`) gets a report section,
 "atomic-orders: reproduce", with the seed, the profile, the command that re-runs it with both,
 and the event script: the broker scripts it played (in the notation of
-:func:`atomic_orders.simulator.exhaustive.format_script`, which
-:func:`~atomic_orders.simulator.exhaustive.parse_script` reads
+:func:`atomic_orders.simulator.proofs.exhaustive.format_script`, which
+:func:`~atomic_orders.simulator.proofs.exhaustive.parse_script` reads
 back) and the seeded broker's event log (the same seed and test replay it byte for byte).
 """
 
@@ -52,8 +52,6 @@ from typing import Any
 import attrs
 import pytest
 
-from atomic_orders.backends.base import ExecutionBackend
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.backends.tastytrade.auth import OAuthCredentials
 from atomic_orders.backends.tastytrade.backend import TastytradeBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
@@ -61,11 +59,13 @@ from atomic_orders.backends.tastytrade.config import TastytradeConfig
 from atomic_orders.fsm import invariants
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.server import TastytradeEmulator
-from atomic_orders.simulator.exhaustive import Action, World, format_script
+from atomic_orders.simulator.proofs.exhaustive import Action, World, format_script
 
 __all__ = [
     "BACKENDS",
@@ -88,7 +88,7 @@ LOG_LINES = 200
 
 _MARKERS = (
     "chaos_profile(profile): the broker's chaos for this test: a preset name (none, calm, rough, hostile) "
-    "or a atomic_orders.simulator.chaos.ChaosProfile (atomic-orders)",
+    "or a atomic_orders.simulator.broker.chaos.ChaosProfile (atomic-orders)",
     "chaos_seed(seed): the broker's seed for this test (atomic-orders)",
     "atomic_backend(name): wire atomic_executor to 'simulated' or 'tastytrade-emulator' (atomic-orders)",
 )
@@ -488,7 +488,8 @@ def _reproduction(item: pytest.Item, repro: _Repro) -> str:
         lines.append(f"re-run: {_rerun_command(item, repro)}")
     if repro.scripts:
         lines.append("")
-        lines.append("broker script (replay: world.run(parse_script(...)) from atomic_orders.simulator.testing):")
+        lines.append("broker script (replay: world.run(parse_script(...)) "
+                     "from atomic_orders.simulator.proofs.testing):")
         lines.extend(f"  {s}" for s in repro.scripts[-1:])
     broker = repro.broker
     if broker is not None and broker.event_log_enabled:

@@ -10,13 +10,13 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from atomic_orders.backends.base import ExecutionBackend
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.engine import VirtualClock
-from atomic_orders.simulator.market import SESSION_SECONDS, MarketModel
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.engine import VirtualClock
+from atomic_orders.simulator.broker.market import SESSION_SECONDS, MarketModel
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = ["SimulatedBackend"]
 

@@ -18,15 +18,15 @@ from typing import Any
 
 import attrs
 
-from atomic_orders.backends.base import ExecutionBackend
-from atomic_orders.backends.simulated import SimulatedBackend
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor, GroupSummary
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.engine import make_rng
-from atomic_orders.simulator.market import MarketModel
+from atomic_orders.fsm.ports import ExecutionBackend
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.engine import make_rng
+from atomic_orders.simulator.broker.market import MarketModel
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 #: Condors are placed from this many seconds after the open ...
 FIRST_ENTRY_SECONDS = 120.0

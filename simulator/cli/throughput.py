@@ -14,7 +14,7 @@ from typing import Any
 
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.ticket import OrderTicket
-from atomic_orders.simulator.session import SessionConfig, run_session
+from atomic_orders.simulator.session.runner import SessionConfig, run_session
 
 
 def session_throughput(groups: int, mode: ExecutionMode, seed: int = 3, profile: str = "hostile") -> dict[str, Any]:

@@ -3,29 +3,29 @@
 Needs the test extras (``pip install 'atomic-orders[testing]'``: pytest and Hypothesis)::
 
     from hypothesis import given
-    from atomic_orders.simulator.testing import broker_scripts, group_specs, prove
+    from atomic_orders.simulator.proofs.testing import broker_scripts, group_specs, prove
 
     @given(group_specs(), broker_scripts())
     def test_groups_never_end_half_executed(spec, script):
         assert prove(spec.world(), script) == []
 
-* Hypothesis strategies for adversarial brokers and valid groups (from :mod:`atomic_orders.simulator.strategies`):
+* Hypothesis strategies for adversarial brokers and valid groups (from :mod:`.strategies`):
   :func:`group_specs`, :func:`broker_scripts`, :func:`broker_actions`, :func:`iron_condor_legs`, ...
 * :class:`World` (one group, a real executor and a consistent adversarial broker),
   :class:`Action`, :func:`format_script` / :func:`parse_script` (a script as one line of text and
-  back), from :mod:`atomic_orders.simulator.exhaustive`;
+  back), from :mod:`atomic_orders.simulator.proofs.exhaustive`;
 * :func:`play` and :func:`prove` (run a script with the invariants checked after every step; a
   failing test prints the script), :class:`AtomicSession`, :class:`EmulatorEndpoint` and the
-  defaults of the pytest plugin (:mod:`atomic_orders.simulator.pytest_plugin`, loaded automatically: fixtures
+  defaults of the pytest plugin (:mod:`atomic_orders.simulator.proofs.pytest_plugin`, loaded automatically: fixtures
   ``broker_simulator``, ``tastytrade_emulator``, ``atomic_executor``, ...);
 * :class:`ChaosProfile` (every knob of the simulated broker's misbehaviour).
 """
 
 from __future__ import annotations
 
-from atomic_orders.simulator.chaos import ChaosProfile
-from atomic_orders.simulator.exhaustive import Action, World, format_script, parse_script
-from atomic_orders.simulator.pytest_plugin import (
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.proofs.exhaustive import Action, World, format_script, parse_script
+from atomic_orders.simulator.proofs.pytest_plugin import (
     BACKENDS,
     DEFAULT_PROFILE,
     DEFAULT_SEED,
@@ -34,7 +34,7 @@ from atomic_orders.simulator.pytest_plugin import (
     play,
     prove,
 )
-from atomic_orders.simulator.strategies import (
+from atomic_orders.simulator.proofs.strategies import (
     GroupSpec,
     broker_actions,
     broker_scripts,

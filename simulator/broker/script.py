@@ -1,6 +1,6 @@
 """Scripted broker outcomes: the same fills, rejects and races for every path to the simulator.
 
-A :class:`BrokerScript` handed to :class:`~atomic_orders.simulator.broker.BrokerSimulator` (``script=``) decides,
+A :class:`BrokerScript` handed to :class:`BrokerSimulator` (``script=``) decides,
 for every order the broker *receives*, what happens to it instead of the random matching engine:
 
 * :class:`Reject` -- rejected with ``reason`` when processed (after the ack latency);

@@ -1,8 +1,8 @@
 """The crash test: a journaled session through the TastyTrade emulator, killed with SIGKILL, recovered.
 
 Broker state must survive the trading process, so the parent process holds the emulator (a
-:class:`ControlledEmulator` over a :class:`~atomic_orders.simulator.broker.BrokerSimulator`) and a CHILD
-process (``python -m atomic_orders.simulator.crash child ...``) runs the session through the real
+:class:`ControlledEmulator` over a :class:`BrokerSimulator`) and a CHILD
+process (``python -m atomic_orders.simulator.crash.harness child ...``) runs the session through the real
 :class:`~atomic_orders.backends.tastytrade.backend.TastytradeBackend` over HTTP, with a journal. The child
 drives virtual time through two emulator-only routes (``GET /_emulator/clock``,
 ``POST /_emulator/advance``), so the broker's clock stops while no child runs and resumes
@@ -19,7 +19,7 @@ every order at the emulator has its intent in the journal, every fill the emulat
 the journal (per order, in units), every group terminal, and no position the journal does not
 account for.
 
-``python -m atomic_orders.simulator.crash run --runs 5 --kills 40`` runs a larger campaign and prints figures.
+``python -m atomic_orders.simulator.crash.harness run --runs 5 --kills 40`` runs a larger campaign and prints figures.
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ from atomic_orders.fsm.journal import read_journal
 from atomic_orders.fsm.journal.codec import decode_event, event_fills
 from atomic_orders.fsm.journal.recorder import CRASH_POINTS
 from atomic_orders.fsm.recovery import rebuild_group
-from atomic_orders.simulator.broker import BrokerSimulator
-from atomic_orders.simulator.chaos import ChaosProfile
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.engine import VirtualClock, make_rng
+from atomic_orders.simulator.broker.market import MarketModel
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.server import TastytradeEmulator
 from atomic_orders.simulator.emulator.state import EmulatorError
-from atomic_orders.simulator.engine import VirtualClock, make_rng
-from atomic_orders.simulator.market import MarketModel
 
 if TYPE_CHECKING:
     from atomic_orders.fsm.executor import AtomicOrderExecutor
@@ -273,9 +273,9 @@ def run_in_process(session: CrashSession, kills: Sequence[tuple[str, int]],
     closed WITHOUT committing what was staged, exactly what SIGKILL leaves behind. Returns the
     broker and how many crashes happened at each point.
     """
-    from atomic_orders.backends.simulated import SimulatedBackend
     from atomic_orders.fsm.executor import AtomicOrderExecutor
     from atomic_orders.fsm.journal import Journal
+    from atomic_orders.simulator.broker.backend import SimulatedBackend
 
     broker = session.broker()
     market = broker.market
@@ -487,7 +487,7 @@ def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs
     env["TASTYTRADE_CLIENT_SECRET"] = creds.client_secret.reveal()
     env["TASTYTRADE_REFRESH_TOKEN"] = creds.refresh_token.reveal()
     env.pop(KILL_ENV, None)
-    cmd = [sys.executable, "-m", "atomic_orders.simulator.crash", "child", "--url", emulator.url, "--account",
+    cmd = [sys.executable, "-m", "atomic_orders.simulator.crash.harness", "child", "--url", emulator.url, "--account",
            emulator.account_number, "--journal", str(journal_path), "--seed", str(session.seed), "--groups",
            str(session.groups), "--profile", session.profile, "--session-seconds", str(session.session_seconds),
            "--batch-seconds", str(session.batch_seconds)]
@@ -565,8 +565,8 @@ def _session_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m atomic_orders.simulator.crash child|run``."""
-    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.crash",
+    """``python -m atomic_orders.simulator.crash.harness child|run``."""
+    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.crash.harness",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     child = sub.add_parser("child", help="one life of the trading process (started by the parent)")

@@ -5,7 +5,7 @@ rest of the package does not. It is the one place the property suite draws its i
 it is meant to be reused to test your own groups::
 
     from hypothesis import given
-    from atomic_orders.simulator.strategies import broker_scripts, group_specs
+    from atomic_orders.simulator.proofs.strategies import broker_scripts, group_specs
 
     @given(group_specs(), broker_scripts())
     def test_my_groups_never_end_half_executed(spec, script):
@@ -21,11 +21,11 @@ What is here:
 * legs and groups with *valid* strikes: :func:`legs`, :func:`vertical_legs`,
   :func:`iron_condor_legs`, :func:`strangle_legs`, :func:`quantities`, :func:`modes`,
   :func:`group_specs` (a :class:`GroupSpec` builds the :class:`~atomic_orders.fsm.group.AtomicOrderGroup` or a
-  whole :class:`~atomic_orders.simulator.exhaustive.World` around it);
+  whole :class:`~atomic_orders.simulator.proofs.exhaustive.World` around it);
 * execution: :func:`execution_policies`, :func:`submit_outcomes`;
 * the broker: :func:`fills`, :func:`ticket_events` (any ticket event, for driving machines
   directly), :func:`broker_actions` and :func:`broker_scripts` (steps of an adversarial broker,
-  interpreted by :meth:`atomic_orders.simulator.exhaustive.World.apply`).
+  interpreted by :meth:`atomic_orders.simulator.proofs.exhaustive.World.apply`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol, Right
-from atomic_orders.simulator.exhaustive import ORDER_ACTIONS, SUBMIT_OUTCOMES, Action, World
+from atomic_orders.simulator.proofs.exhaustive import ORDER_ACTIONS, SUBMIT_OUTCOMES, Action, World
 
 __all__ = [
     "GroupSpec",
@@ -245,7 +245,7 @@ class GroupSpec:
         )
 
     def world(self, policy: ExecutionPolicy | None = None, plan: Sequence[str] = ()) -> World:
-        """A :class:`~atomic_orders.simulator.exhaustive.World`: this group executing against a scripted broker.
+        """A :class:`~atomic_orders.simulator.proofs.exhaustive.World`: this group executing against a scripted broker.
 
         ``plan`` decides the outcome of the first submissions (see :func:`submit_outcomes`).
         """
@@ -364,11 +364,11 @@ def ticket_events(triggers: Sequence[str] | None = None) -> st.SearchStrategy[Ti
 
 
 def broker_actions(max_orders: int = 4) -> st.SearchStrategy[Action]:
-    """One step of an adversarial broker (see :class:`~atomic_orders.simulator.exhaustive.Action`).
+    """One step of an adversarial broker (see :class:`~atomic_orders.simulator.proofs.exhaustive.Action`).
 
     Order indices run over the orders the broker received, so most scripts refer to real orders;
     an action impossible when it is reached (no such order, wrong status) is skipped by
-    :meth:`~atomic_orders.simulator.exhaustive.World.run`.
+    :meth:`~atomic_orders.simulator.proofs.exhaustive.World.run`.
     """
     order = st.integers(0, max_orders - 1)
     on_order = st.builds(
@@ -391,5 +391,5 @@ def broker_actions(max_orders: int = 4) -> st.SearchStrategy[Action]:
 
 
 def broker_scripts(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[list[Action]]:
-    """A sequence of broker actions (a script for :meth:`~atomic_orders.simulator.exhaustive.World.run`)."""
+    """A sequence of broker actions (a script for :meth:`~atomic_orders.simulator.proofs.exhaustive.World.run`)."""
     return st.lists(broker_actions(), min_size=min_size, max_size=max_size)

@@ -1,0 +1,9 @@
+"""The ``atomic-orders`` command line, and what only the command line uses.
+
+- :mod:`.main` -- the parser and the subcommands (``atomic-orders --help`` lists them).
+- :mod:`.journal` -- ``journal show|salvage`` and ``recover``.
+- :mod:`.bench` and :mod:`.throughput` -- the benchmarks of ``atomic-orders bench``.
+- :mod:`.docs` -- the generated parts of docs/ (``atomic-orders docs``).
+
+May import everything in the package; nothing imports it (it is the top of the house).
+"""
