@@ -172,7 +172,7 @@ def is_valid(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
 
 def is_at_target(g: AtomicOrderGroup) -> bool:
     """Every leg's net position equals its target exactly (and nothing else is held)."""
-    net = g.ledger._net
+    net = g.ledger.held
     return all(net.get(symbol, 0) == target for symbol, target in g.targets.items())
 
 
@@ -286,7 +286,7 @@ def open_unwinds(g: AtomicOrderGroup, e: GroupEvent) -> None:
     """
     if g.state != ROLLING_BACK:
         return
-    net = g.ledger._net
+    net = g.ledger.held
     for t in [u for u in g.unwind_tickets if u.state == NEW]:
         held = net.get(t.legs[0].symbol, 0)
         if held == 0 or t.legs[0].side is not (Side.SELL if held > 0 else Side.BUY) or t.quantity > abs(held):
@@ -503,7 +503,9 @@ class AtomicOrderGroup:
 
     # -- validation ------------------------------------------------------------------------------
 
-    def _collect_errors(self) -> list[ValidationError]:
+    def collect_errors(self) -> list[ValidationError]:
+        """Every problem of the group's specification (legs, quantity, mode, prices, id), each a
+        :class:`ValidationError` naming its field; the group's state is not changed."""
         errors: list[ValidationError] = []
         if not isinstance(self.group_id, str) or not _GROUP_ID_RE.fullmatch(self.group_id):
             # it becomes the prefix of every order's external identifier at the broker
@@ -573,7 +575,7 @@ class AtomicOrderGroup:
         """Check the strategy; go to ``validated`` (tickets created) or ``invalid`` (nothing sent)."""
         if self.state != PENDING:
             raise InvalidTransition("AtomicOrderGroup", self.group_id, self.state, "validate")
-        self.validation_errors = self._collect_errors()
+        self.validation_errors = self.collect_errors()
         if not self.validation_errors:
             self.targets = {leg.symbol: leg.signed_ratio * self.quantity for leg in self.legs}
         return self._fire(GroupEvent(time, "validate"))
@@ -626,7 +628,7 @@ class AtomicOrderGroup:
         we booked (a ``FILLED`` order without its fills; a fill booked twice under two ids).
         Equal to the ledger when the broker agrees.
         """
-        out = dict(self.ledger._net)
+        out = dict(self.ledger.held)
         for t in self._tickets.values():
             extra = t.broker_filled - t.quantity_filled
             if extra:
@@ -664,7 +666,7 @@ class AtomicOrderGroup:
             new = [t for t in self.unwind_tickets if t.state == NEW]
             if not new or not self.longs_first:
                 return new
-            net = self.ledger._net
+            net = self.ledger.held
             shorts_open = any(q < 0 for q in net.values())
             return [t for t in new if t.legs[0].side is Side.BUY or not shorts_open]
         return []

@@ -213,7 +213,7 @@ def check_step(group: AtomicOrderGroup) -> list[str]:
     if group.state in TERMINAL_STATES:
         return terminal_settled(group) + no_orphans(group) + exposure_bound(group) + broker_agreement(group)
     targets = group.targets
-    for symbol, net in group.ledger._net.items():
+    for symbol, net in group.ledger.held.items():
         if net:
             target = targets.get(symbol, 0)
             if (net > target and net > 0) or (net < target and net < 0):

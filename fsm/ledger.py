@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import attrs
@@ -45,11 +46,14 @@ def signed_contracts(ticket: OrderTicket) -> list[tuple[OptionSymbol, int]]:
 class Ledger:
     """Signed net contracts per symbol, built from every fill of every ticket of one group."""
 
-    __slots__ = ("_net", "entries")
+    __slots__ = ("_net", "entries", "held")
 
     def __init__(self) -> None:
         self._net: dict[OptionSymbol, int] = {}
         self.entries: list[LedgerEntry] = []
+        #: A live read-only view of the signed net contracts per symbol (zeros included): the
+        #: machines' guards read it on every event, so it is made once, not copied per call.
+        self.held: Mapping[OptionSymbol, int] = MappingProxyType(self._net)
 
     def record(self, ticket: OrderTicket, fill: Fill) -> None:
         """Add one fill of ``ticket`` (every fill, including late fills and over-fills)."""

@@ -328,7 +328,7 @@ class NaiveGroup:
 
     def run_validation(self, time: dt.datetime) -> str:
         """The project's ``validate`` (same checks), firing the ``validate`` trigger method."""
-        self.validation_errors = AtomicOrderGroup._collect_errors(self)  # type: ignore[arg-type]
+        self.validation_errors = AtomicOrderGroup.collect_errors(self)  # type: ignore[arg-type]
         if not self.validation_errors:
             self.targets = {leg.symbol: leg.signed_ratio * self.quantity for leg in self.legs}
         source = self.state
