@@ -78,6 +78,8 @@ class WeeklyIronCondorAlgorithm(QCAlgorithm):
                          self.sell_condor)
         self.schedule.on(self.date_rules.every_day(self.spx), self.time_rules.every(dt.timedelta(seconds=5)),
                          self.adapter.poll)
+        self.schedule.on(self.date_rules.every_day(self.spx), self.time_rules.before_market_close(self.spx, 5),
+                         self.end_of_day)
 
     def sell_condor(self) -> None:
         """Sell this week's condor (one group at a time)."""
@@ -98,6 +100,12 @@ class WeeklyIronCondorAlgorithm(QCAlgorithm):
         )
         self.log(f"condor {group.group_id}: SPX {spot:.2f}, shorts {short_put:g}P/{short_call:g}C "
                  f"wings {WING_WIDTH:g}, expiry {expiry}, {group.state}")
+
+    def end_of_day(self) -> None:
+        """Log the day's end: SPX, the option positions held (contracts) and the groups still executing."""
+        held = {symbol.occ: quantity for symbol, quantity in self.adapter.positions().items() if quantity}
+        self.log(f"end of day: SPX {float(self.securities[self.spx].price):.2f}, {len(held)} option positions "
+                 f"({sum(abs(q) for q in held.values())} contracts), {len(self.adapter.open_groups())} groups executing")
 
     def contract(self, right: OptionRight, strike: float, expiry: dt.date) -> Symbol:
         """The SPXW contract (an index option on SPX)."""

@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     from atomic_orders.simulator.cli.journal import add_journal_commands
 
     add_journal_commands(sub)
+    from atomic_orders.simulator.cli.lean_run import add_lean_commands
+
+    add_lean_commands(sub)
     return parser
 
 

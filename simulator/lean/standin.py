@@ -13,7 +13,9 @@ combo is one multi-leg simulator order, so its fills are all-legs-together (LEAN
 semantics). :class:`LeanStandIn` drives time: it advances the simulator, turns its deliveries into
 per-leg ``OrderEvent`` batches (orders, tickets and portfolio updated for the whole batch before any
 ``on_order_event`` call, as LEAN does), processes queued cancel/update requests at the next time
-step, and fires scheduled events.
+step, and fires scheduled events. Trading days: :meth:`LeanStandIn.next_session` moves to the next
+weekday on a fresh simulated session (one :class:`BrokerSimulator` per day), keeping tickets and
+holdings, and arms the scheduled events whose date rule fires that day.
 
 LEAN rules reproduced (see the reference notes in ``docs/quantconnect.md``):
 
@@ -80,6 +82,8 @@ from atomic_orders.fsm.leg import Side
 from atomic_orders.fsm.orders import OrderRequest, Purpose
 from atomic_orders.fsm.orders import OrderType as CoreOrderType
 from atomic_orders.fsm.symbol import OptionSymbol
+from atomic_orders.simulator.broker.engine import derive_seed
+from atomic_orders.simulator.broker.market import MarketModel
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = [
@@ -89,6 +93,7 @@ __all__ = [
     "CancelOrderRequest",
     "Leg",
     "LeanStandIn",
+    "LogLine",
     "Market",
     "OptionRight",
     "OptionStrategies",
@@ -105,9 +110,12 @@ __all__ = [
     "SecurityType",
     "Symbol",
     "UpdateOrderFields",
+    "next_session_broker",
 ]
 
 NEW_YORK = ZoneInfo("America/New_York")
+#: :meth:`LeanStandIn.run_session` runs this long after the close (the close's events arrive).
+AFTER_CLOSE_SECONDS = 1800.0
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -703,6 +711,23 @@ class SecurityTransactionManager(_PascalCase):
 
 
 @attrs.frozen
+class LogLine:
+    """One line an algorithm wrote: New York algorithm time (``None`` before it was attached), level, text.
+
+    ``level`` is ``log``, ``debug`` or ``error`` (the method that wrote it).
+    """
+
+    time: dt.datetime | None
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        when = "-" if self.time is None else f"{self.time:%Y-%m-%d %H:%M:%S}"
+        tag = "" if self.level == "log" else f"{self.level.upper()} "
+        return f"{when} {tag}{self.message}"
+
+
+@attrs.frozen
 class _DateRule:
     kind: str  # every_day | week_start
 
@@ -722,7 +747,7 @@ class DateRules:
         return _DateRule("every_day")
 
     def week_start(self, *_args: Any, **_kwargs: Any) -> _DateRule:
-        """The first trading day of the week (the simulator's one session)."""
+        """The first trading day of each week the stand-in runs (its first session counts; holidays ignored)."""
         return _DateRule("week_start")
 
 
@@ -736,6 +761,11 @@ class TimeRules:
     def after_market_open(self, _symbol: Any = None, minutes_after_open: float = 0, *_args: Any) -> _TimeRule:
         """``minutes_after_open`` after 9:30 New York."""
         base = dt.datetime(2000, 1, 1, 9, 30) + dt.timedelta(minutes=float(minutes_after_open))
+        return _TimeRule("at", at=base.time())
+
+    def before_market_close(self, _symbol: Any = None, minutes_before_close: float = 0, *_args: Any) -> _TimeRule:
+        """``minutes_before_close`` before 16:00 New York."""
+        base = dt.datetime(2000, 1, 1, 16, 0) - dt.timedelta(minutes=float(minutes_before_close))
         return _TimeRule("at", at=base.time())
 
     def every(self, interval: dt.timedelta) -> _TimeRule:
@@ -775,6 +805,8 @@ class QCAlgorithm(_PascalCase):
         self.logs: list[str] = []
         self.debugs: list[str] = []
         self.errors: list[str] = []
+        #: Every ``log``/``debug``/``error`` line with the algorithm time it was written at, in order.
+        self.output: list[LogLine] = []
         self.brokerage_name = BrokerageName.DEFAULT
         self.date_rules = DateRules()
         self.time_rules = TimeRules()
@@ -859,15 +891,22 @@ class QCAlgorithm(_PascalCase):
         """Record a log line."""
         if message:
             self.logs.append(str(message))
+            self._output("log", str(message))
 
     def debug(self, message: str) -> None:
         """Record a debug line (LEAN drops an empty one or a repeat of the previous one)."""
         if message and (not self.debugs or self.debugs[-1] != message):
             self.debugs.append(str(message))
+            self._output("debug", str(message))
 
     def error(self, message: str) -> None:
         """Record an error line."""
         self.errors.append(str(message))
+        self._output("error", str(message))
+
+    def _output(self, level: str, message: str) -> None:
+        when = self.time if self._standin is not None else None
+        self.output.append(LogLine(when, level, message))
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -967,6 +1006,8 @@ class LeanStandIn:
         self._schedules: list[tuple[_DateRule, _TimeRule, Callable[[], Any]]] = []
         self._timers: list[tuple[float, int, int]] = []
         self._timer_seq = 0
+        #: Today's session is the first one of its calendar week in this run (``week_start`` fires).
+        self._week_start = True
         #: Every order the stand-in ever sent to the simulator, in order.
         self.sent: list[OrderRequest] = []
         #: Every ``ticket.cancel()`` call, accepted or refused.
@@ -1014,6 +1055,56 @@ class LeanStandIn:
                 return
             if not self.step(seconds):
                 return
+
+    # -- trading days ---------------------------------------------------------------------------
+
+    @property
+    def session_date(self) -> dt.date:
+        """Today's trading day: the New York date of the current session's open."""
+        return self.broker.market.session_open.astimezone(NEW_YORK).date()
+
+    def run_session(self, *, after_close: float = AFTER_CLOSE_SECONDS, stop: Callable[[], bool] | None = None) -> None:
+        """Run today's session through its close and ``after_close`` seconds beyond.
+
+        Day orders expire at the close; the time after it lets their events arrive and scheduled
+        callbacks (an executor's poll) finish what they started.
+        """
+        self.run_until(max(self.seconds, self.broker.session_seconds + after_close), stop=stop)
+
+    def next_session(self, broker: BrokerSimulator | None = None) -> BrokerSimulator:
+        """Finish today (:meth:`run_session`) and open the next trading day on ``broker``.
+
+        Without ``broker`` the next weekday's is :func:`next_session_broker` of today's (weekends
+        skipped, holidays ignored). What LEAN keeps across days is kept: tickets, orders,
+        securities and the portfolio's holdings (expired contracts are not settled: they stay
+        held). Each simulated broker is one session, so an order still open after today's close
+        (only a non-day order can be) ends ``CANCELED`` as expired. Scheduled events are armed
+        again for the new day by their date rules. Raises ``ValueError`` for a ``broker`` whose
+        session does not open after today's.
+        """
+        today = self.session_date
+        if broker is None:
+            broker = next_session_broker(self.broker)
+        day = broker.market.session_open.astimezone(NEW_YORK).date()
+        if day <= today:
+            raise ValueError(f"broker session date {day}: must be after today's session ({today})")
+        self.run_session()
+        leftover: list[OrderEvent] = []
+        for ticket in self._tickets.values():
+            if ticket.order_id > 0 and ticket._order.status not in _CLOSED:
+                ticket._order.status = OrderStatus.CANCELED
+                leftover.append(self._event(ticket, OrderStatus.CANCELED, message="The order has expired."))
+        self._dispatch(leftover)
+        self._requests.clear()
+        self._pending_update.clear()
+        self._timers.clear()
+        self._week_start = day.isocalendar()[:2] != today.isocalendar()[:2]
+        self.broker = broker
+        for index, (date_rule, time_rule, _callback) in enumerate(self._schedules):
+            first = self._first_fire(time_rule)
+            if first is not None and self._date_ok(date_rule):
+                self._push_timer(first, index)
+        return broker
 
     # -- securities -----------------------------------------------------------------------------
 
@@ -1470,8 +1561,8 @@ class LeanStandIn:
         return None
 
     def _date_ok(self, rule: _DateRule) -> bool:
-        """The simulator runs one session: every rule (``every_day``, ``week_start``) fires on it."""
-        return rule.kind in ("every_day", "week_start")
+        """``every_day`` fires on every session; ``week_start`` on the first session of a week."""
+        return rule.kind == "every_day" or (rule.kind == "week_start" and self._week_start)
 
     def _push_timer(self, when: float, index: int) -> None:
         self._timer_seq += 1
@@ -1485,6 +1576,31 @@ class LeanStandIn:
             if time_rule.every is not None:
                 self._push_timer(now + time_rule.every.total_seconds(), index)
             callback()
+
+
+def next_session_broker(broker: BrokerSimulator) -> BrokerSimulator:
+    """A simulated broker for the weekday after ``broker``'s session (weekends skipped, holidays ignored).
+
+    Same chaos profile, session length, market parameters and time of the open (New York); the
+    underlying starts where today's closed; the seed is derived from today's seed and the new date,
+    so a run of days is reproducible from its first seed.
+    """
+    market = broker.market
+    opened = market.session_open.astimezone(NEW_YORK)
+    day = opened.date() + dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    session_open = dt.datetime.combine(day, opened.time(), tzinfo=NEW_YORK)
+    seed = derive_seed(broker.seed, f"lean.session.{day.isoformat()}")
+    next_market = MarketModel(
+        seed, session_open=session_open, session_seconds=market.session_seconds, underlying=market.underlying,
+        root=market.root, spot=market.spot(market.session_seconds), annual_vol=market.annual_vol, rate=market.rate,
+        step_seconds=market.step_seconds, drift=market.drift, strike_step=market.strike_step,
+        base_half_spread=market.base_half_spread, spread_price_frac=market.spread_price_frac,
+        spread_moneyness=market.spread_moneyness, default_dte=market.default_dte,
+    )
+    return BrokerSimulator(seed, broker.profile, next_market, session_seconds=broker.session_seconds,
+                           event_log=broker.event_log_enabled)
 
 
 def _api() -> LeanApi:
