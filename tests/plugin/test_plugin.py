@@ -18,7 +18,8 @@ from atomic_orders.simulator.proofs import pytest_plugin
 from atomic_orders.simulator.proofs.exhaustive import World, parse_script
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "docs" / "examples" / "test_my_strategy.py"
+#: The example test users copy: package data (pyproject.toml), next to the plugin it exercises.
+EXAMPLE = REPO / "simulator" / "proofs" / "examples" / "test_my_strategy.py"
 
 _FAILING_SESSION = """
 import pytest

@@ -1,6 +1,8 @@
 """Prove your own strategy's groups with atomic-orders: copy this file into your test suite.
 
-Needs ``pip install 'atomic-orders[testing]'`` (pytest and Hypothesis). The pytest plugin that
+It ships with the package as ``atomic_orders/simulator/proofs/examples/test_my_strategy.py``
+(``importlib.resources.files("atomic_orders.simulator.proofs") / "examples" / "test_my_strategy.py"``).
+Needs the ``testing`` extra (pytest and Hypothesis; README.md, "Install"). The pytest plugin that
 ships with the package is loaded by pytest on its own: no conftest is needed. Run::
 
     pytest test_my_strategy.py
@@ -86,8 +88,8 @@ def test_my_strategy_against_a_hostile_broker(atomic_session: AtomicSession, mod
     executor = atomic_session.executor
     for _ in range(4):
         short_call, long_call, short_put, long_put = my_condor(atomic_session.spot(), atomic_session.expiry)
-        executor.execute_iron_condor(short_call, long_call, short_put, long_put, 2, mode=mode,
-                                     limit_price=Decimal("0.50"))
+        executor.execute_iron_condor(short_call=short_call, long_call=long_call, short_put=short_put,
+                                     long_put=long_put, quantity=2, mode=mode, limit_price=Decimal("0.50"))
         atomic_session.advance(120)
     atomic_session.settle()
 
