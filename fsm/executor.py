@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import attrs
-
 from atomic_orders.fsm import invariants
 from atomic_orders.fsm.clock import Clock
 from atomic_orders.fsm.errors import (
@@ -46,6 +44,8 @@ from atomic_orders.fsm.events import (
     UpdateRequested,
 )
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor_report import ExecutorStats as ExecutorStats
+from atomic_orders.fsm.executor_report import GroupSummary as GroupSummary
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
@@ -91,67 +91,6 @@ _ONE_SECOND = dt.timedelta(seconds=1)
 _RELEASED_FILLS_KEPT = 20_000
 #: Broker events that show an order alive (working, or filling) at the broker.
 _ALIVE_TRIGGERS = frozenset({"acknowledged", "fill", "updated"})
-
-
-@attrs.frozen
-class GroupSummary:
-    """What remains of a finished group once it is released from memory."""
-
-    group_id: str
-    strategy: str
-    mode: str
-    quantity: int
-    state: str
-    rollback_reason: str | None
-    fills: int
-    unwind_orders: int
-    residual_exposure: dict[str, int]
-    #: Seconds from the first fill of the group to its terminal state (None without fills).
-    settle_seconds: float | None
-    #: Price paid beyond the mid at submission, per strategy unit (positive = worse than mid).
-    slippage_per_unit: Decimal | None
-    anomalies: int
-    alerts: tuple[str, ...]
-    violations: tuple[str, ...]
-    flagged: bool
-
-
-@attrs.define
-class ExecutorStats:
-    """Counters of what the executor did."""
-
-    groups: int = 0
-    invalid: int = 0
-    orders_sent: int = 0
-    cancels_sent: int = 0
-    updates_sent: int = 0
-    broker_events: int = 0
-    anomalies: int = 0
-    stray_events: int = 0
-    stray_duplicates: int = 0
-    reconciliations: int = 0
-    reconcile_failures: int = 0
-    submissions_unknown: int = 0
-    submissions_refused: int = 0
-    invariant_violations: int = 0
-    #: Cancels sent for orders that surfaced at the broker after being given up as not found.
-    surfaced_cancels: int = 0
-    #: Questions to the broker before a group settles (invariant 7) and those it answered with a
-    #: record that disagreed with our fills.
-    broker_audits: int = 0
-    broker_disagreements: int = 0
-    #: Cancels the broker refused (the order was closed, or not cancelable): each leads to a
-    #: reconciliation, never straight to the same request again.
-    cancels_refused: int = 0
-    alerts: int = 0
-    #: Pricing attempts that found no usable quote (missing, NaN, crossed...): retried, bounded.
-    quote_misses: int = 0
-    #: Errors outside the backend contract caught at the boundary (a bad answer, a backend bug):
-    #: logged with the record they concern and counted; the loop keeps running.
-    boundary_errors: int = 0
-    #: Reconciliations that left an order out (a backend may, on purpose, for a reference it has
-    #: no readable record of): asked again on a backoff, never read as "nothing happened".
-    unanswered: int = 0
 
 
 class AtomicOrderExecutor:

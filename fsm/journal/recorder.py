@@ -18,18 +18,16 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor_report import GroupSummary
 from atomic_orders.fsm.group import AtomicOrderGroup
 from atomic_orders.fsm.journal.codec import encode_audit, encode_event, encode_group, encode_policy, encode_request
 from atomic_orders.fsm.journal.store import Journal
 from atomic_orders.fsm.orders import BrokerEvent, OrderRequest
-
-if TYPE_CHECKING:
-    from atomic_orders.fsm.executor import GroupSummary
 
 __all__ = ["CRASH_POINTS", "JournalRecorder", "encode_summary"]
 
