@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from atomic_orders.fsm import invariants
+from atomic_orders.fsm import invariants, smart_pricing
 from atomic_orders.fsm.clock import Clock
 from atomic_orders.fsm.errors import (
     BrokerUnavailable,
@@ -49,7 +49,7 @@ from atomic_orders.fsm.executor_report import GroupSummary as GroupSummary
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
-from atomic_orders.fsm.pricing import MAX_LIMIT_PRICE, PriceEffect
+from atomic_orders.fsm.pricing import PriceEffect
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.fsm.ticket import (
@@ -310,20 +310,9 @@ class AtomicOrderExecutor:
     def _check_update_price(self, group: AtomicOrderGroup, ticket: OrderTicket, price: object) -> None:
         """Refuse (nothing sent) a new limit that is not a finite Decimal on the tick, in range, of the
         order's own sign (a credit combo stays a credit), or beyond the group's declared limit."""
-        if not isinstance(price, Decimal) or not price.is_finite() or abs(price) > MAX_LIMIT_PRICE:
-            raise ValidationError("limit_price", price, f"must be a finite Decimal of at most {MAX_LIMIT_PRICE}")
-        if price == 0 or not group.ticks.is_on_tick(abs(price), ticket.is_combo):
-            raise ValidationError("limit_price", price, f"must be a non-zero multiple of the tick "
-                                  f"{group.ticks.tick_for(abs(price), ticket.is_combo)}")
-        current = ticket.limit_price
-        if not ticket.is_combo and price < 0:
-            raise ValidationError("limit_price", price, "a single-leg limit price must be positive")
-        if ticket.is_combo and current is not None and current != 0 and (price < 0) != (current < 0):
-            raise ValidationError("limit_price", price, f"would turn the order's {'credit' if current < 0 else 'debit'}"
-                                  f" (limit {current}) into the opposite")
-        limit = group.signed_limit_price
-        if ticket.is_combo and ticket.purpose is Purpose.ENTRY and limit is not None and price > limit:
-            raise ValidationError("limit_price", price, f"is worse than the group's declared limit {limit}")
+        smart_pricing.check_update_price(group.ticks, price, current=ticket.limit_price, combo=ticket.is_combo,
+                                         entry=ticket.purpose is Purpose.ENTRY,
+                                         declared_limit=group.signed_limit_price)
 
     def _check_size(self, group: AtomicOrderGroup) -> None:
         """Refuse (nothing sent) a group trading more contracts per leg than the policy allows."""
@@ -1100,80 +1089,31 @@ class AtomicOrderExecutor:
         self._not_before[ref] = hold
         self._schedule(group.group_id, hold)
 
-    def _combo_quote(self, legs: Sequence[Leg]) -> tuple[Decimal, Decimal]:
-        """(mid, natural) per strategy unit, signed: what a buyer of the package pays."""
-        mid = Decimal(0)
-        natural = Decimal(0)
-        for leg in legs:
-            bid, ask = self._leg_quote(leg.symbol)
-            leg_mid = (bid + ask) / 2
-            if leg.side is Side.BUY:
-                mid += leg_mid * leg.ratio
-                natural += ask * leg.ratio
-            else:
-                mid -= leg_mid * leg.ratio
-                natural -= bid * leg.ratio
-        return mid, natural
+    def _quotes(self, ticket: OrderTicket) -> list[smart_pricing.BidAsk]:
+        """Every leg's usable (bid, ask), in leg order; raises like :meth:`_leg_quote`."""
+        return [self._leg_quote(leg.symbol) for leg in ticket.legs]
 
     def _initial_price(self, group: AtomicOrderGroup, ticket: OrderTicket) -> tuple[Decimal | None, Decimal | None]:
+        """(first limit, mid at submission) of a new ticket; (None, None) for a market order."""
         if ticket.order_type is OrderType.MARKET:
             return None, None
-        ticks = group.ticks
+        policy = self.policy
         if ticket.purpose is Purpose.UNWIND:
-            leg = ticket.legs[0]
-            bid, ask = self._leg_quote(leg.symbol)
-            through = self.policy.unwind_ticks_through
-            if leg.side is Side.BUY:
-                price = ticks.round(ask, up=True) + ticks.tick_for(ask) * through
-            else:
-                price = bid - ticks.tick_for(bid) * through
-                price = max(ticks.round(price, up=False), ticks.below_threshold)
-            return price, (bid + ask) / 2
-        if ticket.is_combo:
-            mid, natural = self._combo_quote(ticket.legs)
-            price = ticks.round(mid, combo=True, up=False)
-            cap = self._combo_cap(group, mid, natural)
-            return min(price, cap), mid
-        leg = ticket.legs[0]
-        bid, ask = self._leg_quote(leg.symbol)
-        mid = (bid + ask) / 2
-        if leg.side is Side.BUY:
-            price = max(ticks.round(mid, up=False), ticks.below_threshold)
-        else:
-            price = max(ticks.round(mid, up=True), ticks.below_threshold)
-        return price, mid
-
-    def _combo_cap(self, group: AtomicOrderGroup, mid: Decimal, natural: Decimal) -> Decimal:
-        ticks = group.ticks
-        cap = min(natural, mid + self.policy.max_slippage)
-        limit = group.signed_limit_price
-        if limit is not None:
-            cap = min(cap, limit)
-        return ticks.round(cap, combo=True, up=False)
+            bid, ask = self._leg_quote(ticket.legs[0].symbol)
+            return smart_pricing.unwind_price(group.ticks, ticket.legs[0].side, bid, ask,
+                                              ticks_through=policy.unwind_ticks_through)
+        return smart_pricing.entry_price(group.ticks, ticket.legs, self._quotes(ticket),
+                                         max_slippage=policy.max_slippage, declared_limit=group.signed_limit_price)
 
     def _stepped_price(self, group: AtomicOrderGroup, ticket: OrderTicket) -> Decimal | None:
-        ticks = group.ticks
+        """The working entry's next limit toward natural; None when it cannot move further."""
         current = ticket.limit_price
         if current is None:
             return None
-        n = self.policy.step_ticks
-        if ticket.is_combo:
-            mid, natural = self._combo_quote(ticket.legs)
-            cap = self._combo_cap(group, mid, natural)
-            candidate = min(current + ticks.combo_tick * n, cap)
-            return candidate if candidate > current else None
-        leg = ticket.legs[0]
-        bid, ask = self._leg_quote(leg.symbol)
-        mid = (bid + ask) / 2
-        slip = self.policy.max_slippage
-        if leg.side is Side.BUY:
-            cap = ticks.round(min(ask, mid + slip), up=False)
-            candidate = min(current + ticks.tick_for(current) * n, cap)
-            return candidate if candidate > current else None
-        floor = max(ticks.round(max(bid, mid - slip), up=True), ticks.below_threshold)
-        candidate = max(current - ticks.tick_for(current) * n, floor)
-        candidate = ticks.round(candidate, up=True)
-        return candidate if candidate < current else None
+        policy = self.policy
+        return smart_pricing.stepped_price(group.ticks, current, ticket.legs, self._quotes(ticket),
+                                           step_ticks=policy.step_ticks, max_slippage=policy.max_slippage,
+                                           declared_limit=group.signed_limit_price)
 
     # ------------------------------------------------------------------------------------------
     # Internals: finishing
