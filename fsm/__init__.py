@@ -18,6 +18,8 @@ from atomic_orders.fsm.errors import (
     SubmissionRefused,
     ValidationError,
 )
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode, GroupState
 from atomic_orders.fsm.ledger import Ledger
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
@@ -27,11 +29,13 @@ from atomic_orders.fsm.symbol import OptionSymbol, Right
 from atomic_orders.fsm.ticket import OrderTicket, TicketState
 
 __all__ = [
+    "AtomicOrderExecutor",
     "AtomicOrderGroup",
     "AtomicOrdersError",
     "BrokerUnavailable",
     "Clock",
     "ExecutionMode",
+    "ExecutionPolicy",
     "GroupState",
     "InvalidTransition",
     "Leg",

@@ -50,7 +50,7 @@ from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
 from atomic_orders.fsm.pricing import PriceEffect
-from atomic_orders.fsm.strategy import StrategyKind
+from atomic_orders.fsm.strategy import StrategyKind, iron_condor_legs, strangle_legs, vertical_legs
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.fsm.ticket import (
     CANCEL_PENDING,
@@ -245,12 +245,12 @@ class AtomicOrderExecutor:
 
     def execute_iron_condor(
         self,
+        *,
         short_call: OptionSymbol,
         long_call: OptionSymbol,
         short_put: OptionSymbol,
         long_put: OptionSymbol,
         quantity: int,
-        *,
         mode: ExecutionMode = ExecutionMode.COMBO,
         limit_price: Decimal | None = None,
         price_effect: PriceEffect = PriceEffect.CREDIT,
@@ -258,13 +258,14 @@ class AtomicOrderExecutor:
         group_id: str | None = None,
         longs_first: bool = True,
     ) -> AtomicOrderGroup:
-        """Sell an iron condor (short call/put inside, long wings outside) as one atomic group."""
-        legs = (
-            Leg(short_call, Side.SELL, 1, position_effect),
-            Leg(long_call, Side.BUY, 1, position_effect),
-            Leg(short_put, Side.SELL, 1, position_effect),
-            Leg(long_put, Side.BUY, 1, position_effect),
-        )
+        """Sell (credit, the default: short strikes inside) or buy (``price_effect=DEBIT``) an iron
+        condor as one atomic group; every leg by role, keyword-only.
+
+        Raises :class:`ValidationError` before anything is sent when the roles contradict the
+        declared ``price_effect`` (see :func:`~atomic_orders.fsm.strategy.iron_condor_legs`).
+        """
+        legs = iron_condor_legs(short_call=short_call, long_call=long_call, short_put=short_put, long_put=long_put,
+                                price_effect=price_effect, position_effect=position_effect)
         return self.execute(
             self._group(group_id, legs, quantity, StrategyKind.IRON_CONDOR, mode, limit_price, price_effect,
                         longs_first)
@@ -272,38 +273,50 @@ class AtomicOrderExecutor:
 
     def execute_vertical(
         self,
+        *,
         long_leg: OptionSymbol,
         short_leg: OptionSymbol,
+        price_effect: PriceEffect,
         quantity: int,
-        *,
         mode: ExecutionMode = ExecutionMode.COMBO,
         limit_price: Decimal | None = None,
-        price_effect: PriceEffect = PriceEffect.DEBIT,
         position_effect: PositionEffect = PositionEffect.OPEN,
         group_id: str | None = None,
     ) -> AtomicOrderGroup:
-        """Buy ``long_leg`` and sell ``short_leg`` (same right and expiry) as one atomic group."""
-        legs = (Leg(long_leg, Side.BUY, 1, position_effect), Leg(short_leg, Side.SELL, 1, position_effect))
+        """Buy ``long_leg`` and sell ``short_leg`` (same right and expiry) as one atomic group.
+
+        ``price_effect`` (required) declares a credit or a debit spread; strikes that make the
+        other one raise :class:`ValidationError` (``price_effect``) before anything is sent (see
+        :func:`~atomic_orders.fsm.strategy.vertical_legs`).
+        """
+        legs = vertical_legs(long_leg=long_leg, short_leg=short_leg, price_effect=price_effect,
+                             position_effect=position_effect)
         return self.execute(
             self._group(group_id, legs, quantity, StrategyKind.VERTICAL, mode, limit_price, price_effect, True)
         )
 
     def execute_strangle(
         self,
+        *,
         call: OptionSymbol,
         put: OptionSymbol,
+        side: Side,
         quantity: int,
-        *,
-        side: Side = Side.SELL,
         mode: ExecutionMode = ExecutionMode.COMBO,
         limit_price: Decimal | None = None,
         price_effect: PriceEffect | None = None,
         position_effect: PositionEffect = PositionEffect.OPEN,
         group_id: str | None = None,
     ) -> AtomicOrderGroup:
-        """Sell (default) or buy a call and a put together as one atomic group."""
-        effect = price_effect or (PriceEffect.CREDIT if side is Side.SELL else PriceEffect.DEBIT)
-        legs = (Leg(call, side, 1, position_effect), Leg(put, side, 1, position_effect))
+        """Sell (``side=Side.SELL``, a short strangle, a credit) or buy (``Side.BUY``, a debit) a call
+        above a put as one atomic group.
+
+        Raises :class:`ValidationError` before anything is sent for a call strike not above the put
+        strike or a ``price_effect`` that ``side`` contradicts (see
+        :func:`~atomic_orders.fsm.strategy.strangle_legs`).
+        """
+        legs = strangle_legs(call=call, put=put, side=side, price_effect=price_effect, position_effect=position_effect)
+        effect = PriceEffect.CREDIT if side is Side.SELL else PriceEffect.DEBIT
         return self.execute(self._group(group_id, legs, quantity, StrategyKind.STRANGLE, mode, limit_price, effect,
                                         True))
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypedDict
 
 from atomic_orders.fsm.errors import ValidationError
-from atomic_orders.fsm.leg import Leg, Side
+from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.pricing import PriceEffect
-from atomic_orders.fsm.symbol import Right
+from atomic_orders.fsm.symbol import OptionSymbol, Right
 
 
 class StrategyKind(StrEnum):
@@ -175,3 +176,152 @@ def natural_price_effect(kind: StrategyKind, legs: tuple[Leg, ...]) -> PriceEffe
             effects.add(_vertical_effect(long_leg, short_leg))
         return effects.pop() if len(effects) == 1 else None
     return None
+
+
+# -- legs by role ------------------------------------------------------------------------------------
+# The executor's strategy helpers build their legs here, from keyword-only roles: a leg's side comes
+# from its role's name, never from its position in an argument list, and a declared credit or debit
+# that the strikes contradict is refused before any group exists (so nothing can be sent).
+
+
+def _symbol(role: str, value: object, right: Right | None = None) -> OptionSymbol:
+    if not isinstance(value, OptionSymbol):
+        raise ValidationError(role, value, "must be an OptionSymbol")
+    if right is not None and value.right is not right:
+        raise ValidationError(role, value.occ, f"must be a {right.name.lower()}")
+    return value
+
+
+def _price_effect(value: object) -> PriceEffect:
+    if not isinstance(value, PriceEffect):
+        raise ValidationError("price_effect", value, "must be PriceEffect.CREDIT or PriceEffect.DEBIT")
+    return value
+
+
+def _position_effect(value: object) -> PositionEffect:
+    if not isinstance(value, PositionEffect):
+        raise ValidationError("position_effect", value, "must be PositionEffect.OPEN or PositionEffect.CLOSE")
+    return value
+
+
+class IronCondorRoles(TypedDict):
+    """An iron condor's four options by role: ``executor.execute_iron_condor(**roles, quantity=1)``."""
+
+    short_call: OptionSymbol
+    long_call: OptionSymbol
+    short_put: OptionSymbol
+    long_put: OptionSymbol
+
+
+def vertical_legs(
+    *,
+    long_leg: OptionSymbol,
+    short_leg: OptionSymbol,
+    price_effect: PriceEffect,
+    position_effect: PositionEffect = PositionEffect.OPEN,
+) -> tuple[Leg, Leg]:
+    """``(bought long_leg, sold short_leg)`` of a vertical spread declared a credit or a debit.
+
+    A credit call spread sells the lower strike and buys the higher; a credit put spread sells
+    the higher strike and buys the lower; a debit spread is the opposite (the bought option is the
+    one nearer the money, which costs more than the other earns). Raises :class:`ValidationError`
+    naming the role (``long_leg``/``short_leg``: not an OptionSymbol, a different right or expiry,
+    the same strike) or ``price_effect`` (not a PriceEffect, or not what these strikes make).
+    """
+    long_sym = _symbol("long_leg", long_leg)
+    short_sym = _symbol("short_leg", short_leg)
+    effect = _price_effect(price_effect)
+    opening = _position_effect(position_effect)
+    if short_sym.right is not long_sym.right:
+        raise ValidationError("short_leg", short_sym.occ, f"a vertical's legs share a right (long_leg is a "
+                                                          f"{long_sym.right.name.lower()})")
+    if short_sym.expiry != long_sym.expiry:
+        raise ValidationError("short_leg", short_sym.occ, f"a vertical's legs share an expiry (long_leg expires "
+                                                          f"{long_sym.expiry})")
+    if short_sym.strike == long_sym.strike:
+        raise ValidationError("short_leg", short_sym.occ, "a vertical needs two different strikes")
+    legs = (Leg(long_sym, Side.BUY, 1, opening), Leg(short_sym, Side.SELL, 1, opening))
+    made = _vertical_effect(legs[0], legs[1])
+    if made is not effect:
+        kind = long_sym.right.name.lower()
+        rule = ("sells the lower strike and buys the higher" if long_sym.right is Right.CALL
+                else "sells the higher strike and buys the lower")
+        raise ValidationError("price_effect", effect.value, f"buying {long_sym.strike} and selling {short_sym.strike}"
+                                                            f" is a {made.value} {kind} spread; a credit {kind} "
+                                                            f"spread {rule}")
+    return legs
+
+
+def iron_condor_legs(
+    *,
+    short_call: OptionSymbol,
+    long_call: OptionSymbol,
+    short_put: OptionSymbol,
+    long_put: OptionSymbol,
+    price_effect: PriceEffect = PriceEffect.CREDIT,
+    position_effect: PositionEffect = PositionEffect.OPEN,
+) -> tuple[Leg, Leg, Leg, Leg]:
+    """``(short_call, long_call, short_put, long_put)`` legs (sold, bought, sold, bought) of an iron condor.
+
+    A credit (sold) condor has its short strikes inside the long ones:
+    ``long_put < short_put <= short_call < long_call``; a debit (bought) condor, e.g. one that
+    closes a sold condor, the opposite: ``short_put < long_put <= long_call < short_call``. Raises
+    :class:`ValidationError` naming the role (not an OptionSymbol, the wrong right, one vertical
+    the wrong way round, the inner strikes crossed) or ``price_effect`` (not a PriceEffect, or
+    both verticals the other way round from what it declares).
+    """
+    sc = _symbol("short_call", short_call, Right.CALL)
+    lc = _symbol("long_call", long_call, Right.CALL)
+    sp = _symbol("short_put", short_put, Right.PUT)
+    lp = _symbol("long_put", long_put, Right.PUT)
+    effect = _price_effect(price_effect)
+    opening = _position_effect(position_effect)
+    legs = (Leg(sc, Side.SELL, 1, opening), Leg(lc, Side.BUY, 1, opening),
+            Leg(sp, Side.SELL, 1, opening), Leg(lp, Side.BUY, 1, opening))
+    credit = effect is PriceEffect.CREDIT
+    calls_ok = sc.strike < lc.strike if credit else lc.strike < sc.strike
+    puts_ok = lp.strike < sp.strike if credit else sp.strike < lp.strike
+    words = "short strikes inside the long ones" if credit else "long strikes inside the short ones"
+    if not calls_ok and not puts_ok:
+        raise ValidationError("price_effect", effect.value, f"these roles make the opposite condor: a {effect.value}"
+                                                            f" iron condor has its {words}")
+    if not calls_ok:
+        raise ValidationError("long_call", lc.strike, f"is on the wrong side of short_call {sc.strike}: a "
+                                                      f"{effect.value} iron condor has its {words}")
+    if not puts_ok:
+        raise ValidationError("long_put", lp.strike, f"is on the wrong side of short_put {sp.strike}: a "
+                                                     f"{effect.value} iron condor has its {words}")
+    inner_put, inner_call = (sp, sc) if credit else (lp, lc)
+    if inner_put.strike > inner_call.strike:
+        role = "short_put" if credit else "long_put"
+        raise ValidationError(role, inner_put.strike, f"is above the inner call strike {inner_call.strike}")
+    return legs
+
+
+def strangle_legs(
+    *,
+    call: OptionSymbol,
+    put: OptionSymbol,
+    side: Side,
+    price_effect: PriceEffect | None = None,
+    position_effect: PositionEffect = PositionEffect.OPEN,
+) -> tuple[Leg, Leg]:
+    """``(call, put)`` legs of a strangle, both sold (``side=Side.SELL``, a short strangle, a credit)
+    or both bought (``Side.BUY``, a long strangle, a debit).
+
+    The call strike is above the put strike (at or below it, the pair is a straddle or a guts).
+    ``price_effect``, when given, must be what ``side`` makes. Raises :class:`ValidationError`
+    naming ``side``, ``call``, ``put`` or ``price_effect``.
+    """
+    if not isinstance(side, Side):
+        raise ValidationError("side", side, "must be Side.SELL (a short strangle) or Side.BUY (a long strangle)")
+    call_sym = _symbol("call", call, Right.CALL)
+    put_sym = _symbol("put", put, Right.PUT)
+    opening = _position_effect(position_effect)
+    made = PriceEffect.CREDIT if side is Side.SELL else PriceEffect.DEBIT
+    if price_effect is not None and _price_effect(price_effect) is not made:
+        raise ValidationError("price_effect", price_effect.value, f"a strangle of side {side.value} is a {made.value}")
+    if not call_sym.strike > put_sym.strike:
+        raise ValidationError("call", call_sym.strike, f"must be above the put strike {put_sym.strike} (at or "
+                                                       f"below it the pair is a straddle or a guts)")
+    return (Leg(call_sym, side, 1, opening), Leg(put_sym, side, 1, opening))

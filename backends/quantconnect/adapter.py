@@ -117,22 +117,25 @@ class TastytradeIntegrationAdapter:
 
     def execute_iron_condor(
         self,
+        *,
         short_call: AnySymbol,
         long_call: AnySymbol,
         short_put: AnySymbol,
         long_put: AnySymbol,
         quantity: int,
-        *,
         limit_price: Decimal | None = None,
         mode: ExecutionMode | None = None,
     ) -> AtomicOrderGroup:
-        """Sell an iron condor atomically; ``limit_price`` is the least credit per unit (positive)."""
+        """Sell an iron condor atomically, every leg by role (keyword-only); ``limit_price`` is the least
+        credit per unit (positive). Roles the wrong way round (a short strike outside its long one)
+        raise :class:`ValidationError` before anything is sent."""
         legs = [self._core(s, name) for s, name in ((short_call, "short_call"), (long_call, "long_call"),
                                                     (short_put, "short_put"), (long_put, "long_put"))]
         self._subscribe(legs)
         sc, lc, sp, lp = legs
         return self._drive(lambda: self.executor.execute_iron_condor(
-            sc, lc, sp, lp, quantity, mode=mode or self.mode, limit_price=limit_price))
+            short_call=sc, long_call=lc, short_put=sp, long_put=lp, quantity=quantity, mode=mode or self.mode,
+            limit_price=limit_price))
 
     def execute(self, group: AtomicOrderGroup) -> AtomicOrderGroup:
         """Execute any prepared group (its legs are subscribed in LEAN first when LEAN routes)."""

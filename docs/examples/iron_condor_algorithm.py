@@ -92,11 +92,11 @@ class WeeklyIronCondorAlgorithm(QCAlgorithm):
         short_call = math.ceil((spot + SHORT_DISTANCE) / STRIKE_STEP) * STRIKE_STEP
         short_put = math.floor((spot - SHORT_DISTANCE) / STRIKE_STEP) * STRIKE_STEP
         group = self.adapter.execute_iron_condor(
-            self.contract(OptionRight.CALL, short_call, expiry),
-            self.contract(OptionRight.CALL, short_call + WING_WIDTH, expiry),
-            self.contract(OptionRight.PUT, short_put, expiry),
-            self.contract(OptionRight.PUT, short_put - WING_WIDTH, expiry),
-            CONTRACTS,
+            short_call=self.contract(OptionRight.CALL, short_call, expiry),
+            long_call=self.contract(OptionRight.CALL, short_call + WING_WIDTH, expiry),
+            short_put=self.contract(OptionRight.PUT, short_put, expiry),
+            long_put=self.contract(OptionRight.PUT, short_put - WING_WIDTH, expiry),
+            quantity=CONTRACTS,
         )
         self.log(f"condor {group.group_id}: SPX {spot:.2f}, shorts {short_put:g}P/{short_call:g}C "
                  f"wings {WING_WIDTH:g}, expiry {expiry}, {group.state}")

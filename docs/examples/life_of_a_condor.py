@@ -64,7 +64,8 @@ def committed() -> None:
     backend = scripted_broker()
     executor = AtomicOrderExecutor(backend, session_id="")  # a fresh scripted account: plain ids
     start = backend.now()
-    group = executor.execute_iron_condor(SHORT_CALL, LONG_CALL, SHORT_PUT, LONG_PUT, 2)
+    group = executor.execute_iron_condor(short_call=SHORT_CALL, long_call=LONG_CALL, short_put=SHORT_PUT,
+                                         long_put=LONG_PUT, quantity=2)
     sent = backend.submitted[0]
     print(f"sent {sent.order_ref}: {sent.quantity} x {len(sent.legs)} legs, limit {sent.limit_price} net per condor"
           " (negative: a credit; the mid)")
@@ -84,7 +85,8 @@ def rolled_back() -> None:
     backend = scripted_broker()
     executor = AtomicOrderExecutor(backend, session_id="")  # a fresh scripted account: plain ids
     start = backend.now()
-    group = executor.execute_iron_condor(SHORT_CALL, LONG_CALL, SHORT_PUT, LONG_PUT, 2, mode=ExecutionMode.LEGGED)
+    group = executor.execute_iron_condor(short_call=SHORT_CALL, long_call=LONG_CALL, short_put=SHORT_PUT,
+                                         long_put=LONG_PUT, quantity=2, mode=ExecutionMode.LEGGED)
     print(f"sent first (protective longs): {[r.order_ref for r in backend.submitted]}")
     backend.clock.advance(1)
     for ref in ("G000001-L1", "G000001-L3"):

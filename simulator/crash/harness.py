@@ -253,7 +253,8 @@ def drive_plan(
             gid, _, qty, width, wing, mode = plan[i]
             i += 1
             sc, lc, sp, lp = market.strikes_for_iron_condor(now(), expiry, width, wing)
-            executor.execute_iron_condor(sc, lc, sp, lp, qty, mode=mode, group_id=gid)
+            executor.execute_iron_condor(short_call=sc, long_call=lc, short_put=sp, long_put=lp, quantity=qty,
+                                          mode=mode, group_id=gid)
         executor.process_events()
         executor.on_timer()
         if i >= len(plan) and not executor.open_groups() and now() >= end:

@@ -60,6 +60,7 @@ from atomic_orders.fsm import invariants
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.ports import ExecutionBackend
+from atomic_orders.fsm.strategy import IronCondorRoles
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.backend import SimulatedBackend
 from atomic_orders.simulator.broker.chaos import ChaosProfile
@@ -330,6 +331,11 @@ class AtomicSession:
         """``(short call, long call, short put, long put)`` of a short iron condor around the spot now."""
         market = self.broker.market
         return tuple(market.strikes_for_iron_condor(self.broker.clock.seconds, market.default_expiry, width, wing))
+
+    def condor_roles(self, width: int = 10, wing: float = 50.0) -> IronCondorRoles:
+        """:meth:`condor_strikes` by role: ``executor.execute_iron_condor(**session.condor_roles(), quantity=1)``."""
+        sc, lc, sp, lp = self.condor_strikes(width, wing)
+        return IronCondorRoles(short_call=sc, long_call=lc, short_put=sp, long_put=lp)
 
     def _advance_to(self, seconds: float) -> None:
         if self.emulator is not None:

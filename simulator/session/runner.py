@@ -279,7 +279,8 @@ def run_session(
             _, qty, width, wing = plan[next_entry]
             next_entry += 1
             sc, lc, sp, lp = market.strikes_for_iron_condor(t, expiry, width, wing)
-            executor.execute_iron_condor(sc, lc, sp, lp, qty, mode=config.mode)
+            executor.execute_iron_condor(short_call=sc, long_call=lc, short_put=sp, long_put=lp, quantity=qty,
+                                          mode=config.mode)
         executor.process_events()
         executor.on_timer()
         if next_entry >= len(plan) and not executor.open_groups() and t >= config.session_seconds:

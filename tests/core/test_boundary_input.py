@@ -24,7 +24,7 @@ from atomic_orders.fsm.orders import BrokerEvent, OrderReport, Quote
 from atomic_orders.fsm.pricing import PriceEffect
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol, Right
-from tests.executor.test_executor import LC, LP, SC, SP, make, pump
+from tests.executor.test_executor import CONDOR_ROLES, LC, LP, SC, SP, make, pump
 
 EXP = dt.date(2026, 1, 16)
 
@@ -46,7 +46,7 @@ def test_an_unusable_quote_refuses_the_group_before_it_starts(bid: object, ask: 
     backend, ex = make()
     backend.quotes[LC] = (bid, ask)  # type: ignore[assignment]
     with pytest.raises(QuoteUnavailable) as info:
-        ex.execute_iron_condor(SC, LC, SP, LP, 1)
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     err = info.value
     assert err.symbol == LC.occ and err.field == field and str(bid if field == "bid" else ask) in str(err)
     assert backend.submitted == [] and ex.open_groups() == []
@@ -55,7 +55,7 @@ def test_an_unusable_quote_refuses_the_group_before_it_starts(bid: object, ask: 
 def test_a_nan_quote_mid_execution_is_no_quote_yet_then_an_explained_refusal() -> None:
     """Input 4 during execution: the shorts of a legged condor cannot be priced (NaN wing)."""
     backend, ex = make(ExecutionPolicy(max_quote_misses=3, deadline_seconds=600.0))
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode=ExecutionMode.LEGGED)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED)
     longs = list(backend.submitted)
     assert {r.legs[0].symbol for r in longs} == {LC, LP}
     backend.quotes[SP] = (Decimal("NaN"), Decimal("4.00"))  # streamed quotes carry "NaN" when missing
@@ -75,7 +75,7 @@ def test_a_nan_quote_mid_execution_is_no_quote_yet_then_an_explained_refusal() -
 
 def test_a_quote_that_returns_late_is_used_when_it_recovers() -> None:
     backend, ex = make(ExecutionPolicy(max_quote_misses=5))
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode=ExecutionMode.LEGGED)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED)
     backend.quotes[SP] = (Decimal("NaN"), Decimal("4.00"))
     for req in list(backend.submitted):
         backend.fill_all(req.order_ref)
@@ -92,30 +92,32 @@ def test_a_quote_that_returns_late_is_used_when_it_recovers() -> None:
 def test_an_absurd_quantity_is_refused_before_anything_is_sent() -> None:
     backend, ex = make()
     with pytest.raises(ValidationError) as info:
-        ex.execute_iron_condor(SC, LC, SP, LP, 10**12)
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=10**12)
     assert info.value.field == "quantity" and info.value.value == 10**12
     assert "max_contracts" in str(info.value) and backend.submitted == []
     # the bound is a setting
     backend, ex = make(ExecutionPolicy(max_contracts=5))
     with pytest.raises(ValidationError):
-        ex.execute_iron_condor(SC, LC, SP, LP, 6)
-    assert ex.execute_iron_condor(SC, LC, SP, LP, 5).state == "executing"
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=6)
+    assert ex.execute_iron_condor(**CONDOR_ROLES, quantity=5).state == "executing"
 
 
 def test_a_sold_condor_with_a_debit_limit_is_refused() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, limit_price=Decimal("1.50"), price_effect=PriceEffect.DEBIT)
-    assert g.state == "invalid" and backend.submitted == []
-    assert [e.field for e in g.validation_errors] == ["price_effect"]
-    assert "credit" in str(g.validation_errors[0])
+    with pytest.raises(ValidationError) as refused:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, limit_price=Decimal("1.50"), price_effect=PriceEffect.DEBIT)
+    assert refused.value.field == "price_effect" and backend.submitted == [] and ex.groups() == []
+    assert "debit" in str(refused.value)
 
 
 def test_a_bought_call_vertical_with_a_credit_limit_is_refused() -> None:
     backend, ex = make()
-    g = ex.execute_vertical(SC, LC, 1, limit_price=Decimal("1.00"), price_effect=PriceEffect.CREDIT)
-    assert g.state == "invalid" and backend.submitted == []
-    assert [e.field for e in g.validation_errors] == ["price_effect"]
-    ok = ex.execute_vertical(SC, LC, 1, limit_price=Decimal("1.00"), price_effect=PriceEffect.DEBIT)
+    with pytest.raises(ValidationError) as refused:
+        ex.execute_vertical(long_leg=SC, short_leg=LC, price_effect=PriceEffect.CREDIT, quantity=1,
+                            limit_price=Decimal("1.00"))
+    assert refused.value.field == "price_effect" and backend.submitted == [] and ex.groups() == []
+    ok = ex.execute_vertical(long_leg=SC, short_leg=LC, price_effect=PriceEffect.DEBIT, quantity=1,
+                             limit_price=Decimal("1.00"))
     assert ok.state == "executing"
 
 
@@ -155,16 +157,16 @@ def test_a_strike_that_is_not_a_number_is_refused(strike: object) -> None:
 @pytest.mark.parametrize("price", [Decimal("1E+30"), Decimal("100000.05"), Decimal("1E+5000")])
 def test_an_absurd_limit_price_is_refused_naming_limit_price(price: Decimal) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, limit_price=price)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, limit_price=price)
     assert g.state == "invalid" and [e.field for e in g.validation_errors] == ["limit_price"]
     assert backend.submitted == []
 
 
 def test_a_mode_given_as_its_string_is_taken_and_a_wrong_one_named() -> None:
     _, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode="legged")  # type: ignore[arg-type]
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode="legged")  # type: ignore[arg-type]
     assert g.mode is ExecutionMode.LEGGED and g.state == "executing"
-    bad = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode="fast")  # type: ignore[arg-type]
+    bad = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode="fast")  # type: ignore[arg-type]
     assert bad.state == "invalid" and [e.field for e in bad.validation_errors] == ["mode"]
     assert ex.summaries[bad.group_id].mode == "fast"  # the summary does not crash on it
     assert "'fast'" in repr(bad)
@@ -181,7 +183,7 @@ def test_every_policy_number_is_finite_and_in_range(field: str, value: object) -
 @pytest.mark.parametrize("group_id", ["G 1", "G\n1", "\uff271", "x" * 41])
 def test_a_group_id_that_cannot_be_an_external_identifier_is_invalid(group_id: str) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, group_id=group_id)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, group_id=group_id)
     assert g.state == "invalid" and "group_id" in [e.field for e in g.validation_errors]
     assert backend.submitted == []
 
@@ -218,7 +220,7 @@ class _Hostile(ScriptedBackend):
 def test_errors_outside_the_contract_are_counted_and_the_loop_keeps_running() -> None:
     backend = _Hostile()
     ex = AtomicOrderExecutor(backend)
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     backend.poll_error = ArithmeticError("decimal.InvalidOperation reading a fill price")
     for _ in range(3):
@@ -237,7 +239,7 @@ def test_errors_outside_the_contract_are_counted_and_the_loop_keeps_running() ->
 
 def test_a_batch_with_a_record_that_is_not_an_event_applies_the_rest() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     backend._outbox.append("garbage")  # type: ignore[arg-type]
     backend.fill_all(req.order_ref)
@@ -257,6 +259,6 @@ def test_groups_built_by_hand_take_enum_values_and_refuse_others_by_name() -> No
 @pytest.mark.parametrize("value", ["no", 0, None])
 def test_longs_first_takes_only_a_bool(value: object) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode=ExecutionMode.LEGGED, longs_first=value)  # type: ignore[arg-type]
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED, longs_first=value)  # type: ignore[arg-type]
     assert g.state == "invalid" and [e.field for e in g.validation_errors] == ["longs_first"]
     assert backend.submitted == []

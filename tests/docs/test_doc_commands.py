@@ -39,7 +39,10 @@ No command escapes the check: :func:`test_no_command_is_shown_outside_a_console_
 an indented code block or a ``bash``/``sh``/``shell`` (or unlabelled) block that shows a command.
 
 Fenced ``python`` blocks are not commands; :func:`test_python_blocks_compile_and_import` checks
-that each compiles and that every name it imports from this project exists.
+that each compiles and that every name it imports from this project exists. A ``python`` block
+preceded by the line ``<!-- docs-check: run -->`` is also run, as a script with the project's
+python in an empty directory: it must exit 0 within :data:`TIMEOUT` seconds and print something,
+so such a block shows its outcome and asserts it (the README's quick start).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ CHECK_DEPTH = 3
 EMULATOR_PORT = "8765"
 PARSE_ONLY_MARK = "<!-- docs-check: parse-only -->"
 OUTPUT_MARK = "<!-- docs-check: output -->"
+RUN_MARK = "<!-- docs-check: run -->"
 _SKIP_COPY = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", ".hypothesis", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".benchmarks",
     "out", "*.egg-info", "build", "dist",
@@ -130,7 +134,7 @@ def fenced_blocks(text: str) -> Iterator[tuple[str, int, list[str], str]]:
             body.append(lines[i])
             i += 1
         i += 1
-        yield info, start + 1, body, previous if previous in (PARSE_ONLY_MARK, OUTPUT_MARK) else ""
+        yield info, start + 1, body, previous if previous in (PARSE_ONLY_MARK, OUTPUT_MARK, RUN_MARK) else ""
 
 
 def console_commands(text: str, page: str) -> list[Command]:
@@ -177,6 +181,12 @@ def output_matches(shown: tuple[str, ...], printed: str) -> str | None:
 def python_blocks(text: str) -> list[tuple[int, str]]:
     """``(line, source)`` of every ``python`` block of ``text``."""
     return [(first, "\n".join(body)) for info, first, body, _ in fenced_blocks(text) if info == "python"]
+
+
+def runnable_python_blocks(text: str) -> list[tuple[int, str]]:
+    """``(line, source)`` of every ``python`` block marked to run (:data:`RUN_MARK`)."""
+    return [(first, "\n".join(body)) for info, first, body, mark in fenced_blocks(text)
+            if info == "python" and mark == RUN_MARK]
 
 
 # -- running -------------------------------------------------------------------------------------------
@@ -364,6 +374,25 @@ def test_python_blocks_compile_and_import(page: Path) -> None:
                         importlib.import_module(alias.name)
 
 
+PAGES_WITH_RUNNABLE_PYTHON = [p for p in doc_pages() if runnable_python_blocks(p.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_RUNNABLE_PYTHON, ids=_page_id)
+def test_marked_python_blocks_run(page: Path, tmp_path: Path) -> None:
+    for line, source in runnable_python_blocks(page.read_text(encoding="utf-8")):
+        res = subprocess.run([sys.executable, "-c", source], cwd=tmp_path, env=_env(), capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        where = f"{page.name}:{line}"
+        assert res.returncode == 0, f"{where}: exit {res.returncode}\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+        assert res.stdout.strip(), f"{where}: printed nothing (a run block shows its outcome)"
+
+
+def test_the_readme_quick_start_is_run() -> None:
+    """The check is not vacuous: the README's Python quick start is one of the blocks run."""
+    blocks = runnable_python_blocks(README.read_text(encoding="utf-8"))
+    assert any("execute_iron_condor(" in source and "execute_vertical(" in source for _, source in blocks)
+
+
 #: What a shown command starts with (a prompt, a path to run, or one of the tools the docs use).
 _COMMAND_LIKE = re.compile(
     r"^\s*(\$ |\./|\.venv/|(sudo|export|cd|pip|python3?|pytest|atomic-orders|bash|sh|git|sqlite3|curl|grep|cmp)\b)"
@@ -455,6 +484,8 @@ def test_the_convention() -> None:
     assert [c.output for c in commands] == [None, None, None, None]
     checked = console_commands(f"{OUTPUT_MARK}\n```console\n$ echo a\na\n...\nc\n$ true\n```\n", "o.md")
     assert [c.output for c in checked] == [("a", "...", "c"), ()]
+    marked = f"{RUN_MARK}\n\n```python\nprint(1)\n```\n\n```python\nprint(2)\n```\n"
+    assert runnable_python_blocks(marked) == [(4, "print(1)")]
 
 
 def test_output_matching() -> None:

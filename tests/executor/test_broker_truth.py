@@ -20,7 +20,7 @@ from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.orders import OrderReport
 from atomic_orders.fsm.pricing import PriceEffect
-from tests.executor.test_executor import LC, LP, SC, SP, make, pump
+from tests.executor.test_executor import CONDOR_ROLES, LC, LP, SC, SP, make, pump
 
 CONDOR = {SC: -1, LC: 1, SP: -1, LP: 1}
 
@@ -36,7 +36,7 @@ def test_reconciled_filled_with_fewer_fills_than_the_order_never_rolls_back_over
     backend, ex = make(ExecutionPolicy(max_broker_disagreements=3))
     ex.on_alert = alerts.append
     backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "timeout")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     fills = tuple(Fill(backend.now(), f"F{i}", 1, Decimal("-5.00")) for i in range(listed))
     backend.reports[req.order_ref] = OrderReport(req.order_ref, BrokerStatus.FILLED, fills, "B1")
@@ -56,7 +56,7 @@ def test_the_missing_fills_arriving_later_commit_the_group() -> None:
     """Input 1, the happy ending: the broker lists the fills on a later question."""
     backend, ex = make()
     backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "timeout")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     backend.reports[req.order_ref] = OrderReport(req.order_ref, BrokerStatus.FILLED, (), "B1")
     pump(backend, ex, 5.0)
@@ -73,7 +73,7 @@ def test_the_missing_fills_arriving_later_commit_the_group() -> None:
 def test_a_refused_cancel_of_a_closed_order_is_reconciled_not_repeated() -> None:
     """Input 2's loop: each cancel refused because the order is closed, cancelled again at once."""
     backend, ex = make(ExecutionPolicy(deadline_seconds=10.0))
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     pump(backend, ex, 11.0)  # the deadline: cancel
@@ -94,7 +94,7 @@ def test_a_refused_cancel_of_a_closed_order_is_reconciled_not_repeated() -> None
 def test_ack_fill_one_of_two_then_rejected_rolls_back_at_once() -> None:
     """Input 4: Ack, Fill(1 of 2), Rejected: no table gap, no repricing of a dead order."""
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED, longs_first=False)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2, mode=ExecutionMode.LEGGED, longs_first=False)
     req = backend.submitted[0]
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     backend.push(req.order_ref, Fill(backend.now(), "F1", 1, Decimal("4.10")))
@@ -112,7 +112,7 @@ def test_ack_fill_one_of_two_then_rejected_rolls_back_at_once() -> None:
 def test_resizing_an_entry_order_is_refused_before_anything_is_sent() -> None:
     """Input 5: ticket.update(quantity=2) on a working combo of 3."""
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 3)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=3)
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     pump(backend, ex)
@@ -129,7 +129,7 @@ def test_resizing_an_entry_order_is_refused_before_anything_is_sent() -> None:
 def test_a_legged_group_with_a_net_limit_is_refused_naming_limit_price() -> None:
     """Input 6: a legged iron condor with limit_price=10.00 CREDIT when the mids give 5.00."""
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1, mode=ExecutionMode.LEGGED, limit_price=Decimal("10.00"),
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED, limit_price=Decimal("10.00"),
                                price_effect=PriceEffect.CREDIT)
     assert g.state == "invalid" and backend.submitted == []
     assert [e.field for e in g.validation_errors] == ["limit_price"]
@@ -141,7 +141,7 @@ def test_an_extra_fill_after_commit_alerts_at_once_while_the_broker_is_down(capl
     alerts: list[str] = []
     backend, ex = make()
     ex.on_alert = alerts.append
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     backend.fill_all(req.order_ref)
     pump(backend, ex)
@@ -161,7 +161,7 @@ def test_a_late_fill_on_a_failed_group_alerts_at_once() -> None:
     alerts: list[str] = []
     backend, ex = make(ExecutionPolicy(max_unwind_retries=0, deadline_seconds=10.0))
     ex.on_alert = alerts.append
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     backend.push(req.order_ref, Fill(backend.now(), "F1", 1, Decimal("-5.00")))
@@ -186,7 +186,7 @@ def test_a_late_fill_on_a_failed_group_alerts_at_once() -> None:
 
 def test_the_scripted_broker_lists_its_orders_by_prefix() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     backend.fill_all(req.order_ref)
     found = backend.find_orders(g.group_id)

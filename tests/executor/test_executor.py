@@ -9,7 +9,7 @@ import pytest
 
 from atomic_orders.backends.scripted import ScriptedBackend
 from atomic_orders.fsm import invariants
-from atomic_orders.fsm.errors import AtomicOrdersError, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.errors import AtomicOrdersError, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
 from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, Fill, Rejected, Updated
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
@@ -23,6 +23,8 @@ SC = OptionSymbol.of("SPXW", EXP, "C", "5100")
 LC = OptionSymbol.of("SPXW", EXP, "C", "5125")
 SP = OptionSymbol.of("SPXW", EXP, "P", "4900")
 LP = OptionSymbol.of("SPXW", EXP, "P", "4875")
+#: The condor above by role, for ``execute_iron_condor(**CONDOR_ROLES, quantity=...)``.
+CONDOR_ROLES = {"short_call": SC, "long_call": LC, "short_put": SP, "long_put": LP}
 
 
 def make(policy: ExecutionPolicy | None = None) -> tuple[ScriptedBackend, AtomicOrderExecutor]:
@@ -49,7 +51,7 @@ def settled(group) -> None:  # type: ignore[no-untyped-def]
 
 def test_combo_condor_commits_at_mid_credit() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 3)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=3)
     assert g.state == "executing"
     [req] = backend.submitted
     assert req.is_combo and req.quantity == 3 and req.purpose is Purpose.ENTRY
@@ -65,7 +67,7 @@ def test_combo_condor_commits_at_mid_credit() -> None:
 
 def test_legged_sends_protective_longs_first_then_shorts() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2, mode=ExecutionMode.LEGGED)
     assert [r.legs[0].symbol for r in backend.submitted] == [LC, LP]
     assert all(r.legs[0].side is Side.BUY for r in backend.submitted)
     backend.fill_all(backend.submitted[0].order_ref)
@@ -83,7 +85,7 @@ def test_legged_sends_protective_longs_first_then_shorts() -> None:
 
 def test_legged_rollback_cancels_then_buys_back_shorts_before_selling_longs() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2, mode=ExecutionMode.LEGGED)
     for r in list(backend.submitted):
         backend.fill_all(r.order_ref)
     pump(backend, ex)
@@ -117,7 +119,7 @@ def test_legged_rollback_cancels_then_buys_back_shorts_before_selling_longs() ->
 
 def test_combo_deadline_cancels_and_unwinds_the_partial_fill() -> None:
     backend, ex = make(ExecutionPolicy(deadline_seconds=30.0, step_seconds=5.0))
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 3)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=3)
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     backend.push(req.order_ref, Fill(backend.now(), "f1", 1, Decimal("-5.00")))
@@ -152,7 +154,7 @@ def test_unwind_rejected_beyond_retries_fails_with_exact_residual_and_alert() ->
     alerts: list[str] = []
     backend, ex = make(ExecutionPolicy(max_unwind_retries=1, unwind_retry_delay=1.0))
     ex.on_alert = alerts.append
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2, mode=ExecutionMode.LEGGED)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2, mode=ExecutionMode.LEGGED)
     lc, lp = backend.submitted
     backend.fill_all(lc.order_ref)
     backend.push(lp.order_ref, Rejected(backend.now(), "insufficient buying power"))
@@ -177,7 +179,7 @@ def test_submission_outcome_unknown_is_reconciled_never_resent() -> None:
         return SubmissionOutcomeUnknown(req.order_ref, "read timed out") if req.is_combo else None
 
     backend.submit_rule = timeout_first
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     ticket = g.ticket(req.order_ref)
     assert ticket.state == "unknown"
@@ -197,7 +199,7 @@ def test_submission_outcome_unknown_is_reconciled_never_resent() -> None:
 def test_unknown_submission_not_found_at_broker_rolls_back_without_resending() -> None:
     backend, ex = make()
     backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "connection reset")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     pump(backend, ex, 5.0)
     assert g.state == "rolled_back"
     assert g.tickets[0].state == "rejected" and len(backend.submitted) == 1
@@ -210,7 +212,7 @@ def test_order_given_up_as_not_found_that_surfaces_later_is_cancelled_and_its_fi
     ex = AtomicOrderExecutor(backend, ExecutionPolicy(), on_alert=alerts.append)
     backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "connection reset") if (
         req.purpose is Purpose.ENTRY) else None
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     pump(backend, ex, 5.0)
     [req] = backend.submitted
     assert g.state == "rolled_back" and g.ticket(req.order_ref).state == "rejected"
@@ -246,24 +248,24 @@ def test_order_given_up_as_not_found_that_surfaces_later_is_cancelled_and_its_fi
 def test_refused_submission_rolls_back_and_nothing_is_left() -> None:
     backend, ex = make()
     backend.submit_rule = lambda req: SubmissionRefused(req.order_ref, "invalid price")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     assert g.state == "rolled_back" and backend.submitted == []
     settled(g)
 
 
 def test_invalid_group_sends_nothing_and_names_the_field() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 0)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=0)
     assert g.state == "invalid" and backend.submitted == []
     assert any(err.field == "quantity" for err in g.validation_errors)
-    bad = ex.execute_iron_condor(LC, SC, SP, LP, 1)  # short call above the long call
-    assert bad.state == "invalid" and backend.submitted == []
-    assert any("strike" in err.field for err in bad.validation_errors)
+    with pytest.raises(ValidationError) as refused:  # short call above the long call: refused by role
+        ex.execute_iron_condor(short_call=LC, long_call=SC, short_put=SP, long_put=LP, quantity=1)
+    assert refused.value.field == "long_call" and backend.submitted == []
 
 
 def test_lean_style_ticket_cancel_goes_through_the_executor() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     ticket = g.tickets[0]
     backend.push(ticket.order_ref, Acknowledged(backend.now(), "B1"))
     pump(backend, ex)
@@ -280,7 +282,7 @@ def test_lean_style_ticket_cancel_goes_through_the_executor() -> None:
 
 def test_unexpected_fill_is_kept_as_stray_and_counted_as_violation() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     backend.fill_all(g.tickets[0].order_ref)
     pump(backend, ex)
     assert g.state == "committed"
@@ -292,7 +294,7 @@ def test_unexpected_fill_is_kept_as_stray_and_counted_as_violation() -> None:
 
 def test_update_of_an_order_that_cannot_take_one_sends_nothing() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     ticket = g.tickets[0]
     ticket.update(limit_price=Decimal("-4.90"))  # still submitting: no acknowledgement yet
     assert backend.replaces == [] and ticket.state == "submitting"

@@ -22,7 +22,7 @@ from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, Cance
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport
 from tests.executor.test_broker_truth import times
-from tests.executor.test_executor import LC, LP, SC, SP, make, pump
+from tests.executor.test_executor import CONDOR_ROLES, make, pump
 
 
 def drive(backend, ex, seconds: float, step: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -41,7 +41,7 @@ def test_an_answer_that_leaves_our_order_out_is_no_answer_not_a_dispute() -> Non
         return {}
 
     backend.reconcile = omit  # type: ignore[method-assign]
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     drive(backend, ex, 600.0)
     assert g.state != "failed" and g.entry_tickets[0].state == "unknown"  # never terminal over a live unknown
     assert len(backend.reconcile_calls) <= 20, "asked again on a backoff capped at max_backoff_seconds"
@@ -56,7 +56,7 @@ def test_a_group_never_fails_while_the_broker_says_its_order_works(how: str) -> 
     ex.on_alert = alerts.append
     if how.startswith("unknown"):
         backend.submit_rule = lambda req: SubmissionOutcomeUnknown(req.order_ref, "timeout")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     if how.startswith("unknown"):
         backend.reports[req.order_ref] = OrderReport(req.order_ref, BrokerStatus.PARTIALLY_FILLED, (), "B1",
@@ -77,7 +77,7 @@ def test_a_group_never_fails_while_the_broker_says_its_order_works(how: str) -> 
 
 def test_a_fill_booked_twice_under_two_ids_is_not_unwound_into_a_reversed_position() -> None:
     backend, ex = make(ExecutionPolicy(max_broker_disagreements=2))
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     backend.push(req.order_ref, Fill(backend.now(), "F1", 2, Decimal("-5.00")))
@@ -97,7 +97,7 @@ def test_a_fill_booked_twice_under_two_ids_is_not_unwound_into_a_reversed_positi
 
 def test_a_flood_of_refusals_asks_the_broker_once_per_backoff_window() -> None:
     backend, ex = make(ExecutionPolicy(deadline_seconds=10.0))
-    ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     pump(backend, ex, 11.0)
@@ -111,7 +111,7 @@ def test_a_flood_of_refusals_asks_the_broker_once_per_backoff_window() -> None:
 
 def test_an_outage_while_waiting_for_the_record_backs_off() -> None:
     backend, ex = make(ExecutionPolicy(reconcile_interval=3.3))
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     backend.clock.advance(0.37)
     backend.fill_all(req.order_ref)
@@ -136,7 +136,7 @@ def test_an_outage_while_waiting_for_the_record_backs_off() -> None:
 def test_errors_outside_the_contract_from_cancel_and_reconcile_never_stop_the_timers() -> None:
     backend, ex = make()
     backend.submit_rule = lambda r: SubmissionOutcomeUnknown(r.order_ref, "timeout")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     drive(backend, ex, 25.0)  # NOT_FOUND -> rejected; the reference is kept dormant
 
@@ -162,7 +162,7 @@ def test_errors_outside_the_contract_from_cancel_and_reconcile_never_stop_the_ti
 
 def test_events_that_are_not_the_cores_are_skipped_and_the_batch_goes_on() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 1)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
     [req] = backend.submitted
     fake = SimpleNamespace(trigger="fill", time=backend.now(), fill_id="Z", quantity=-5, price=Decimal("1"))
     backend._outbox += [BrokerEvent(["x"], Acknowledged(backend.now(), "B")),  # type: ignore[arg-type]
@@ -177,7 +177,7 @@ def test_events_that_are_not_the_cores_are_skipped_and_the_batch_goes_on() -> No
                                    Decimal("-4.987654"), 1.5])
 def test_an_update_is_validated_before_it_is_sent(price: object) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 3, limit_price=Decimal("4.50"))
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=3, limit_price=Decimal("4.50"))
     [req] = backend.submitted
     backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
     pump(backend, ex)
@@ -212,7 +212,7 @@ def test_an_on_alert_that_raises_loses_nothing() -> None:
     ex.on_alert = on_alert
     ex.on_finished = lambda g, s: finished.append(g.group_id)
     backend.submit_rule = lambda r: SubmissionOutcomeUnknown(r.order_ref, "timeout")
-    g = ex.execute_iron_condor(SC, LC, SP, LP, 2)
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
     [req] = backend.submitted
     backend.reports[req.order_ref] = OrderReport(req.order_ref, BrokerStatus.FILLED, (), "B1")
     drive(backend, ex, 100.0)

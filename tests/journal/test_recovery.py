@@ -16,6 +16,7 @@ from atomic_orders.fsm.journal.recorder import CRASH_POINTS
 from atomic_orders.simulator.broker.backend import SimulatedBackend
 from atomic_orders.simulator.crash.harness import CrashSession, run_in_process, simulator_truth, verify
 from tests.journal.dying import run_until_death
+from tests.roles import condor_roles
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
@@ -157,18 +158,18 @@ def test_orders_the_journal_lacks_are_found_cancelled_and_alerted(tmp_path: Path
     policy = ExecutionPolicy(deadline_seconds=600.0)
     before = AtomicOrderExecutor(backend, policy, journal=journal, session_id="K3F9")
     legs = condor_legs(broker)
-    kept = before.execute_iron_condor(legs[0].symbol, legs[1].symbol, legs[2].symbol, legs[3].symbol, 1,
-                                      limit_price=None)
+    roles = condor_roles([leg.symbol for leg in legs])
+    kept = before.execute_iron_condor(**roles, quantity=1, limit_price=None)
     journal.close()
     # The same process kept sending after its journal's last durable write (the tail is lost):
     lost = AtomicOrderExecutor(backend, policy, session_id="K3F9")
     lost._seq = 1
-    orphan = lost.execute_iron_condor(legs[0].symbol, legs[1].symbol, legs[2].symbol, legs[3].symbol, 1)
+    orphan = lost.execute_iron_condor(**roles, quantity=1)
     orphan_ref = orphan.entry_tickets[0].order_ref
     assert orphan_ref.startswith("GK3F9") and orphan_ref not in read_journal(path).intents
     # Another process on the same account, under its own session: never touched by this recovery.
     other = AtomicOrderExecutor(backend, policy, session_id="ZZ77")
-    bystander = other.execute_iron_condor(legs[0].symbol, legs[1].symbol, legs[2].symbol, legs[3].symbol, 1)
+    bystander = other.execute_iron_condor(**roles, quantity=1)
     broker.advance_to(broker.clock.seconds + 1.0)
 
     alerts: list[str] = []

@@ -26,7 +26,8 @@ import pytest
 
 def test_session(atomic_session, broker_simulator):
     short_call, long_call, short_put, long_put = atomic_session.condor_strikes()
-    atomic_session.executor.execute_iron_condor(short_call, long_call, short_put, long_put, 1)
+    atomic_session.executor.execute_iron_condor(short_call=short_call, long_call=long_call, short_put=short_put,
+                                                long_put=long_put, quantity=1)
     atomic_session.settle()
     assert atomic_session.violations() == []
     assert False, "the strategy's own check failed"
@@ -146,7 +147,7 @@ def test_a_failure_through_the_emulator_never_prints_its_credentials(pytester: p
         def test_fails(atomic_session, tastytrade_emulator):
             credentials = tastytrade_emulator.credentials
             client = tastytrade_emulator.client()
-            atomic_session.executor.execute_iron_condor(*atomic_session.condor_strikes(), 1)
+            atomic_session.executor.execute_iron_condor(**atomic_session.condor_roles(), quantity=1)
             atomic_session.settle()
             assert (client, credentials, tastytrade_emulator) is None
         """
@@ -173,7 +174,7 @@ def test_executor_runs_through_either_backend(pytester: pytest.Pytester) -> None
             assert atomic_executor is atomic_session.executor
             expected = SimulatedBackend if atomic_backend == "simulated" else TastytradeBackend
             assert isinstance(atomic_executor.backend, expected)
-            group = atomic_executor.execute_iron_condor(*atomic_session.condor_strikes(), 2)
+            group = atomic_executor.execute_iron_condor(**atomic_session.condor_roles(), quantity=2)
             atomic_session.settle()
             assert group.state in ("committed", "rolled_back")
             assert atomic_session.violations() == []
@@ -241,7 +242,7 @@ def test_the_printed_rerun_command_reproduces_the_failure_as_a_shell_would_run_i
 
         @pytest.mark.parametrize("label", ["it's [a] test"])
         def test_session(atomic_session, label):
-            atomic_session.executor.execute_iron_condor(*atomic_session.condor_strikes(), 1)
+            atomic_session.executor.execute_iron_condor(**atomic_session.condor_roles(), quantity=1)
             atomic_session.settle()
             assert label == "other"
 
@@ -316,7 +317,7 @@ def test_session_settles_a_legged_condor_on_the_hostile_preset(pytester: pytest.
         def test_legged(atomic_session):
             ex = atomic_session.executor
             for _ in range(3):
-                ex.execute_iron_condor(*atomic_session.condor_strikes(), 3, mode=ExecutionMode.LEGGED)
+                ex.execute_iron_condor(**atomic_session.condor_roles(), quantity=3, mode=ExecutionMode.LEGGED)
                 atomic_session.advance(45)
             atomic_session.settle()
             assert not ex.open_groups()
@@ -335,7 +336,7 @@ def test_settle_stops_at_its_limit_and_reports_the_open_group(pytester: pytest.P
 
         @pytest.mark.chaos_profile(attrs.evolve(ChaosProfile(), limit_fill_rate=0.0))
         def test_limit(atomic_session):
-            group = atomic_session.executor.execute_iron_condor(*atomic_session.condor_strikes(), 1)
+            group = atomic_session.executor.execute_iron_condor(**atomic_session.condor_roles(), quantity=1)
             start = atomic_session.broker.clock.seconds
             atomic_session.settle(limit_seconds=7.0)  # the executor wakes at 5 s and 10 s
             assert atomic_session.broker.clock.seconds - start <= 7.0

@@ -21,7 +21,7 @@ from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.pricing import PriceEffect
 from atomic_orders.fsm.symbol import OptionSymbol, Right
-from tests.executor.test_executor import LC, LP, SC, SP, make
+from tests.executor.test_executor import CONDOR_ROLES, LC, make
 from tests.properties._suite import STATS
 
 #: Hostile scalars: wrong types, non-finite and absurd numbers, unicode and control characters.
@@ -95,7 +95,7 @@ def test_the_executor_sends_nothing_after_a_refusal(quantity: Any, limit: Any, e
     backend, ex = make()
     if quote is not None:
         backend.quotes[LC] = quote
-    group = _accepts_or_names(ex.execute_iron_condor, SC, LC, SP, LP, quantity, mode=mode, limit_price=limit,
+    group = _accepts_or_names(ex.execute_iron_condor, **CONDOR_ROLES, quantity=quantity, mode=mode, limit_price=limit,
                               price_effect=effect, group_id=group_id)
     if group is None or group.state == "invalid":
         assert backend.submitted == [], "nothing is sent after a refusal"

@@ -55,6 +55,7 @@ from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quo
 from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.symbol import OptionSymbol
 from tests.properties._suite import PROFILE, STATS
+from tests.roles import condor_roles
 from tests.tastytrade.conftest import Harness
 
 #: Parser examples and HTTP examples per test, by profile (``ci`` stays well under a minute).
@@ -356,9 +357,10 @@ def test_hostile_answers_over_http_never_stop_the_executor(mode: ExecutionMode, 
             h.emulator.serve_foreign(record)
         if claim is not None:
             h.emulator.claim_pages(claim)
-        group = ex.execute_iron_condor(*h.condor(), 2, mode=mode, group_id="FZ000001")
+        group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=mode, group_id="FZ000001")
         # an honest group beside it: one bad record never fails a poll, so it is seen at once
-        honest = ex.execute_iron_condor(*h.condor(), 1, mode=ExecutionMode.COMBO, group_id="OK000001")
+        honest = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=1, mode=ExecutionMode.COMBO,
+                                        group_id="OK000001")
         refs: set[str] = set()
         for _ in range(ticks):
             before = h.emulator.request_count("GET /orders/live")

@@ -30,6 +30,7 @@ from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.lean.standin import LeanStandIn, OrderEvent, QCAlgorithm
+from tests.roles import condor_roles
 
 HORIZON = 900.0
 POLICY = ExecutionPolicy(max_unwind_retries=2, unwind_retry_delay=1.0)
@@ -103,7 +104,7 @@ def run_simulated(make_script: ScriptFactory, mode: ExecutionMode, quantity: int
     legs = condor(probe)
     broker = _broker(make_script(legs))
     executor = AtomicOrderExecutor(SimulatedBackend(broker), POLICY, session_id="")
-    group = executor.execute_iron_condor(*legs, quantity, mode=mode)
+    group = executor.execute_iron_condor(**condor_roles(legs), quantity=quantity, mode=mode)
 
     def drive() -> None:
         executor.process_events()
@@ -124,7 +125,7 @@ def run_tastytrade(make_script: ScriptFactory, mode: ExecutionMode, quantity: in
     broker = _broker(make_script(legs))
     with EmulatorDriver(broker) as driver:
         executor = AtomicOrderExecutor(driver.backend, POLICY, session_id="")
-        group = executor.execute_iron_condor(*legs, quantity, mode=mode)
+        group = executor.execute_iron_condor(**condor_roles(legs), quantity=quantity, mode=mode)
 
         def drive() -> None:
             executor.process_events()
@@ -159,7 +160,7 @@ def run_quantconnect(make_script: ScriptFactory, mode: ExecutionMode, quantity: 
     algorithm = ConsistencyAlgorithm()
     lean = LeanStandIn(algorithm, broker, **standin)
     adapter = algorithm.adapter
-    group = adapter.execute_iron_condor(*legs, quantity, mode=mode)
+    group = adapter.execute_iron_condor(**condor_roles(legs), quantity=quantity, mode=mode)
     executor = adapter.executor
 
     def advance(t: float) -> None:

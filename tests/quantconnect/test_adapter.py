@@ -26,6 +26,7 @@ from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMat
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.lean.standin import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
+from tests.roles import condor_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 #: LEAN's order-placing methods (QCAlgorithm.Trading.cs) and ticket requests.
@@ -97,7 +98,7 @@ def test_live_with_tastytrade_credentials_orders_go_to_tastytrade_not_lean() -> 
         lean = LeanStandIn(algo, broker, live_mode=True)
         adapter = algo.adapter
         assert adapter.backend_kind == "tastytrade" and isinstance(adapter.backend, TastytradeBackend)
-        group = adapter.execute_iron_condor(*condor(lean), 2)  # type: ignore[arg-type]
+        group = adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=2)  # type: ignore[arg-type]
         backend = adapter.backend
         assert isinstance(backend, TastytradeBackend)
         while not group.is_terminal and broker.clock.seconds < 120:
@@ -119,7 +120,7 @@ def test_live_with_tastytrade_credentials_orders_go_to_tastytrade_not_lean() -> 
 
 def test_lean_ticket_code_works_on_executor_tickets() -> None:
     algo, lean = standin()
-    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]
     lean.run_until(1.0)
     algo.adapter.poll()
     ticket = group.tickets[0]
@@ -156,7 +157,7 @@ def test_lean_symbols_are_accepted_and_legged_mode_sends_single_leg_limits() -> 
     algo, lean = standin()
     mapper = algo.adapter.lean_backend.symbols
     legs = [mapper.to_lean(s) for s in condor(lean)]  # type: ignore[arg-type]
-    group = algo.adapter.execute_iron_condor(*legs, 1, mode=ExecutionMode.LEGGED)
+    group = algo.adapter.execute_iron_condor(**condor_roles(legs), quantity=1, mode=ExecutionMode.LEGGED)
     assert group.state == "executing"
     assert lean.sent and all(not r.is_combo for r in lean.sent)
     assert all(t.order_type.name == "LIMIT" for t in algo.transactions.get_order_tickets())
@@ -186,7 +187,7 @@ def test_every_lean_order_belongs_to_an_executor_group() -> None:
     script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-2.00")),))])
     algo, lean = standin(script)
     for _ in range(3):
-        algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+        algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]
     lean.run_until(30.0, stop=lambda: not algo.adapter.open_groups())
     algo.adapter.poll()
     tickets = algo.transactions.get_order_tickets()
@@ -206,7 +207,7 @@ def test_every_lean_order_belongs_to_an_executor_group() -> None:
 def test_reconcile_answers_from_lean_tickets_with_the_fills_already_reported() -> None:
     script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-2.00")),))])
     algo, lean = standin(script)
-    group = algo.adapter.execute_iron_condor(*condor(lean), 2)  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=2)  # type: ignore[arg-type]
     backend = algo.adapter.lean_backend
     ref = group.tickets[0].order_ref
     assert backend.reconcile([ref])[ref].status.value == "working"
@@ -243,7 +244,7 @@ def test_events_fired_inside_lean_calls_never_re_enter_the_executor() -> None:
         return original()
 
     adapter.executor.process_events = spy  # type: ignore[method-assign]
-    group = adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    group = adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]
     lean.run_until(1.0)
     adapter.poll()
     group.tickets[0].cancel()  # user code, outside the adapter: LEAN fires CANCEL_PENDING inside
@@ -257,7 +258,7 @@ def test_a_leg_that_is_not_a_symbol_is_refused_naming_the_leg() -> None:
     algo, lean = standin()
     sc, lc, _sp, lp = condor(lean)
     with pytest.raises(ValidationError) as info:
-        algo.adapter.execute_iron_condor(sc, lc, "SPXW 5000P", lp, 1)
+        algo.adapter.execute_iron_condor(short_call=sc, long_call=lc, short_put="SPXW 5000P", long_put=lp, quantity=1)
     assert info.value.field == "short_put" and "SPXW 5000P" in str(info.value.value)
     assert lean.sent == [] and algo.adapter.executor.groups() == []
 
@@ -265,7 +266,7 @@ def test_a_leg_that_is_not_a_symbol_is_refused_naming_the_leg() -> None:
 def test_lean_status_comparisons_work_on_executor_tickets() -> None:
     script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-2.00")),))])
     algo, lean = standin(script)
-    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]
     ticket = group.tickets[0]
     assert ticket.status == OrderStatus.NEW and ticket.Status != OrderStatus.SUBMITTED  # our submit in flight
     lean.run_until(0.5)
@@ -280,7 +281,7 @@ def test_lean_status_comparisons_work_on_executor_tickets() -> None:
 
 def test_lean_update_fields_are_validated_on_executor_tickets() -> None:
     algo, lean = standin()
-    group = algo.adapter.execute_iron_condor(*condor(lean), 2, mode=ExecutionMode.LEGGED)  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=2, mode=ExecutionMode.LEGGED)  # type: ignore[arg-type]
     lean.run_until(1.0)
     algo.adapter.poll()
     sell = next(t for t in group.tickets if t.legs[0].side.sign < 0)
@@ -305,7 +306,8 @@ def test_lean_update_fields_are_validated_on_executor_tickets() -> None:
 def test_a_credit_condor_is_one_combo_limit_with_a_negative_signed_net() -> None:
     algo, lean = standin()
     sc, lc, sp, lp = condor(lean)
-    group = algo.adapter.execute_iron_condor(sc, lc, sp, lp, 3, limit_price=Decimal("0.50"))  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(short_call=sc, long_call=lc, short_put=sp, long_put=lp, quantity=3,
+                                             limit_price=Decimal("0.50"))
     ticket = group.tickets[0]
     assert ticket.limit_price is not None and ticket.limit_price <= Decimal("-0.50")  # collect at least 0.50
     lean_tickets = algo.transactions.get_order_tickets()
@@ -324,7 +326,7 @@ def test_a_credit_condor_is_one_combo_limit_with_a_negative_signed_net() -> None
 
 def test_an_update_confirmed_inside_the_lean_update_call_is_not_lost() -> None:
     algo, lean = standin()
-    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]
     lean.run_until(1.0)
     algo.adapter.poll()
     for lean_ticket in algo.transactions.get_order_tickets():
@@ -347,7 +349,7 @@ def test_a_refused_cancel_leaves_an_update_in_flight_counted() -> None:
     from atomic_orders.simulator.lean.standin import OrderResponse, OrderResponseErrorCode
 
     algo, lean = standin()
-    group = algo.adapter.execute_iron_condor(*condor(lean), 1)  # type: ignore[arg-type]
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]
     lean.run_until(1.0)
     algo.adapter.poll()
     backend = algo.adapter.backend

@@ -39,6 +39,7 @@ from atomic_orders.simulator.lean.standin import (
     OrderStatus,
 )
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
+from tests.roles import condor_roles
 
 HORIZON = 1000.0
 
@@ -105,7 +106,7 @@ def test_a_fill_on_update_submitted_then_filled_zero_is_booked_once_and_the_grou
     rules = [Rule(OrderMatch(combo=True), (fill,))] if fill is not None else []
     algo, lean = world(BrokerScript(rules, default=(FillAt(3.0, Decimal("1.00")),)), fill_during_update=True)
     adapter = algo.adapter
-    group = adapter.execute_iron_condor(*condor(lean), 1, mode=mode)
+    group = adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1, mode=mode)
     lean.run_until(2.5)
     adapter.poll()
     updated = []
@@ -139,7 +140,7 @@ def test_with_fills_lost_lean_refuses_cancels_as_closed_and_the_executor_recover
     algo, lean = world(BrokerScript([Rule(OrderMatch(combo=True), (FillAt(3.0, Decimal("-1.90")),))]),
                        algorithm=Forgetful())
     adapter = algo.adapter
-    group = adapter.execute_iron_condor(*condor(lean), 1)
+    group = adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)
     run(algo, lean, group)
     assert len(algo.lost) == 4  # every leg's fill event was lost on the way
     (entry,) = [t for t in group.tickets if t.purpose.value == "entry"]
@@ -165,7 +166,7 @@ def test_a_cancel_refused_because_the_order_is_closed_is_a_cancel_rejected() -> 
     algo, lean = world(BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-1.90")),))]),
                        algorithm=Forgetful())
     backend = algo.adapter.lean_backend
-    group = algo.adapter.execute_iron_condor(*condor(lean), 1)
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)
     lean.run_until(5.0)
     ref = group.tickets[0].order_ref
     backend.poll_events()
@@ -188,7 +189,7 @@ def test_reconcile_reports_lean_quantity_filled_and_fills_rebuilt_from_order_eve
                                                                    FillAt(2.0, Decimal("-1.80"), 1)))]),
                        algorithm=Forgetful())
     backend = algo.adapter.lean_backend
-    group = algo.adapter.execute_iron_condor(*condor(lean), 2)
+    group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=2)
     ref = group.tickets[0].order_ref
     lean.run_until(10.0)
     report = backend.reconcile([ref])[ref]
@@ -204,8 +205,8 @@ def test_find_orders_reports_every_lean_order_with_the_prefix_even_from_an_earli
     script = BrokerScript([Rule(OrderMatch(combo=True), (FillAt(1.0, Decimal("-1.90")),))], default=Rest())
     algo, lean = world(script)
     adapter = algo.adapter
-    first = adapter.execute_iron_condor(*condor(lean), 1)
-    second = adapter.execute_iron_condor(*condor(lean), 2, mode=ExecutionMode.LEGGED)
+    first = adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)
+    second = adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=2, mode=ExecutionMode.LEGGED)
     lean.run_until(5.0)
     adapter.poll()
     backend = adapter.lean_backend

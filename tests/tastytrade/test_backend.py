@@ -14,7 +14,9 @@ from atomic_orders.backends.tastytrade.parsing import STATUS_TABLE
 from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
 from atomic_orders.fsm.events import BrokerStatus
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.pricing import PriceEffect
 from atomic_orders.simulator.emulator import Fault, HttpFaults
+from tests.roles import condor_roles
 
 from .conftest import NO_RESTING_FILLS, PERFECT, Harness
 
@@ -46,7 +48,7 @@ def _check_flat(h: Harness, group: AtomicOrderGroup) -> None:
 @pytest.mark.parametrize("mode", [ExecutionMode.COMBO, ExecutionMode.LEGGED])
 def test_iron_condor_commits_over_http(harness: Harness, mode: ExecutionMode) -> None:
     ex = harness.executor()
-    group = ex.execute_iron_condor(*harness.condor(), 3, mode=mode)
+    group = ex.execute_iron_condor(**condor_roles(harness.condor()), quantity=3, mode=mode)
     harness.settle(ex)
     _check_committed(harness, group)
     assert ex.stats.invariant_violations == 0 and ex.stats.anomalies == 0
@@ -57,7 +59,7 @@ def test_iron_condor_commits_over_http(harness: Harness, mode: ExecutionMode) ->
 def test_combo_condor_partially_filled_then_silent_rolls_back(make_harness: Callable[..., Harness]) -> None:
     h = make_harness(attrs.evolve(PERFECT, partial_fill_rate=1.0, partial_then_silence_rate=1.0), seed=4)
     ex = h.executor(deadline_seconds=60.0)
-    group = ex.execute_iron_condor(*h.condor(), 4, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=4, mode=ExecutionMode.COMBO)
     h.settle(ex)
     entry = group.entry_tickets[0]
     assert 0 < entry.quantity_filled < 4, "the combo must have filled partially"
@@ -70,7 +72,7 @@ def test_combo_condor_partially_filled_then_silent_rolls_back(make_harness: Call
 def test_legged_condor_with_a_refused_leg_rolls_back(harness: Harness) -> None:
     harness.emulator.refuse_orders(r"-L2$", "margin check failed")
     ex = harness.executor()
-    group = ex.execute_iron_condor(*harness.condor(), 2, mode=ExecutionMode.LEGGED)
+    group = ex.execute_iron_condor(**condor_roles(harness.condor()), quantity=2, mode=ExecutionMode.LEGGED)
     harness.settle(ex)
     refused = group.ticket(f"{group.group_id}-L2")
     assert refused.state == "rejected" and ex.stats.submissions_refused == 1
@@ -119,7 +121,9 @@ def test_refused_submission_and_refused_replace(make_harness: Callable[..., Harn
 
 def test_cancel_of_a_filled_order_reports_cancel_rejected(harness: Harness) -> None:
     ex = harness.executor()
-    group = ex.execute_vertical(*harness.condor()[1::-1], 1)  # long call wing, short call: a debit vertical
+    short_call, long_call, _, _ = harness.condor()
+    # buys the call wing and sells the call nearer the money: a credit call spread
+    group = ex.execute_vertical(long_leg=long_call, short_leg=short_call, price_effect=PriceEffect.CREDIT, quantity=1)
     harness.settle(ex)
     ref = group.entry_tickets[0].order_ref
     assert group.state == "committed"
@@ -137,7 +141,7 @@ def test_post_lost_after_acceptance_creates_no_duplicate(make_harness: Callable[
     h = make_harness(faults=HttpFaults(slow_seconds=0.6), read_timeout=0.3)
     h.emulator.faults.script(fault, method="POST", path=r"/orders$", count=1)
     ex = h.executor()
-    group = ex.execute_iron_condor(*h.condor(), 2, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=ExecutionMode.COMBO)
     ref = group.entry_tickets[0].order_ref
     assert group.entry_tickets[0].state == "unknown"
     h.settle(ex)
@@ -176,7 +180,7 @@ def test_malformed_poll_answers_give_a_clear_error_and_lose_no_fill(
         harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="atomic_orders.tastytrade.monitor")
     ex = harness.executor()
-    group = ex.execute_iron_condor(*harness.condor(), 3, mode=ExecutionMode.LEGGED)
+    group = ex.execute_iron_condor(**condor_roles(harness.condor()), quantity=3, mode=ExecutionMode.LEGGED)
     # every poll attempt for a while answers a truncated body (retries included)
     harness.emulator.faults.script(Fault.TRUNCATE, method="GET", path=r"/orders/live$", count=12)
     harness.settle(ex)
@@ -190,8 +194,8 @@ def test_malformed_poll_answers_give_a_clear_error_and_lose_no_fill(
 
 def test_token_expiring_mid_session_loses_nothing(harness: Harness) -> None:
     ex = harness.executor()
-    groups = [ex.execute_iron_condor(*harness.condor(), 2, mode=m) for m in (ExecutionMode.COMBO,
-                                                                            ExecutionMode.LEGGED)]
+    groups = [ex.execute_iron_condor(**condor_roles(harness.condor()), quantity=2, mode=m)
+              for m in (ExecutionMode.COMBO, ExecutionMode.LEGGED)]
     expired = []
 
     def expire(t: float) -> None:

@@ -23,6 +23,7 @@ from atomic_orders.fsm.events import BrokerStatus
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.orders import BrokerEvent
+from tests.roles import condor_roles
 
 from .conftest import Harness
 
@@ -65,7 +66,7 @@ def _check_settled(h: Harness, group: AtomicOrderGroup) -> None:
 def test_absurd_fill_price_is_refused_and_a_later_fill_is_booked(harness: Harness, price: Any) -> None:
     h = harness
     ex = h.executor()
-    group = ex.execute_iron_condor(*h.condor(), 2, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=ExecutionMode.COMBO)
     ref = group.entry_tickets[0].order_ref
     _tick(h, ex)  # acknowledged, working
     h.emulator.tamper_orders(f"^{ref}$", _fills_priced(price))
@@ -93,7 +94,7 @@ def test_absurd_fill_price_is_refused_and_a_later_fill_is_booked(harness: Harnes
 def test_a_group_with_an_unreadable_record_can_still_be_aborted_and_unwound(harness: Harness) -> None:
     h = harness
     ex = h.executor()
-    group = ex.execute_iron_condor(*h.condor(), 2, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=ExecutionMode.COMBO)
     ref = group.entry_tickets[0].order_ref
     _tick(h, ex)
     h.emulator.tamper_orders(f"^{ref}$", _fills_priced("1e30"))
@@ -207,7 +208,7 @@ def test_orders_of_other_applications_are_skipped_without_being_parsed(harness: 
                    {"id": [1], "legs": None}, {"external-identifier": {"a": 1}}):
         h.emulator.serve_foreign(record)
     ex = h.executor()
-    group = ex.execute_iron_condor(*h.condor(), 1, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=1, mode=ExecutionMode.COMBO)
     ref = group.entry_tickets[0].order_ref
     h.advance(1.0)
     events = h.backend.poll_events()  # before: every poll failed on the foreign records

@@ -22,9 +22,11 @@ from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import OrderReport, OrderRequest, OrderType, Purpose, TimeInForce
 from atomic_orders.fsm.ports import ExecutionBackend
+from atomic_orders.fsm.pricing import PriceEffect
 from atomic_orders.simulator.broker.backend import SimulatedBackend
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMatch, Rule
+from tests.roles import condor_roles
 
 from .conftest import NO_RESTING_FILLS, PERFECT, Harness
 
@@ -95,7 +97,7 @@ def test_filled_order_without_leg_fills_fails_with_the_broker_residual(
     h = make_harness(seed=3)
     h.emulator.withhold_fills(r"-(C|L1)$")  # the combo, or one leg of the legged condor
     ex = AtomicOrderExecutor(h.backend, ExecutionPolicy(), session_id="")
-    group = ex.execute_iron_condor(*h.condor(), 2, mode=mode)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=mode)
     h.settle(ex)
     ref = f"{group.group_id}-{'C' if mode is ExecutionMode.COMBO else 'L1'}"
     raw = _order_json(h, ref)
@@ -119,7 +121,7 @@ def test_withheld_fills_that_appear_later_commit_the_group(make_harness: Callabl
     h = make_harness(seed=3)
     h.emulator.withhold_fills(r"-C$")
     ex = AtomicOrderExecutor(h.backend, ExecutionPolicy(max_broker_disagreements=8), session_id="")
-    group = ex.execute_iron_condor(*h.condor(), 2, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=ExecutionMode.COMBO)
     ref = group.entry_tickets[0].order_ref
     released: list[float] = []
 
@@ -157,7 +159,7 @@ def test_filled_combo_with_a_leg_remaining_is_reported_as_a_contradiction(harnes
     from atomic_orders.backends.tastytrade.parsing import combo_shape, leg_contradiction, parse_order, record_units
 
     ex = AtomicOrderExecutor(harness.backend, ExecutionPolicy(), session_id="")
-    group = ex.execute_iron_condor(*harness.condor(), 2, mode=ExecutionMode.COMBO)
+    group = ex.execute_iron_condor(**condor_roles(harness.condor()), quantity=2, mode=ExecutionMode.COMBO)
     harness.settle(ex)
     raw = _order_json(harness, group.entry_tickets[0].order_ref)
     assert raw["status"] == "Filled"
@@ -198,7 +200,7 @@ def test_legged_condor_with_a_leg_rejected_after_a_partial_fill_rolls_back_at_on
     h = make_harness(seed=3, script=script)
     h.emulator.reject_after_fill(r"-L1$")
     ex = AtomicOrderExecutor(h.backend, ExecutionPolicy(), session_id="")
-    group = ex.execute_iron_condor(*strikes, 2, mode=ExecutionMode.LEGGED)
+    group = ex.execute_iron_condor(**condor_roles(strikes), quantity=2, mode=ExecutionMode.LEGGED)
     h.settle(ex)
     leg = group.ticket(f"{group.group_id}-L1")
     assert leg.state == "rejected" and leg.quantity_filled == 1
@@ -273,7 +275,8 @@ def test_refused_cancel_wire_shape(harness: Harness) -> None:
 
 def test_executor_reconciles_after_a_refused_cancel_and_does_not_cancel_again(harness: Harness) -> None:
     ex = AtomicOrderExecutor(harness.backend, ExecutionPolicy(), session_id="")
-    group = ex.execute_vertical(*harness.condor()[1::-1], 1)
+    short_call, long_call, _, _ = harness.condor()
+    group = ex.execute_vertical(long_leg=long_call, short_leg=short_call, price_effect=PriceEffect.CREDIT, quantity=1)
     ex.process_events()  # the acknowledgement (from the POST's answer)
     entry = group.entry_tickets[0]
     assert entry.state == "submitted"
@@ -299,8 +302,8 @@ def test_two_executors_on_one_account_each_see_only_their_own_orders(
     try:
         ex_a = AtomicOrderExecutor(h.backend, ExecutionPolicy(), session_id="AAAA")
         ex_b = AtomicOrderExecutor(backend_b, ExecutionPolicy(), session_id="BBBB")
-        ga = ex_a.execute_iron_condor(*h.condor(), 2, mode=ExecutionMode.COMBO)
-        gb = ex_b.execute_iron_condor(*h.condor(), 1, mode=ExecutionMode.LEGGED)
+        ga = ex_a.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=ExecutionMode.COMBO)
+        gb = ex_b.execute_iron_condor(**condor_roles(h.condor()), quantity=1, mode=ExecutionMode.LEGGED)
         _drive(h, [ex_a, ex_b])
         assert ga.state == "committed" and gb.state == "committed", (ga.rollback_reason, gb.rollback_reason)
         assert set(h.backend.monitor.trackers) == {t.order_ref for t in ga.tickets}
@@ -372,7 +375,7 @@ def test_a_lost_submission_adopts_only_an_order_received_after_it(make_harness: 
 def test_find_orders_reports_every_order_of_the_day_with_a_prefix(make_harness: Callable[..., Harness]) -> None:
     h = make_harness(seed=3)
     ex = AtomicOrderExecutor(h.backend, ExecutionPolicy(), session_id="QQQQ")
-    combo = ex.execute_iron_condor(*h.condor(), 2, mode=ExecutionMode.COMBO)
+    combo = ex.execute_iron_condor(**condor_roles(h.condor()), quantity=2, mode=ExecutionMode.COMBO)
     h.settle(ex)
     h.backend.submit(_leg_request(h, "GQQQQ999999-L0", 1, "0.05"))  # rests
     h.backend.submit(_leg_request(h, "OTHER-1", 1, "0.05"))
