@@ -506,6 +506,87 @@ class AtomicOrderExecutor:
         return recover_executor(cls, journal, backend, policy, kwargs)
 
     # ------------------------------------------------------------------------------------------
+    # For recovery: the operations :class:`atomic_orders.fsm.recovery.RecoveryHost` names, used
+    # while the executor is rebuilt from its journal (before any event or timer runs)
+
+    def reserve_group_ids(self, up_to: int) -> None:
+        """For recovery: never issue a group id whose sequence number is ``up_to`` or below."""
+        self._seq = max(self._seq, up_to)
+
+    def restore_group(self, group: AtomicOrderGroup, started: dt.datetime, sent_at: Mapping[str, dt.datetime],
+                      first_fill: dt.datetime | None) -> None:
+        """For recovery: hold a group rebuilt from the journal, with its timings, and route its orders.
+
+        ``started``: when it started; ``sent_at``: when each of its orders was sent, by reference;
+        ``first_fill``: the time of its first fill (None without fills). Counted in ``stats.groups``.
+        Nothing is sent and no timer is set (see :meth:`resume_group`).
+        """
+        gid = group.group_id
+        self._groups[gid] = group
+        self.stats.groups += 1
+        for ticket in group.tickets:
+            self._adopt(group, ticket)
+        self._adopted[gid] = group.ticket_marker
+        self._started[gid] = started
+        self._sent_at.update(sent_at)
+        if first_fill is not None:
+            self._first_fill[gid] = first_fill
+
+    def apply_ticket_event(self, group: AtomicOrderGroup, order_ref: str, event: TicketEvent) -> bool:
+        """For recovery: apply ``event`` to the group's ticket ``order_ref``; False when the ticket
+        could not take it (recorded on the group as an anomaly, never raised)."""
+        return self._apply(group, order_ref, event)
+
+    def cancel_orphan(self, order_ref: str) -> None:
+        """For recovery: cancel an order of ours the broker works that no group owns (the journal
+        lacks it). Retried on the timers while the broker cannot take the cancel."""
+        self._abandoned[order_ref] = "pending"
+        self._cancel_surfaced(order_ref)
+
+    def alert(self, text: str) -> None:
+        """For recovery: raise an alert (logged, counted, handed to ``on_alert``)."""
+        self._alert(text)
+
+    def record_violation(self, text: str) -> None:
+        """For recovery: record an invariant violation (logged loudly, counted, kept in ``violations``)."""
+        self._violation(text)
+
+    def mark_finished(self, group_id: str, finished_at: dt.datetime | None = None) -> None:
+        """For recovery: a group that finished before the crash.
+
+        Without ``finished_at`` the group is not held (released long ago): its id stays used and
+        late events for its orders are recognised as ours. With it the group is held (restored by
+        :meth:`restore_group`) and, with ``release_finished``, released ``policy.linger_seconds``
+        after ``finished_at``.
+        """
+        self._finished_ids.add(group_id)
+        if finished_at is None:
+            return
+        self._finished_at[group_id] = finished_at
+        if self.release_finished:
+            release = finished_at + dt.timedelta(seconds=self.policy.linger_seconds)
+            self._release_at[group_id] = release
+            self._schedule(group_id, release)
+
+    def resume_group(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        """For recovery: carry a restored group on under the normal rules at ``now``.
+
+        A group that reached a terminal state while the process was down is finished now; any
+        other is checked, dispatched and scheduled (a deadline that passed rolls it back at once).
+        """
+        gid = group.group_id
+        self._active.add(gid)
+        if group.is_terminal:
+            self._finish(group, now)
+            return
+        self._schedule(gid, now)
+        self._after_change(group)
+
+    def commit_journal(self) -> None:
+        """For recovery: a decision point: make the transitions so far durable (no-op without a journal)."""
+        self._journal_commit()
+
+    # ------------------------------------------------------------------------------------------
     # Views
 
     def group(self, group_id: str) -> AtomicOrderGroup:
@@ -747,7 +828,7 @@ class AtomicOrderExecutor:
         """Route every ticket the group created since the last look (unwinds open on evaluations)."""
         # Keyed on the unwind sequence too: a stale unwind dropped and a new one opened in the
         # same evaluation leave the ticket count unchanged, and the new one must be routed.
-        marker = (len(group._tickets), group._unwind_seq)
+        marker = group.ticket_marker
         if marker != self._adopted.get(group.group_id):
             for ticket in group.tickets:
                 self._adopt(group, ticket)

@@ -480,6 +480,13 @@ class AtomicOrderGroup:
         """Every ticket of the group, entry then unwind, in creation order."""
         return list(self._tickets.values())
 
+    @property
+    def ticket_marker(self) -> tuple[int, int]:
+        """``(tickets held, unwinds opened)``: changes whenever the group creates a ticket, even when
+        a stale unwind it dropped and a new one leave the count unchanged (the executor routes new
+        tickets when it changes)."""
+        return len(self._tickets), self._unwind_seq
+
     def ticket(self, order_ref: str) -> OrderTicket:
         """The ticket with this reference (KeyError names it when unknown)."""
         try:

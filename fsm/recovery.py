@@ -33,24 +33,89 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from atomic_orders.fsm.clock import Clock
 from atomic_orders.fsm.errors import BrokerUnavailable
-from atomic_orders.fsm.events import BrokerStatus, Fill, Reconciled, SubmissionUnknown, Submit
+from atomic_orders.fsm.events import BrokerStatus, Fill, Reconciled, SubmissionUnknown, Submit, TicketEvent
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
+from atomic_orders.fsm.executor_report import ExecutorStats
 from atomic_orders.fsm.group import AtomicOrderGroup
 from atomic_orders.fsm.journal.codec import decode_audit, decode_event, decode_group, decode_policy, event_fills
 from atomic_orders.fsm.journal.store import Journal
 from atomic_orders.fsm.ticket import NEW, UNKNOWN, UNSETTLED_STATES
 
 if TYPE_CHECKING:
-    from atomic_orders.fsm.executor import AtomicOrderExecutor
     from atomic_orders.fsm.ports import ExecutionBackend
 
-__all__ = ["RecoveryReport", "recover_executor"]
+__all__ = ["RecoveryHost", "RecoveryReport", "recover_executor"]
+
+
+class RecoveryHost(Protocol):
+    """What recovery needs of the executor it rebuilds, and nothing more.
+
+    :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` implements it (its methods marked
+    "for recovery"); recovery reads and changes the executor only through these, so the two modules
+    do not import each other. Times are timezone-aware datetimes of the executor's clock.
+    """
+
+    @property
+    def clock(self) -> Clock:
+        """The executor's clock."""
+        ...
+
+    @property
+    def id_prefix(self) -> str:
+        """The prefix of every group id the executor issues (``G`` by default)."""
+        ...
+
+    @property
+    def stats(self) -> ExecutorStats:
+        """The executor's counters (recovery counts its groups, reconciliations and outages there)."""
+        ...
+
+    def reserve_group_ids(self, up_to: int) -> None:
+        """Never issue a group id whose sequence number is ``up_to`` or below (the journal holds them)."""
+        ...
+
+    def restore_group(self, group: AtomicOrderGroup, started: dt.datetime, sent_at: Mapping[str, dt.datetime],
+                      first_fill: dt.datetime | None) -> None:
+        """Hold a rebuilt group with its timings (start, each order's send, first fill); route its orders."""
+        ...
+
+    def apply_ticket_event(self, group: AtomicOrderGroup, order_ref: str, event: TicketEvent) -> bool:
+        """Apply a ticket event (a broker record, an outage) to one of the group's orders."""
+        ...
+
+    def cancel_orphan(self, order_ref: str) -> None:
+        """Cancel an order of ours the broker works that no group owns (retried while it cannot)."""
+        ...
+
+    def alert(self, text: str) -> None:
+        """Raise an alert."""
+        ...
+
+    def record_violation(self, text: str) -> None:
+        """Record an invariant violation."""
+        ...
+
+    def mark_finished(self, group_id: str, finished_at: dt.datetime | None = None) -> None:
+        """A group finished before the crash: not held (no time), or held until it is released."""
+        ...
+
+    def resume_group(self, group: AtomicOrderGroup, now: dt.datetime) -> None:
+        """Carry a restored group on under the normal rules: finish it if terminal, else dispatch it."""
+        ...
+
+    def commit_journal(self) -> None:
+        """A decision point: make the transitions so far durable."""
+        ...
+
+
+_Host = TypeVar("_Host", bound=RecoveryHost)
 
 
 @attrs.frozen
@@ -136,13 +201,17 @@ def _submit_times(group: AtomicOrderGroup) -> dict[str, dt.datetime]:
 
 
 def recover_executor(
-    cls: type[AtomicOrderExecutor],
+    cls: Callable[..., _Host],
     journal: Journal,
     backend: ExecutionBackend,
     policy: ExecutionPolicy | None,
     kwargs: Mapping[str, Any],
-) -> tuple[AtomicOrderExecutor, RecoveryReport]:
-    """The implementation of :meth:`AtomicOrderExecutor.recover` (see the module docstring)."""
+) -> tuple[_Host, RecoveryReport]:
+    """The implementation of :meth:`AtomicOrderExecutor.recover` (see the module docstring).
+
+    ``cls(backend, policy, journal=journal, **kwargs)`` makes the executor to rebuild (a
+    :class:`RecoveryHost`); ``policy`` None takes the policy of the journal's latest group.
+    """
     contents = journal.contents
     if policy is None:
         last = max(contents.groups.values(), key=lambda g: g["seq"], default=None)
@@ -175,7 +244,7 @@ def recover_executor(
             fin = contents.finishes[gid][-1]
             finished_at[gid] = _parse(fin["time"])
             if now - finished_at[gid] > linger:
-                executor._finished_ids.add(gid)
+                executor.mark_finished(gid)
                 expected.update({k: int(v) for k, v in fin["summary"].get("residual_exposure", {}).items()})
                 continue
         group, bad = rebuild_group(info["definition"], trail)
@@ -183,26 +252,19 @@ def recover_executor(
         rebuilt.append(group)
         if not done:
             unfinished.append(gid)
-    executor._seq = max(executor._seq, top)
+    executor.reserve_group_ids(top)
     for text in mismatches:
-        executor._violation(f"recovery: {text}")
+        executor.record_violation(f"recovery: {text}")
 
     # Register the groups with the executor (routes, clocks) before any event reaches them.
     sent: list[tuple[str, AtomicOrderGroup]] = []
+    sent_at: dict[str, dt.datetime] = {}
     for group in rebuilt:
-        gid = group.group_id
-        executor._groups[gid] = group
-        executor.stats.groups += 1
-        for ticket in group.tickets:
-            executor._adopt(group, ticket)
-        executor._adopted[gid] = (len(group._tickets), group._unwind_seq)
         start = next((r.time for r in group.audit if r.trigger == "start"), group.created_at or now)
-        executor._started[gid] = start
         submits = _submit_times(group)
-        executor._sent_at.update(submits)
+        sent_at.update(submits)
         fills = [f.time for t in group.tickets for f in t.fills]
-        if fills:
-            executor._first_fill[gid] = min(fills)
+        executor.restore_group(group, start, submits, min(fills) if fills else None)
         sent.extend((t.order_ref, group) for t in group.tickets if t.state != NEW)
     # Fills the journal holds: the replayed tickets' plus fills of broker events committed before
     # the crash whose transitions were not (the backend must not report those again under new ids).
@@ -215,7 +277,7 @@ def recover_executor(
             for fill in event_fills(decode_event(row["event"])):
                 bucket.setdefault(fill.fill_id, fill)
     if sent:
-        backend.adopt_orders([(group.ticket(ref).to_request(), executor._sent_at.get(ref, now),
+        backend.adopt_orders([(group.ticket(ref).to_request(), sent_at.get(ref, now),
                                tuple(known[ref].values())) for ref, group in sent])
 
     # 2-4. Reconcile every order ever sent.
@@ -229,7 +291,8 @@ def recover_executor(
             reports = {}
             for ref, group in sent:
                 if group.ticket(ref).state in UNSETTLED_STATES and group.ticket(ref).state != UNKNOWN:
-                    executor._apply(group, ref, SubmissionUnknown(now, f"recovery: broker unavailable ({err})"))
+                    executor.apply_ticket_event(group, ref,
+                                                SubmissionUnknown(now, f"recovery: broker unavailable ({err})"))
                     deferred.append(ref)
             executor.stats.reconcile_failures += 1
         for ref, group in sent:
@@ -239,8 +302,8 @@ def recover_executor(
             if report.status is BrokerStatus.NOT_FOUND and group.ticket(ref).state in UNSETTLED_STATES:
                 not_found.append(ref)
             executor.stats.reconciliations += 1
-            executor._apply(group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id,
-                                                   report.filled_quantity))
+            executor.apply_ticket_event(group, ref, Reconciled(now, report.status, tuple(report.fills),
+                                                              report.broker_order_id, report.filled_quantity))
     fills_recovered = sum(len(group.ticket(ref).fills) - fills_before[ref] for ref, group in sent)
 
     # 2b. Orders the journal lacks (a lost journal tail): today's broker orders carrying one of this
@@ -265,12 +328,11 @@ def recover_executor(
                 continue
             unjournaled.append(ref)
             live = report.status in (BrokerStatus.WORKING, BrokerStatus.PARTIALLY_FILLED)
-            executor._alert(f"recovery: order {ref} carries this journal's prefix but the journal lacks it: "
-                            f"{report.status.value}, {report.broker_filled} filled"
-                            + ("; cancelling it" if live else ""))
+            executor.alert(f"recovery: order {ref} carries this journal's prefix but the journal lacks it: "
+                           f"{report.status.value}, {report.broker_filled} filled"
+                           + ("; cancelling it" if live else ""))
             if live:
-                executor._abandoned[ref] = "pending"
-                executor._cancel_surfaced(ref)  # retried on the timers while the broker cannot take it
+                executor.cancel_orphan(ref)  # retried on the timers while the broker cannot take it
 
     # 5. Positions.
     for group in rebuilt:
@@ -288,27 +350,16 @@ def recover_executor(
             if diff:
                 unexplained[occ] = diff
         if unexplained:
-            executor._alert(f"recovery: broker positions the journal does not account for: {unexplained}")
+            executor.alert(f"recovery: broker positions the journal does not account for: {unexplained}")
 
     # 6. Carry on under the normal rules.
     for group in rebuilt:
         gid = group.group_id
-        if group.is_terminal:
-            if gid in finished_at:
-                executor._finished_ids.add(gid)
-                executor._finished_at[gid] = finished_at[gid]
-                if executor.release_finished:
-                    release = finished_at[gid] + linger
-                    executor._release_at[gid] = release
-                    executor._schedule(gid, release)
-                continue
-            executor._active.add(gid)  # finished while the process was down: finish it now
-            executor._finish(group, now)
-            continue
-        executor._active.add(gid)
-        executor._schedule(gid, now)
-        executor._after_change(group)
-    executor._journal_commit()
+        if group.is_terminal and gid in finished_at:
+            executor.mark_finished(gid, finished_at[gid])  # held until released after the linger
+        else:
+            executor.resume_group(group, now)  # one that finished while the process was down finishes now
+    executor.commit_journal()
     journal.release_contents()
     result = RecoveryReport(
         groups_rebuilt=len(rebuilt),
