@@ -234,7 +234,7 @@ def _cmd_lean_run(args: argparse.Namespace) -> int:
 
 
 def add_lean_commands(subparsers: Any) -> None:
-    """Register ``lean-run`` on the ``atomic-orders`` parser's subparsers."""
+    """Register ``lean-run`` and ``lean-bundle`` on the ``atomic-orders`` parser's subparsers."""
     run = subparsers.add_parser("lean-run", help="run a QuantConnect algorithm on the LEAN stand-in over N trading "
                                                  "days; print its log and the executor's report")
     run.add_argument("algorithm", help="a Python file defining one QCAlgorithm subclass")
@@ -243,3 +243,6 @@ def add_lean_commands(subparsers: Any) -> None:
     run.add_argument("--profile", choices=("none", "calm", "rough", "hostile"), default="calm",
                      help="chaos preset of the simulated broker (default calm)")
     run.set_defaults(func=_cmd_lean_run)
+    from atomic_orders.simulator.cli.lean_bundle import add_lean_bundle_command
+
+    add_lean_bundle_command(subparsers)
