@@ -2,6 +2,8 @@
 
 - :mod:`.main` -- the parser and the subcommands (``atomic-orders --help`` lists them).
 - :mod:`.journal` -- ``journal show|salvage`` and ``recover``.
+- :mod:`.lean_run` -- ``lean-run``: a QuantConnect algorithm on the LEAN stand-in over N trading days.
+- :mod:`.lean_bundle` -- ``lean-bundle``: the files of a QuantConnect project (``main.py`` and the package).
 - :mod:`.bench` and :mod:`.throughput` -- the benchmarks of ``atomic-orders bench``.
 - :mod:`.docs` -- the generated parts of docs/ (``atomic-orders docs``).
 
