@@ -104,8 +104,9 @@ class WeeklyIronCondorAlgorithm(QCAlgorithm):
     def end_of_day(self) -> None:
         """Log the day's end: SPX, the option positions held (contracts) and the groups still executing."""
         held = {symbol.occ: quantity for symbol, quantity in self.adapter.positions().items() if quantity}
+        contracts = sum(abs(q) for q in held.values())
         self.log(f"end of day: SPX {float(self.securities[self.spx].price):.2f}, {len(held)} option positions "
-                 f"({sum(abs(q) for q in held.values())} contracts), {len(self.adapter.open_groups())} groups executing")
+                 f"({contracts} contracts), {len(self.adapter.open_groups())} groups executing")
 
     def contract(self, right: OptionRight, strike: float, expiry: dt.date) -> Symbol:
         """The SPXW contract (an index option on SPX)."""
