@@ -37,6 +37,11 @@ def _check_optional_count(_inst: object, attr: attrs.Attribute[int | None], valu
         raise ValidationError(attr.name, value, "must be None or an int >= 0")
 
 
+def _check_flag(_inst: object, attr: attrs.Attribute[bool], value: bool) -> None:
+    if type(value) is not bool:
+        raise ValidationError(attr.name, value, "must be a bool")
+
+
 def _check_price(_inst: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValidationError(attr.name, value, "must be a finite Decimal")
@@ -196,10 +201,11 @@ class Reconciled:
 
     Applying it adds any fill the ticket has not seen (by fill id) and moves the ticket to the
     reported status, unless the answer contradicts itself: ``filled_quantity`` (the broker's own
-    count of filled units, see :class:`~atomic_orders.fsm.orders.OrderReport`) above what its fills cover, or
-    ``FILLED`` with fewer units than the order. A status never stands in for quantities: such an
-    answer books what is listed and leaves the ticket ``unknown`` until the broker's fills agree.
-    It is the only way out of ``unknown``.
+    count of filled units, see :class:`~atomic_orders.fsm.orders.OrderReport`) above what its fills cover,
+    ``FILLED`` with fewer units than the order, or (``fills_may_lag`` and no count) a
+    ``CANCELED``/``REJECTED``/``EXPIRED`` record whose fills cover less than the order. A status
+    never stands in for quantities: such an answer books what is listed and leaves the ticket
+    ``unknown`` until the broker's fills agree. It is the only way out of ``unknown``.
     """
 
     trigger: ClassVar[str] = "reconciled"
@@ -208,6 +214,8 @@ class Reconciled:
     fills: tuple[Fill, ...] = attrs.field(default=(), validator=_check_fills)
     broker_order_id: str | None = None
     filled_quantity: int | None = attrs.field(default=None, validator=_check_optional_count)
+    #: The broker's fills list may trail what filled: without a count it is only a lower bound.
+    fills_may_lag: bool = attrs.field(default=False, validator=_check_flag)
 
 
 TicketEvent = (

@@ -750,7 +750,7 @@ class AtomicOrderExecutor:
             if report is not None:
                 self.stats.reconciliations += 1
                 self._apply(group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id,
-                                                   report.filled_quantity))
+                                                   report.filled_quantity, fills_may_lag=report.fills_may_lag))
         self._deliver_alerts(group)
 
     def _violation(self, text: str) -> None:
@@ -955,7 +955,7 @@ class AtomicOrderExecutor:
             self.stats.reconciliations += 1
             self._apply(
                 group, ref, Reconciled(now, report.status, tuple(report.fills), report.broker_order_id,
-                                       report.filled_quantity)
+                                       report.filled_quantity, fills_may_lag=report.fills_may_lag)
             )
             self._pending_since.pop(ref, None)
         if not answered:
@@ -1013,7 +1013,8 @@ class AtomicOrderExecutor:
         if not group.awaiting_broker():
             return  # live again (a record that went back to WORKING): the count stands, no dispute
         self._disagree(group, now, "; ".join(
-            f"{t.order_ref}: broker {t.broker_record.status.value} {t.broker_record.filled} filled, booked "
+            f"{t.order_ref}: broker {t.broker_record.status.value} "
+            f"{t.broker_record.filled} {'filled' if t.broker_record.counted else 'listed, no count'}, booked "
             f"{t.quantity_filled}" for t in group.tickets if not t.broker_confirms and t.broker_record is not None
         ) or "the broker's record does not confirm the fills")
 

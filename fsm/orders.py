@@ -96,6 +96,11 @@ def _check_filled_quantity(_inst: object, _attr: object, value: int | None) -> N
         raise ValidationError("filled_quantity", value, "must be None or an int >= 0")
 
 
+def _check_flag(_inst: object, attr: attrs.Attribute[bool], value: bool) -> None:
+    if type(value) is not bool:
+        raise ValidationError(attr.name, value, "must be a bool")
+
+
 @attrs.frozen
 class OrderReport:
     """The broker's own record of one order, answering a reconciliation query.
@@ -105,9 +110,12 @@ class OrderReport:
     from its order record independently of the fill list: TastyTrade's ``quantity`` minus
     ``remaining-quantity`` (the least-filled leg of a combo), LEAN's ``OrderTicket.QuantityFilled``,
     the simulated exchange's book. ``None`` when the broker gives no count; the fills are then the
-    count. A report whose count exceeds its fills, or whose status is ``FILLED`` with fewer units
-    than the order, contradicts itself: the executor books what is listed, keeps the order
-    unsettled and asks again (see docs/invariants.md, invariant 7).
+    count, unless ``fills_may_lag``: the broker's fills list may trail what filled (TastyTrade lists
+    fills after an order's final status), so without a count they are only a lower bound, and a
+    ``CANCELED``/``REJECTED``/``EXPIRED`` record short of the order confirms nothing. A report
+    whose count exceeds its fills, or whose status is ``FILLED`` with fewer units than the order,
+    or a final record that confirms nothing, contradicts itself: the executor books what is
+    listed, keeps the order unsettled and asks again (see docs/invariants.md, invariant 7).
     """
 
     order_ref: str
@@ -115,6 +123,7 @@ class OrderReport:
     fills: tuple[Fill, ...] = ()
     broker_order_id: str | None = None
     filled_quantity: int | None = attrs.field(default=None, validator=_check_filled_quantity)
+    fills_may_lag: bool = attrs.field(default=False, validator=_check_flag)
 
     @property
     def listed_quantity(self) -> int:

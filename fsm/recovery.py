@@ -303,7 +303,8 @@ def recover_executor(
                 not_found.append(ref)
             executor.stats.reconciliations += 1
             executor.apply_ticket_event(group, ref, Reconciled(now, report.status, tuple(report.fills),
-                                                              report.broker_order_id, report.filled_quantity))
+                                                              report.broker_order_id, report.filled_quantity,
+                                                              fills_may_lag=report.fills_may_lag))
     fills_recovered = sum(len(group.ticket(ref).fills) - fills_before[ref] for ref, group in sent)
 
     # 2b. Orders the journal lacks (a lost journal tail): today's broker orders carrying one of this

@@ -185,7 +185,8 @@ TICKET_TRANSITIONS: tuple[Row, ...] = (
     # Reconciliation: the broker's answer moves the ticket to what the broker says, unless the
     # answer contradicts itself (a status never stands in for quantities).
     Row("reconciled", _RECONCILABLE, UNKNOWN, conditions="contradicts_itself", before="apply_reconciliation",
-        note="FILLED with fewer units than the order, or a count above the listed fills: book the listed, ask again"),
+        note="FILLED with fewer units than the order, a count above the listed fills, or a final status short of "
+             "the order with no count and fills that may lag: book the listed, ask again"),
     Row("reconciled", _RECONCILABLE, SUBMITTED, conditions="reconciles_to_submitted", before="apply_reconciliation"),
     Row("reconciled", _RECONCILABLE, PARTIALLY_FILLED, conditions="reconciles_to_partially_filled",
         before="apply_reconciliation"),
@@ -248,15 +249,28 @@ def _filled_after(t: OrderTicket, e: Reconciled) -> int:
 
 
 def contradicts_itself(t: OrderTicket, e: Reconciled) -> bool:
-    """The answer's quantities disagree with its own status or count.
+    """The answer's quantities disagree with its own status or count, or it gives none to trust.
 
     ``FILLED`` while the fills (ours plus the listed ones) cover less than the order, or a broker
-    count of filled units above what those fills cover: some fill was not delivered to us.
+    count of filled units above what those fills cover: some fill was not delivered to us. Or a
+    final status short of the order with no count from a broker whose fills list may lag
+    (``fills_may_lag``): what filled is unknown, not zero.
     """
     filled = _filled_after(t, e)
     if e.status is BrokerStatus.FILLED and filled < t.quantity:
         return True
+    if _unconfirmable(t, e, filled):
+        return True
     return e.filled_quantity is not None and e.filled_quantity > filled
+
+
+#: Final statuses that say nothing about quantities by themselves (FILLED claims the whole order).
+_SHORT_FINAL = frozenset({BrokerStatus.CANCELED, BrokerStatus.REJECTED, BrokerStatus.EXPIRED})
+
+
+def _unconfirmable(t: OrderTicket, e: Reconciled, filled: int) -> bool:
+    """A final record short of the order, without a count, whose fills list may still grow."""
+    return e.fills_may_lag and e.filled_quantity is None and e.status in _SHORT_FINAL and filled < t.quantity
 
 
 def _reconciled_state(t: OrderTicket, e: Reconciled) -> str:
@@ -433,7 +447,11 @@ def apply_reconciliation(t: OrderTicket, e: Reconciled) -> None:
         # FILLED without a count claims the whole order: never booked as fills, but it is what
         # the account may hold, so it counts in the residual the broker measures.
         count = max(count, t.quantity)
-    t.broker_record = BrokerRecord(e.status, count, t.quantity_filled)
+    counted = not _unconfirmable(t, e, t.quantity_filled)
+    t.broker_record = BrokerRecord(e.status, count, t.quantity_filled, counted)
+    if not counted:
+        t.anomalies.append(f"broker record of {t.order_ref!r}: {e.status.value} without a count; its fills deliver "
+                           f"{t.quantity_filled} of {t.quantity} and may still grow")
     if e.status is BrokerStatus.NOT_FOUND and t.quantity_filled > 0:
         t.anomalies.append(f"broker reports {t.order_ref!r} not found but {t.quantity_filled} filled")
     if count != t.quantity_filled or (e.status is BrokerStatus.FILLED and count < t.quantity):
@@ -472,12 +490,15 @@ class BrokerRecord:
     """The broker's own record of an order at its last reconciliation.
 
     ``filled`` is the broker's count of filled units (its own count, or its listed fills when it
-    gives none); ``booked`` is what our ticket had booked right after that answer was applied.
+    gives none); ``booked`` is what our ticket had booked right after that answer was applied;
+    ``counted`` is False when the record gave no count and its fills list may lag a final status
+    short of the order: ``filled`` is then a lower bound and the record confirms nothing.
     """
 
     status: BrokerStatus
     filled: int
     booked: int
+    counted: bool = True
 
     @property
     def final(self) -> bool:
@@ -690,7 +711,7 @@ class OrderTicket:
         if self.state == NEW:
             return True
         rec = self.broker_record
-        return rec is not None and rec.final and rec.filled == self.quantity_filled == rec.booked
+        return rec is not None and rec.final and rec.counted and rec.filled == self.quantity_filled == rec.booked
 
     @property
     def broker_disagrees(self) -> bool:

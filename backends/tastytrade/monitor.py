@@ -344,8 +344,11 @@ class TicketTracker:
 
         An order whose count (``quantity - remaining-quantity``) exceeds the units its fills list
         (fills withheld), a ``Filled`` order whose fills cover less than the order when it gives
-        no count, or a ``Filled`` combo with a leg not filled. Call after the converters ran.
+        no count, a ``Filled`` combo with a leg not filled, or the final order carrying the ticket
+        (not replaced) when it gives no count and its fills cover less than the order: its fills
+        list may still grow, so what it filled is unknown, not zero. Call after the converters ran.
         """
+        cur = self.current()
         for oid in self.chain:
             if oid in self.echo_ids:
                 continue
@@ -360,6 +363,10 @@ class TicketTracker:
             if count is not None and count > covered:
                 return (f"order {oid} ({snap.status}): the broker counts {count} filled, its fills list "
                         f"{covered}")
+            if (count is None and snap is cur and snap.terminal and not (snap.status in _CANCEL_LIKE and snap.edited)
+                    and covered < units_ordered(snap, self.shape)):
+                return (f"order {oid} ({snap.status}): the broker gives no count, its fills list {covered} "
+                        f"of {units_ordered(snap, self.shape)}")
         return None
 
     def incomplete_ids(self) -> list[str]:
@@ -384,7 +391,7 @@ class TicketTracker:
             return out
         first = self.orders[self.chain[0]]
         if not self.acked and not self.rejected:
-            if first.status == "Rejected" and not first.has_fills and not record_units(first, self.shape):
+            if first.status == "Rejected" and not first.has_fills and record_units(first, self.shape) == 0:
                 self.rejected = True
                 out.append(Rejected(time=now, reason=first.reject_reason or "rejected by the broker"))
                 self.final = "Rejected"
@@ -481,8 +488,9 @@ class TicketTracker:
         elif self.disputed is not None and cur.terminal:
             log.info("%s: the broker's fills now agree with its count", self.order_ref)
             self.disputed = None
+        # TastyTrade may list an order's fills after its final status: without a count they are a lower bound.
         return OrderReport(order_ref=self.order_ref, status=status, fills=fills, broker_order_id=cur.order_id,
-                           filled_quantity=count)
+                           filled_quantity=count, fills_may_lag=count is None)
 
 
 class OrderMonitor:

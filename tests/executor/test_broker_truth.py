@@ -192,3 +192,37 @@ def test_the_scripted_broker_lists_its_orders_by_prefix() -> None:
     found = backend.find_orders(g.group_id)
     assert list(found) == [req.order_ref] and found[req.order_ref].status is BrokerStatus.FILLED
     assert backend.find_orders("ZZ") == {}
+
+
+@pytest.mark.parametrize("lags", [False, True])
+def test_rejected_without_a_count_from_a_fills_list_that_may_lag_is_not_nothing_filled(lags: bool) -> None:
+    """Input 8: a combo of 2 is Rejected; the record lists no fill and gives no count. Where the
+    broker's fills list is complete that is a rollback; where it may lag (TastyTrade without
+    ``remaining-quantity``) it is not: the fill listed later is booked, unwound, and the group
+    fails for a human instead of settling on a record that confirmed nothing."""
+    backend, ex = make(ExecutionPolicy(max_broker_disagreements=3))
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=2)
+    [req] = backend.submitted
+    ref = req.order_ref
+    backend.push(ref, Acknowledged(backend.now(), "B1"))
+    backend.push(ref, Rejected(backend.now(), "rejected by the exchange"))
+    backend.reports[ref] = OrderReport(ref, BrokerStatus.REJECTED, (), "B1", fills_may_lag=lags)
+    for _ in range(3):
+        pump(backend, ex, 2.0)
+    ticket = g.entry_tickets[0]
+    assert ticket.broker_record is not None and ticket.broker_record.counted is not lags
+    if not lags:
+        assert g.state == "rolled_back" and ticket.broker_confirms
+        return
+    assert g.state == "rolling_back" and not ticket.broker_confirms  # asked again, never settled on it
+    listed = (Fill(backend.now(), "F1", 1, Decimal("-5.00")),)
+    backend.reports[ref] = OrderReport(ref, BrokerStatus.REJECTED, listed, "B1", fills_may_lag=True)
+    for _ in range(40):
+        pump(backend, ex, 2.0)
+        for unwind in backend.submitted[1:]:
+            if g.ticket(unwind.order_ref).state == "submitting":
+                backend.fill_all(unwind.order_ref)
+    assert ticket.quantity_filled == 1 and len(backend.submitted) == 5  # booked, then unwound leg by leg
+    assert g.state == "failed" and g.residual_exposure == {} == g.ledger.positions()
+    assert any("broker record disputed" in a and "no count" in a for a in g.alerts)
+    assert invariants.check_group(g, replay=True) == [] and ex.violations == []

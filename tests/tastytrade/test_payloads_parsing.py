@@ -97,7 +97,8 @@ def test_replace_payload_omits_legs_unless_resized() -> None:
 
 
 def order_json(status: str, fills: list[list[tuple[int, str]]] | None = None, *, oid: int = 100, legs=CONDOR,
-               size: int = 3, **extra: Any) -> dict[str, Any]:
+               size: int = 3, counted: int | None = None, **extra: Any) -> dict[str, Any]:
+    """An order record; ``counted``: units the legs' ``remaining-quantity`` counts filled (None: no count)."""
     fills = fills or [[] for _ in legs]
     out: dict[str, Any] = {
         "id": oid, "status": status, "size": size, "price": "1.25", "price-effect": "Credit",
@@ -108,6 +109,9 @@ def order_json(status: str, fills: list[list[tuple[int, str]]] | None = None, *,
                             for j, (q, p) in enumerate(leg_fills)]}
                  for i, (leg, leg_fills) in enumerate(zip(legs, fills, strict=True))],
     }
+    if counted is not None:
+        for leg, raw in zip(legs, out["legs"], strict=True):
+            raw["remaining-quantity"] = (size - counted) * leg.ratio
     out.update(extra)
     return out
 
@@ -139,14 +143,32 @@ def test_every_status_maps_to_ticket_events_and_a_reconcile_status(status: str) 
     full = [[(3, "1.00")], [(3, "0.50")], [(3, "1.20")], [(3, "0.45")]]
     part = [[(1, "1.00")], [(1, "0.50")], [(1, "1.20")], [(1, "0.45")]]
     fills = full if status == "Filled" else part if status == "Partially Removed" else None
+    counted = 3 if status == "Filled" else 1 if status == "Partially Removed" else 0
     tracker = TicketTracker("G1-C", combo())
-    tracker.add(parse_order(order_json(status, fills, **({"reject-reason": "no margin"}
-                                                           if status == "Rejected" else {}))))
+    tracker.add(parse_order(order_json(status, fills, counted=counted, **({"reject-reason": "no margin"}
+                                                                            if status == "Rejected" else {}))))
     events = tracker.events(NOW)
     assert [e.trigger for e in events] == EXPECTED_EVENTS[status]
     assert tracker.events(NOW) == []  # idempotent
     report = tracker.report(NOW)
     assert report.status is EXPECTED_RECONCILE.get(status, BrokerStatus.WORKING)
+    assert report.filled_quantity == counted and not report.fills_may_lag
+
+
+@pytest.mark.parametrize("status", ["Cancelled", "Expired", "Rejected", "Removed", "Partially Removed"])
+def test_a_final_status_without_a_count_short_of_its_fills_is_an_unknown_outcome(status: str) -> None:
+    # Legs without remaining-quantity: the fills list (which may trail the final status) is all
+    # the record says, so a final status short of the order never stands in for "nothing more filled".
+    part = [[(1, "1.00")], [(1, "0.50")], [(1, "1.20")], [(1, "0.45")]]
+    fills = part if status == "Partially Removed" else None
+    tracker = TicketTracker("G1-C", combo())
+    tracker.add(parse_order(order_json(status, fills)))
+    triggers = [e.trigger for e in tracker.events(NOW)]
+    assert triggers[-1] == "submission_unknown" and not {"canceled", "expired", "rejected"} & set(triggers)
+    report = tracker.report(NOW)
+    assert report.status is EXPECTED_RECONCILE[status]
+    assert report.filled_quantity is None and report.fills_may_lag
+    assert report.listed_quantity == (1 if fills else 0)
 
 
 def test_unknown_status_is_treated_as_working_not_a_crash() -> None:
