@@ -9,6 +9,7 @@
   algorithm creates.
 
 May import: :mod:`atomic_orders.fsm` (the port :mod:`atomic_orders.fsm.ports` and its values),
-``requests`` (TastyTrade only) and LEAN's names (QuantConnect only, at run time inside LEAN). No
-backend imports another backend's room or :mod:`atomic_orders.simulator`.
+``requests`` (TastyTrade only) and LEAN's names (QuantConnect only, at run time inside LEAN). One
+backend may use another only where it routes to it (the QuantConnect adapter sends a live
+algorithm's orders to TastyTrade); no backend imports :mod:`atomic_orders.simulator`.
 """

@@ -753,6 +753,39 @@ class AtomicOrderExecutor:
                                                    report.filled_quantity, fills_may_lag=report.fills_may_lag))
         self._deliver_alerts(group)
 
+    def plans_for(self, group_id: str, now: dt.datetime) -> tuple[object, ...]:
+        """What the executor still plans for one group, as seconds from ``now``: its timers, each
+        order's send, pending, back-off and step times, the broker questions due, and the refusal,
+        outage and disagreement counts.
+
+        The exhaustive checker (:mod:`atomic_orders.simulator.proofs.exhaustive`) folds it into a
+        state's identity: two states with equal plans behave alike from here on. A value to compare,
+        not to read field by field; its shape may change with the executor.
+        """
+
+        def rel(when: dt.datetime | None) -> float | None:
+            return None if when is None else (when - now).total_seconds()
+
+        def table(d: dict[str, dt.datetime]) -> tuple[tuple[str, float | None], ...]:
+            return tuple(sorted((k, rel(v)) for k, v in d.items()))
+
+        return (
+            tuple(sorted({rel(w) for w, _, _ in self._timers})),
+            table(self._sent_at),
+            table(self._pending_since),
+            table(self._not_before),
+            table(self._next_step),
+            rel(self._reconcile_after.get(group_id)),
+            rel(self._ask_after.get(group_id)),
+            self._disagreements.get(group_id, 0),
+            self._outages.get(group_id, 0),
+            table(self._cancel_after),
+            tuple(sorted(self._cancel_refusals.items())),
+            table(self._update_after),
+            tuple(sorted(self._update_refusals.items())),
+            group_id in self._active,
+        )
+
     def _violation(self, text: str) -> None:
         self.stats.invariant_violations += 1
         self.violations.append(text)

@@ -55,6 +55,14 @@ class Ledger:
         #: machines' guards read it on every event, so it is made once, not copied per call.
         self.held: Mapping[OptionSymbol, int] = MappingProxyType(self._net)
 
+    # A view cannot be pickled (the exhaustive checker and the sweeps copy groups): rebuild it.
+    def __getstate__(self) -> tuple[dict[OptionSymbol, int], list[LedgerEntry]]:
+        return self._net, self.entries
+
+    def __setstate__(self, state: tuple[dict[OptionSymbol, int], list[LedgerEntry]]) -> None:
+        self._net, self.entries = state
+        self.held = MappingProxyType(self._net)
+
     def record(self, ticket: OrderTicket, fill: Fill) -> None:
         """Add one fill of ``ticket`` (every fill, including late fills and over-fills)."""
         net = self._net

@@ -675,6 +675,11 @@ class OrderTicket:
         return TicketState(self.state)
 
     @property
+    def pending_update(self) -> UpdateRequested | None:
+        """The replace request sent and not yet answered by the broker, if any."""
+        return self._pending_update
+
+    @property
     def order_id(self) -> str:
         """Our identifier for the order (LEAN's ``order_id``); the external id sent to the broker."""
         return self.order_ref

@@ -6,7 +6,10 @@
 * :mod:`.backend` -- :class:`QuantConnectBackend`;
 * :mod:`.adapter` -- :class:`TastytradeIntegrationAdapter`, what an algorithm creates in ``initialize``.
 
-Nothing here imports LEAN at module level: outside LEAN, :mod:`atomic_orders.simulator.lean.standin` stands in.
+Nothing here imports LEAN at module level: outside LEAN, :mod:`atomic_orders.simulator.lean` stands in.
+
+May import: :mod:`atomic_orders.fsm`, LEAN's names at run time (through :mod:`.lean_api`), and
+:mod:`atomic_orders.backends.tastytrade` (the adapter routes a live algorithm's orders there).
 """
 
 from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter

@@ -16,6 +16,8 @@ Choices where the reference is silent or unverified:
   before acting, so this cannot duplicate an order.
 * Order status comes from polling ``/orders/live`` (the account streamer is not used).
 * The certification preset sends no ``Accept-Version`` (sandbox 404s with it, tastyware #291).
+
+May import: :mod:`atomic_orders.fsm` and ``requests``; no other backend and no simulator.
 """
 
 from atomic_orders.backends.tastytrade.auth import OAuthCredentials, Secret, TokenManager

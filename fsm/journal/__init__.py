@@ -4,6 +4,9 @@
 turns the core's values into readable JSON and back. Recovery from a journal is
 :meth:`atomic_orders.fsm.executor.AtomicOrderExecutor.recover` (:mod:`atomic_orders.fsm.recovery`). The schema and the
 recovery rules are documented in ``docs/journal.md``.
+
+May import: the rest of the core (its values and machines) and the standard library's ``sqlite3``;
+no backend, no simulator.
 """
 
 from atomic_orders.fsm.journal.store import (

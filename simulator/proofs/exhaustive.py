@@ -598,12 +598,6 @@ class World:
         ex = self.executor
         now = self.now
 
-        def rel(when: dt.datetime | None) -> float | None:
-            return None if when is None else (when - now).total_seconds()
-
-        def table(d: dict[str, dt.datetime]) -> tuple[tuple[str, float | None], ...]:
-            return tuple(sorted((k, rel(v)) for k, v in d.items()))
-
         tickets = tuple(
             (
                 t.order_ref,
@@ -616,7 +610,7 @@ class World:
                 t.late_fill_quantity,
                 t.broker_order_id is not None,
                 t.limit_price,
-                t._pending_update is not None,
+                t.pending_update is not None,
             )
             for t in g.tickets
         )
@@ -638,20 +632,7 @@ class World:
             self.contradictions,
             tuple((t.order_ref, t.broker_record) for t in g.tickets),
             (now - self.start).total_seconds(),
-            tuple(sorted({rel(w) for w, _, _ in ex._timers})),
-            table(ex._sent_at),
-            table(ex._pending_since),
-            table(ex._not_before),
-            table(ex._next_step),
-            rel(ex._reconcile_after.get(gid)),
-            rel(ex._ask_after.get(gid)),
-            ex._disagreements.get(gid, 0),
-            ex._outages.get(gid, 0),
-            table(ex._cancel_after),
-            tuple(sorted(ex._cancel_refusals.items())),
-            table(ex._update_after),
-            tuple(sorted(ex._update_refusals.items())),
-            gid in ex._active,
+            ex.plans_for(gid, now),
         )
 
     # -- checks -----------------------------------------------------------------------------------
@@ -898,7 +879,7 @@ def _snapshot(g: AtomicOrderGroup, t: OrderTicket) -> tuple[Any, ...]:
     return (
         (t.state, t.quantity, t.quantity_filled, len(t.fills), len(t.order_events), t.duplicate_fills,
          t.overfill_quantity, t.late_fill_quantity, t.broker_order_id, t.limit_price, t.reason,
-         t._pending_update, t.reconciliations, len(t.anomalies)),
+         t.pending_update, t.reconciliations, len(t.anomalies)),
         (g.state, len(g.audit), tuple(sorted((s.occ, q) for s, q in g.ledger.positions().items())),
          len(g.alerts), len(g.tickets), dict(g.unwind_failures)),
     )
