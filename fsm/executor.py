@@ -770,7 +770,7 @@ class AtomicOrderExecutor:
             return tuple(sorted((k, rel(v)) for k, v in d.items()))
 
         return (
-            tuple(sorted({rel(w) for w, _, _ in self._timers})),
+            tuple(sorted({(w - now).total_seconds() for w, _, _ in self._timers})),
             table(self._sent_at),
             table(self._pending_since),
             table(self._not_before),
