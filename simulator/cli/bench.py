@@ -25,7 +25,7 @@ Implementations compared:
   same rows with the same minimal guards: the pure-Python limit.
 
 ``run_bench`` returns a JSON-ready dict; ``format_report`` renders it as a text table. The CLI
-(``atomic-orders bench``) calls both; ``python -m atomic_orders.simulator.cli.bench [--quick] [--json PATH]`` too.
+(``atomic-orders bench [--quick] [--json [PATH]]``) calls both.
 """
 
 from __future__ import annotations
@@ -36,14 +36,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from transitions import Machine, MachineError
@@ -1057,30 +1055,3 @@ def format_report(result: dict[str, Any]) -> str:
         f"{m.get('platform')}, {m.get('cpu_count')} CPUs"
     )
     return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m atomic_orders.simulator.cli.bench [--quick] [--n N] [--rounds R] [--json PATH]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.cli.bench",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small n, 3 rounds (seconds)")
-    parser.add_argument("--n", type=int, default=None, help="objects per timed block")
-    parser.add_argument("--rounds", type=int, default=None, help="repetitions (median reported)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-
-    def progress(line: str) -> None:
-        print(f"[{time.perf_counter() - start:7.1f} s] {line}", file=sys.stderr)
-
-    result = run_bench(args.quick, args.n, args.rounds, progress=progress)
-    sys.stdout.write(format_report(result))
-    if args.json is not None:
-        args.json.write_text(to_json(result), encoding="utf-8")
-    return 0 if result["checks_ok"] else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

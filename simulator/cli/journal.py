@@ -1,8 +1,9 @@
 """``atomic-orders journal show|salvage`` and ``atomic-orders recover``: the journal from the command line.
 
-``journal show PATH`` lists every group with its state and exposure (``--group ID``: that group's
-audit trail with its intents and broker events). A damaged journal is reported (file and
-problem) and its intact prefix is still shown.
+``journal show --journal PATH`` lists every group with its state and exposure (``--group ID``:
+that group's audit trail with its intents and broker events; ``--json [PATH]``: the same as
+JSON). A damaged journal is reported (file and problem) and its intact prefix is still shown;
+``journal salvage --journal PATH --out NEW`` copies that prefix into a new journal.
 
 ``recover --journal PATH --backend ...`` rebuilds every unfinished group and drives it to a
 terminal state:
@@ -10,8 +11,8 @@ terminal state:
 * ``tastytrade-emulator``: the real TastyTrade client over HTTP to an emulator that kept the
   broker state while the trading process was down (``--url``/``--account``; credentials from
   ``TASTYTRADE_CLIENT_SECRET``/``TASTYTRADE_REFRESH_TOKEN``). The emulator must expose the
-  emulator-only clock routes (``python -m atomic_orders.simulator.crash.harness serve``), since its virtual time is
-  the broker's.
+  emulator-only clock routes (``atomic-orders crash serve``), since its virtual time is the
+  broker's.
 * ``simulated``: the in-process simulator kept NO state after its process ended, so this is a
   rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that knows
   none of the journaled orders. Every unsettled order reconciles as not found (abandoned, never
@@ -36,6 +37,7 @@ from typing import Any
 
 from atomic_orders.fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
 from atomic_orders.fsm.recovery import rebuild_group
+from atomic_orders.simulator.cli.options import add_backend, add_command, add_journal, add_json, new_file, write_json
 
 __all__ = ["add_journal_commands"]
 
@@ -60,13 +62,20 @@ def _short_event(event: dict[str, Any] | None) -> str:
     return " ".join(parts)
 
 
-def show(contents: JournalContents, group_id: str | None, as_json: bool) -> int:
-    """Print the journal's groups (or one group's audit trail)."""
+def _emit(json_to: str, data: dict[str, Any]) -> int:
+    written = write_json(json_to, data)
+    if written is not None:
+        print(f"written to {written}")
+    return 0
+
+
+def show(contents: JournalContents, group_id: str | None, json_to: str | None = None) -> int:
+    """Print the journal's groups (or one group's audit trail); ``json_to``: JSON to that path, or ``"-"`` stdout."""
     if group_id is not None:
         if group_id not in contents.groups:
             print(f"error: group {group_id!r} is not in the journal {str(contents.path)!r}", file=sys.stderr)
             return 2
-        return _show_group(contents, group_id, as_json)
+        return _show_group(contents, group_id, json_to)
     rows = []
     total: Counter[str] = Counter()
     for gid, info in contents.groups.items():
@@ -81,11 +90,10 @@ def show(contents: JournalContents, group_id: str | None, as_json: bool) -> int:
                      "orders": sum(1 for i in contents.intents.values() if i["group_id"] == gid),
                      "exposure": exposure})
     open_groups = [r["group"] for r in rows if not r["finished"]]
-    if as_json:
-        print(json.dumps({"path": str(contents.path), "schema_version": contents.schema_version,
-                          "records": contents.records, "problem": contents.problem, "groups": rows,
-                          "open_groups": open_groups, "open_exposure": dict(total)}, indent=2, sort_keys=True))
-        return 0
+    if json_to is not None:
+        return _emit(json_to, {"path": str(contents.path), "schema_version": contents.schema_version,
+                               "records": contents.records, "problem": contents.problem, "groups": rows,
+                               "open_groups": open_groups, "open_exposure": dict(total)})
     states = Counter(r["state"] for r in rows)
     print(f"journal {contents.path}: schema v{contents.schema_version}, {contents.records} records, "
           f"{len(contents.sessions)} sessions ({sum(1 for s in contents.sessions if s['kind'] == 'recover')} "
@@ -103,15 +111,14 @@ def show(contents: JournalContents, group_id: str | None, as_json: bool) -> int:
     return 0
 
 
-def _show_group(contents: JournalContents, gid: str, as_json: bool) -> int:
+def _show_group(contents: JournalContents, gid: str, json_to: str | None) -> int:
     trail = contents.transitions.get(gid, [])
     intents = {ref: i for ref, i in contents.intents.items() if i["group_id"] == gid}
     events = [e for e in contents.broker_events if e["group_id"] == gid or e["order_ref"] in intents]
-    if as_json:
-        print(json.dumps({"group": gid, "definition": contents.groups[gid]["definition"], "transitions": trail,
-                          "intents": intents, "broker_events": events, "finishes": contents.finishes.get(gid, [])},
-                         indent=2, sort_keys=True))
-        return 0
+    if json_to is not None:
+        return _emit(json_to, {"group": gid, "definition": contents.groups[gid]["definition"], "transitions": trail,
+                               "intents": intents, "broker_events": events,
+                               "finishes": contents.finishes.get(gid, [])})
     definition = contents.groups[gid]["definition"]
     legs = ", ".join(f"{leg['side']} {leg['ratio']}x {leg['symbol']['occ'].replace(' ', '')}"
                      for leg in definition["legs"])
@@ -137,16 +144,15 @@ def _show_group(contents: JournalContents, gid: str, as_json: bool) -> int:
     return 0
 
 
-def _cmd_journal(args: argparse.Namespace) -> int:
-    if args.journal_command == "salvage":
-        kept = salvage(args.path, args.dest)
-        print(f"copied the first {kept.records} intact records of {args.path} to {args.dest}"
-              + (f" (dropped from the damage on: {kept.problem})" if kept.problem else " (the journal was intact)"))
-        return 0
-    path = Path(args.path)
-    if not path.exists():
-        print(f"error: journal {str(path)!r} does not exist", file=sys.stderr)
-        return 2
+def _cmd_salvage(args: argparse.Namespace) -> int:
+    kept = salvage(args.journal, args.out)
+    print(f"copied the first {kept.records} intact records of {args.journal} to {args.out}"
+          + (f" (dropped from the damage on: {kept.problem})" if kept.problem else " (the journal was intact)"))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    path = args.journal
     contents = read_journal(path, allow_prefix=True)
     if contents.problem is not None:
         print(f"error: journal {str(path)!r} is corrupted: {contents.problem}\n"
@@ -160,10 +166,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
-    path = Path(args.journal)
-    if not path.exists():
-        print(f"error: journal {str(path)!r} does not exist", file=sys.stderr)
-        return 2
+    path = args.journal
     try:
         contents = read_journal(path)
     except JournalCorrupted as err:  # never recover from a guess: name the file and the problem
@@ -191,7 +194,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         except requests.RequestException as err:
             # The clock routes: an unreachable emulator, or one without them (plain 'emulate').
             print(f"error: --url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
-                  "with 'python -m atomic_orders.simulator.crash.harness serve'. "
+                  "with 'atomic-orders crash serve'. "
                   "The journal is as it was or further recovered; "
                   "run recover again", file=sys.stderr)
             return 2
@@ -246,23 +249,21 @@ def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, 
 
 def add_journal_commands(sub: Any) -> None:
     """Add ``journal`` (show, salvage) and ``recover`` to the ``atomic-orders`` parser."""
-    jr = sub.add_parser("journal", help="inspect a journal (groups, states, exposure; one group's audit trail)")
-    jsub = jr.add_subparsers(dest="journal_command", required=True)
-    js = jsub.add_parser("show", help="groups, states and exposure (--group ID: its audit trail)")
-    js.add_argument("path", help="the journal file")
+    jr = add_command(sub, "journal", "inspect a journal (groups, states, exposure; one group's audit trail)", None)
+    jsub = jr.add_subparsers(dest="journal_command", title="commands", metavar="COMMAND")
+    js = add_command(jsub, "show", "list the journal's groups, states and exposure (--group ID: its audit trail)",
+                     _cmd_show)
+    add_journal(js, required=True, exists=True, help="the journal file")
     js.add_argument("--group", metavar="ID", help="show this group's audit trail, intents and broker events")
-    js.add_argument("--json", action="store_true", help="print JSON")
-    jsv = jsub.add_parser("salvage", help="copy the intact prefix of a damaged journal into a new file")
-    jsv.add_argument("path", help="the damaged journal")
-    jsv.add_argument("dest", help="the new journal (must not exist)")
-    jr.set_defaults(func=_cmd_journal)
+    add_json(js, "the groups (or the group's trail)")
+    jsv = add_command(jsub, "salvage", "copy the intact prefix of a damaged journal into a new journal", _cmd_salvage)
+    add_journal(jsv, required=True, exists=True, help="the damaged journal")
+    jsv.add_argument("--out", type=new_file, required=True, metavar="PATH", help="the new journal (must not exist)")
 
-    rc = sub.add_parser("recover", help="rebuild unfinished groups from a journal and drive them to a terminal state",
-                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rc.add_argument("--journal", required=True, metavar="PATH", help="the journal of the session that died")
-    rc.add_argument("--backend", choices=("simulated", "tastytrade-emulator"), default="tastytrade-emulator",
-                    help="where the orders are (simulated: a rehearsal, see above)")
+    rc = add_command(sub, "recover", "rebuild unfinished groups from a journal and drive them to a terminal state",
+                     _cmd_recover, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_journal(rc, required=True, exists=True, help="the journal of the session that died")
+    add_backend(rc, default=None, help="where the orders are: tastytrade-emulator (the broker that kept them) or "
+                                       "simulated (a rehearsal, see above); no default, the two differ too much")
     rc.add_argument("--url", help="the emulator's URL (tastytrade-emulator)")
     rc.add_argument("--account", help="the account number (tastytrade-emulator)")
-    rc.set_defaults(func=_cmd_recover)
-

@@ -1,26 +1,45 @@
-"""The ``atomic-orders`` command line: simulate, emulate, diagrams, docs, bench, check."""
+"""The ``atomic-orders`` command line.
+
+Run ``atomic-orders COMMAND --help`` for a command's options; the options commands share have one
+name and one set of choices everywhere (``--seed``, ``--groups``, ``--profile``, ``--backend``,
+``--journal PATH``, ``--json [PATH]``). Exit status: 0 done, 1 done and something to look at
+(the command's report says what), 2 a usage error, a user error or Ctrl-C (one line on stderr).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import errno
+import importlib.metadata
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from atomic_orders.fsm.group import ExecutionMode
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
+from atomic_orders.simulator.cli.options import (
+    STDOUT,
+    Parser,
+    UserError,
+    add_backend,
+    add_command,
+    add_groups,
+    add_http_faults,
+    add_journal,
+    add_json,
+    add_mode,
+    add_port,
+    add_profile,
+    add_seed,
+    count,
+    file_path,
+    positive,
+    positive_float,
+    write_json,
+    write_text,
+)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -39,12 +58,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         backend=args.backend,
         http_faults=args.http_faults,
     )
-    events_path = Path(args.events) if args.events else None
-    journal_path = Path(args.journal) if args.journal else None
+    events_path = args.events
+    journal_path = args.journal
     if journal_path is not None and journal_path.exists():
-        print(f"error: journal {str(journal_path)!r} already exists (a new session needs a new journal; "
-              "'atomic-orders recover' continues an old one)", file=sys.stderr)
-        return 2
+        raise UserError(f"--journal {str(journal_path)!r} already exists (a new session needs a new journal; "
+                        "'atomic-orders recover' continues an old one)")
     if journal_path is not None:
         journal_path.parent.mkdir(parents=True, exist_ok=True)
     if events_path is not None:
@@ -68,12 +86,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     else:
         report = run_session(config, events_path=events_path, journal_path=journal_path,
                              journal_sync=args.journal_sync)
+    if args.json == STDOUT:
+        write_json(STDOUT, report.to_json())
+        return 0 if report.ok else 1
     print(format_report(report))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"\nreport written to {path}")
+        print(f"\nreport written to {write_json(args.json, report.to_json())}")
     if events_path is not None:
         print(f"event log written to {events_path}")
     return 0 if report.ok else 1
@@ -83,11 +101,11 @@ def _cmd_diagrams(args: argparse.Namespace) -> int:
     from atomic_orders.fsm.diagrams import check_all, render_all
 
     if args.check:
-        stale = check_all(Path(args.out))
+        stale = check_all(args.out)
         for line in stale:
             print(line)
         return 1 if stale else 0
-    for path in render_all(Path(args.out)):
+    for path in render_all(args.out):
         print(path)
     return 0
 
@@ -99,11 +117,11 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     from atomic_orders.simulator.cli.docs import check_docs, write_docs
 
     if args.check:
-        stale = check_docs(Path(args.out))
+        stale = check_docs(args.out)
         for name in stale:
             print(f"{name} is stale: run `atomic-orders docs`")
         return 1 if stale else 0
-    for path in write_docs(Path(args.out)):
+    for path in write_docs(args.out):
         print(path)
     return 0
 
@@ -126,13 +144,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
     sim = None if args.no_sim else (lambda: simulation_figures(quick=args.quick))
     result = run_bench(quick=args.quick, sim=sim, progress=lambda line: print(line, file=sys.stderr))
+    # Exit 1 when a correctness check of the bench failed (the implementations disagreed).
+    code = 0 if result["checks_ok"] else 1
+    if args.json == STDOUT:
+        write_text(STDOUT, to_json(result))
+        return code
     print(format_report(result))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_json(result), encoding="utf-8")
-        print(f"\nbench written to {path}")
-    return 0
+        print(f"\nbench written to {write_text(args.json, to_json(result))}")
+    return code
 
 
 # -- check (exhaustive small-scope check of the rollback invariants; simulator/proofs/exhaustive.py) ----
@@ -150,67 +170,94 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # -- end check ------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``atomic-orders`` command."""
-    parser = argparse.ArgumentParser(prog="atomic-orders", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    try:
+        return importlib.metadata.version("atomic-orders")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
-    sim = sub.add_parser("simulate", help="simulate a trading session of iron condors against a chaotic broker")
-    sim.add_argument("--seed", type=int, default=7, help="one seed makes the whole session (default 7)")
-    sim.add_argument("--groups", type=_positive_int, default=500, help="iron condors placed over the day (default 500)")
-    sim.add_argument("--profile", choices=("calm", "rough", "hostile"), default="rough", help="chaos preset")
-    sim.add_argument("--mode", choices=[m.value for m in ExecutionMode], default="combo", help="combo or legged")
-    sim.add_argument("--max-quantity", type=int, default=5, help="condors are 1..N units (default 5)")
-    sim.add_argument("--json", metavar="PATH", help="write the report as JSON")
-    sim.add_argument("--events", metavar="PATH", help="write the broker event log (JSON lines) for replay")
+
+def add_main_commands(sub: Any) -> None:
+    """Register ``simulate``, ``diagrams``, ``docs``, ``emulate``, ``check`` and ``bench``."""
+    sim = add_command(sub, "simulate", "simulate a trading session of iron condors against a chaotic broker",
+                      _cmd_simulate)
+    add_seed(sim, 7)
+    add_groups(sim, 500, "iron condors placed over the day")
+    add_profile(sim)
+    add_mode(sim)
+    sim.add_argument("--max-quantity", type=positive, default=5, metavar="N",
+                     help="condors are 1..N units (default 5)")
+    add_json(sim, "the report")
+    sim.add_argument("--events", type=file_path, metavar="PATH",
+                     help="write the broker event log (JSON lines) for replay")
     sim.add_argument("--verify-replay", action="store_true", help="also replay every group's audit trail at its end")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--verbose", action="store_true", help="print every alert as it is raised")
-    sim.add_argument("--backend", choices=("simulated", "tastytrade-emulator"), default="simulated",
-                     help="simulated (in-process) or tastytrade-emulator (real TastyTrade client over HTTP)")
-    sim.add_argument("--http-faults", choices=("none", "light", "heavy"), default="none",
-                     help="HTTP faults injected by the TastyTrade emulator (default none)")
-    sim.add_argument("--journal", metavar="PATH", help="journal the session (write-ahead SQLite, docs/journal.md)")
+    add_backend(sim, default="simulated",
+                help="simulated (in-process, the default) or tastytrade-emulator (the real TastyTrade client over "
+                     "HTTP to a local emulator)")
+    add_http_faults(sim)
+    add_journal(sim, required=False, exists=False,
+                help="journal the session to this new file (write-ahead SQLite, docs/journal.md)")
     sim.add_argument("--journal-sync", choices=("full", "normal"), default="full",
                      help="full: fsync every commit (survives power loss); normal: survives a process crash")
-    sim.set_defaults(func=_cmd_simulate)
 
-    dia = sub.add_parser("diagrams", help="render every state machine from its table (graphviz)")
-    dia.add_argument("--out", default="diagrams", help="output directory (default diagrams/)")
+    dia = add_command(sub, "diagrams", "render every state machine from its table as SVG (needs graphviz's dot)",
+                      _cmd_diagrams)
+    dia.add_argument("--out", type=Path, default=Path("diagrams"), metavar="DIR",
+                     help="output folder (default diagrams/)")
     dia.add_argument("--check", action="store_true", help="only list diagrams that no longer match their tables")
-    dia.set_defaults(func=_cmd_diagrams)
 
-    docs = sub.add_parser("docs", help="write the generated docs (state tables, status and preset tables)")
-    docs.add_argument("--out", default="docs", help="docs directory (default docs/)")
+    docs = add_command(sub, "docs", "write the generated parts of docs/ (state tables, status and preset tables)",
+                       _cmd_docs)
+    docs.add_argument("--out", type=Path, default=Path("docs"), metavar="DIR", help="docs folder (default docs/)")
     docs.add_argument("--check", action="store_true", help="only list docs whose generated parts are stale")
-    docs.set_defaults(func=_cmd_docs)
 
-    emu = sub.add_parser("emulate", help="serve a local TastyTrade API emulator on 127.0.0.1 (Ctrl-C stops)")
-    emu.add_argument("--port", type=int, default=8765, help="TCP port on 127.0.0.1 (default 8765; 0 = any free)")
-    emu.add_argument("--profile", choices=("none", "calm", "rough", "hostile"), default="rough", help="chaos preset")
-    emu.add_argument("--seed", type=int, default=7, help="seed of the simulated broker (default 7)")
-    emu.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall-clock second (default 1)")
-    emu.add_argument("--http-faults", choices=("none", "light", "heavy"), default="none", help="HTTP fault preset")
-    emu.set_defaults(func=_cmd_emulate)
+    emu = add_command(sub, "emulate", "serve a TastyTrade API emulator on 127.0.0.1 until Ctrl-C", _cmd_emulate)
+    add_port(emu, 8765)
+    add_profile(emu)
+    add_seed(emu, 7, "seed of the simulated broker")
+    emu.add_argument("--speed", type=positive_float, default=1.0,
+                     help="virtual seconds per wall-clock second (default 1)")
+    add_http_faults(emu)
 
-    chk = sub.add_parser("check", help="exhaustively check every broker script up to --depth against the invariants")
-    chk.add_argument("--depth", type=_positive_int, default=5,
+    chk = add_command(sub, "check", "exhaustively check every broker script up to --depth against the invariants",
+                      _cmd_check)
+    chk.add_argument("--depth", type=count, default=5, metavar="K",
                      help="script length K (default 5: ~20 s on 2 cores; 6: ~3 min)")
-    chk.add_argument("--mode", action="append", choices=[m.value for m in ExecutionMode],
-                     help="combo and/or legged (repeatable; default both)")
-    chk.add_argument("--quantity", type=int, default=2, help="units of the 2-leg vertical (default 2)")
-    chk.add_argument("--workers", type=int, default=2, help="modes checked in parallel processes (default 2)")
-    chk.set_defaults(func=_cmd_check)
+    add_mode(chk, repeatable=True)
+    chk.add_argument("--quantity", type=positive, default=2, metavar="N",
+                     help="units of the 2-leg vertical (default 2)")
+    chk.add_argument("--workers", type=positive, default=2, metavar="N",
+                     help="modes checked in parallel processes (default 2)")
 
-    bench = sub.add_parser("bench", help="measure the machines and the simulator; print figures")
-    bench.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    bench = add_command(sub, "bench", "measure the machines and the simulator; print figures", _cmd_bench)
+    add_json(bench, "the figures")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures are noisy)")
     bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
-    bench.set_defaults(func=_cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``atomic-orders`` command.
+
+    Each module of commands exposes one registration function taking the subparsers; adding a
+    command family is one call here.
+    """
+    parser = Parser(prog="atomic-orders",
+                    description="Multi-leg option orders that execute atomically: every leg fills, or everything "
+                                "is undone. Simulate sessions, serve an emulator, check, journal and recover.",
+                    epilog="'atomic-orders COMMAND --help' shows a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.set_defaults(func=None, help_parser=parser)
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    add_main_commands(sub)
 
     from atomic_orders.simulator.cli.journal import add_journal_commands
 
     add_journal_commands(sub)
+    from atomic_orders.simulator.cli.crash import add_crash_commands
+
+    add_crash_commands(sub)
     from atomic_orders.simulator.cli.lean_run import add_lean_commands
 
     add_lean_commands(sub)
@@ -221,14 +268,57 @@ def build_parser() -> argparse.ArgumentParser:
 EXIT_BROKEN_PIPE = 128 + 13
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``atomic-orders`` console script.
+#: Exit status of a user error, a usage error and Ctrl-C (the issue asks 2 for Ctrl-C too, not 130).
+EXIT_USER_ERROR = 2
 
+
+def _user_error(err: BaseException, args: argparse.Namespace | None) -> str | None:
+    """The one line that reports ``err`` when it is the user's to fix; ``None`` for a bug (traceback)."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(err, OSError) and err.errno == errno.EADDRINUSE:
+        port = getattr(args, "port", None)
+        return (f"--port {port}: the port is already in use on 127.0.0.1 (choose another, or 0 for any free port)"
+                if port is not None else f"address already in use: {err}")
+    if isinstance(err, IsADirectoryError | NotADirectoryError | PermissionError) and err.filename:
+        return f"{err.filename!r}: {err.strerror}"
+    import graphviz
+
+    if isinstance(err, graphviz.ExecutableNotFound):
+        return "graphviz's 'dot' program is not on PATH: install graphviz (Debian: apt-get install graphviz)"
+    return None
+
+
+def _report(prog: str, message: str) -> None:
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atomic-orders`` console script; returns the exit status.
+
+    The error boundary: a user's mistake (a bad option value, a port in use, a folder where a
+    file goes, a missing ``dot``, Ctrl-C) is one line on stderr and status 2
+    (:data:`EXIT_USER_ERROR`); any other exception is a bug and keeps its traceback. Without a
+    command (or a command group without its subcommand) the help is printed and the status is 2:
+    nothing was done, so a script that forgot the command must not pass as if it had run.
     Output piped into a reader that stops early (``| head``) ends the command quietly with
     status 141, as a command killed by SIGPIPE would, instead of a ``BrokenPipeError`` trace.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args: argparse.Namespace | None = None
+    prog = parser.prog
     try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as done:  # --help and --version print, then exit through argparse
+            return done.code if isinstance(done.code, int) else 0
+        if args.command:
+            prog = f"{prog} {args.command}"
+        if args.func is None:
+            args.help_parser.print_help()
+            return EXIT_USER_ERROR
         code = int(args.func(args))
         sys.stdout.flush()  # inside the guard: a pipe closed early fails here, not at exit
     except BrokenPipeError:
@@ -237,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_BROKEN_PIPE
+    except (Exception, KeyboardInterrupt) as err:
+        message = _user_error(err, args)
+        if message is None:
+            raise
+        _report(getattr(err, "prog", "") or prog, message)
+        return EXIT_USER_ERROR
     return code
 
 

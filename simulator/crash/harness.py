@@ -2,7 +2,7 @@
 
 Broker state must survive the trading process, so the parent process holds the emulator (a
 :class:`ControlledEmulator` over a :class:`BrokerSimulator`) and a CHILD
-process (``python -m atomic_orders.simulator.crash.harness child ...``) runs the session through the real
+process (``atomic-orders crash child ...``) runs the session through the real
 :class:`~atomic_orders.backends.tastytrade.backend.TastytradeBackend` over HTTP, with a journal. The child
 drives virtual time through two emulator-only routes (``GET /_emulator/clock``,
 ``POST /_emulator/advance``), so the broker's clock stops while no child runs and resumes
@@ -19,18 +19,17 @@ every order at the emulator has its intent in the journal, every fill the emulat
 the journal (per order, in units), every group terminal, and no position the journal does not
 account for.
 
-``python -m atomic_orders.simulator.crash.harness run --runs 5 --kills 40`` runs a larger campaign and prints figures.
+``atomic-orders crash run --runs 5 --kills 40`` runs a larger campaign and prints figures (the
+command line, :mod:`atomic_orders.simulator.cli.crash`, parses; this module keeps the functions).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -488,7 +487,8 @@ def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs
     env["TASTYTRADE_CLIENT_SECRET"] = creds.client_secret.reveal()
     env["TASTYTRADE_REFRESH_TOKEN"] = creds.refresh_token.reveal()
     env.pop(KILL_ENV, None)
-    cmd = [sys.executable, "-m", "atomic_orders.simulator.crash.harness", "child", "--url", emulator.url, "--account",
+    # The child is the command line's 'crash child' (a string: the crash room never imports the CLI).
+    cmd = [sys.executable, "-m", "atomic_orders.simulator.cli", "crash", "child", "--url", emulator.url, "--account",
            emulator.account_number, "--journal", str(journal_path), "--seed", str(session.seed), "--groups",
            str(session.groups), "--profile", session.profile, "--session-seconds", str(session.session_seconds),
            "--batch-seconds", str(session.batch_seconds)]
@@ -551,73 +551,3 @@ def run_crash_test(session: CrashSession, kills: int, workdir: Path, *, max_runs
         emulator.stop()
     report.wall_seconds = time.perf_counter() - started
     return report
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def _session_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--groups", type=int, default=8)
-    p.add_argument("--profile", choices=("calm", "rough", "hostile"), default="rough")
-    p.add_argument("--session-seconds", type=float, default=1200.0)
-    p.add_argument("--batch-seconds", type=float, default=0.0, help="the journal's batch_seconds (default 0)")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m atomic_orders.simulator.crash.harness child|run``."""
-    parser = argparse.ArgumentParser(prog="python -m atomic_orders.simulator.crash.harness",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    child = sub.add_parser("child", help="one life of the trading process (started by the parent)")
-    child.add_argument("--url", required=True)
-    child.add_argument("--account", required=True)
-    child.add_argument("--journal", required=True)
-    _session_args(child)
-    run = sub.add_parser("run", help="crash campaigns: kill, recover, verify; print figures")
-    run.add_argument("--runs", type=int, default=3, help="campaigns (seeds seed..seed+runs-1)")
-    run.add_argument("--kills", type=int, default=20, help="planned SIGKILLs per campaign")
-    run.add_argument("--dir", default=None, help="where journals go (default: a temporary directory)")
-    _session_args(run)
-    serve = sub.add_parser("serve", help="serve a time-controlled emulator until Ctrl-C (for 'atomic-orders recover')")
-    serve.add_argument("--port", type=int, default=8766)
-    _session_args(serve)
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds, args.batch_seconds)
-        emulator = ControlledEmulator(session.broker(), port=args.port).start()
-        creds = emulator.credentials()
-        print(f"time-controlled TastyTrade emulator on {emulator.url}  account {emulator.account_number}")
-        print(f"  export TASTYTRADE_CLIENT_SECRET={creds.client_secret.reveal()} "
-              f"TASTYTRADE_REFRESH_TOKEN={creds.refresh_token.reveal()}  (emulator-only test values)", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            emulator.stop()
-        return 0
-    if args.command == "child":
-        session = CrashSession(args.seed, args.groups, args.profile, args.session_seconds, args.batch_seconds)
-        result = run_child(args.url, args.account, Path(args.journal), session)
-        print(json.dumps(result, sort_keys=True))
-        return 0
-    total_kills = Counter[str]()
-    failures = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        where = Path(args.dir) if args.dir else Path(tmp)
-        for k in range(args.runs):
-            session = CrashSession(args.seed + k, args.groups, args.profile, args.session_seconds,
-                                   args.batch_seconds)
-            report = run_crash_test(session, args.kills, where)
-            print("\n".join(report.lines()), flush=True)
-            total_kills.update(report.kills_by_point)
-            total_kills["random time"] += report.time_kills
-            failures += 0 if report.ok else 1
-    print(f"total: {sum(total_kills.values())} SIGKILLs ({dict(sorted(total_kills.items()))}), "
-          f"{failures} campaign(s) with problems")
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -79,8 +79,9 @@ def test_simulate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "invariant violations" in printed and "committed" in printed
 
 
-def test_simulate_rejects_a_bad_profile() -> None:
-    with pytest.raises(SystemExit):
-        main(["simulate", "--profile", "stormy"])
+def test_simulate_rejects_a_bad_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--profile", "stormy"]) == 2  # a usage error: one line, status 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--profile" in err and "'stormy'" in err
     with pytest.raises(ValueError, match="stormy"):
         SessionConfig(profile="stormy")

@@ -32,27 +32,27 @@ def test_simulate_refuses_an_existing_journal(journal_path: Path, capsys: pytest
 
 
 def test_journal_show(journal_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["journal", "show", str(journal_path)]) == 0
+    assert main(["journal", "show", "--journal", str(journal_path)]) == 0
     out = capsys.readouterr().out
     assert "12 groups" in out and "G000012" in out and "unfinished groups: 0" in out
-    assert main(["journal", "show", str(journal_path), "--json"]) == 0
+    assert main(["journal", "show", "--journal", str(journal_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["groups"]) == 12 and data["open_groups"] == [] and data["problem"] is None
-    assert main(["journal", "show", str(journal_path), "--group", "G000001"]) == 0
+    assert main(["journal", "show", "--journal", str(journal_path), "--group", "G000001"]) == 0
     trail = capsys.readouterr().out
     assert "pending -validate-> validated" in trail and "INTENT G000001-C" in trail and "FINISHED" in trail
-    assert main(["journal", "show", str(journal_path), "--group", "G999999"]) == 2
+    assert main(["journal", "show", "--journal", str(journal_path), "--group", "G999999"]) == 2
 
 
 def test_journal_show_on_a_damaged_file(journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.journal"
     data = journal_path.read_bytes()
     broken.write_bytes(data[: len(data) // 2])
-    assert main(["journal", "show", str(broken)]) == 2
+    assert main(["journal", "show", "--journal", str(broken)]) == 2
     captured = capsys.readouterr()
     assert str(broken) in captured.err and "corrupted" in captured.err
     assert "groups" in captured.out  # the intact prefix is still shown
-    assert main(["journal", "salvage", str(broken), str(tmp_path / "saved.journal")]) == 0
+    assert main(["journal", "salvage", "--journal", str(broken), "--out", str(tmp_path / "saved.journal")]) == 0
     assert read_journal(tmp_path / "saved.journal").records > 0
 
 
@@ -80,7 +80,7 @@ def _child_killed_mid_session(emulator: ControlledEmulator, path: Path,
                TASTYTRADE_REFRESH_TOKEN=creds.refresh_token.reveal())
     env[KILL_ENV] = "events_committed:4"
     child = subprocess.run(
-        [sys.executable, "-m", "atomic_orders.simulator.crash.harness", "child", "--url", emulator.url, "--account",
+        [sys.executable, "-m", "atomic_orders.simulator.cli", "crash", "child", "--url", emulator.url, "--account",
          emulator.account_number, "--journal", str(path), "--seed", "9", "--groups", "4"],
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -114,14 +114,14 @@ def test_recover_against_the_emulator_after_sigkill(tmp_path: Path, monkeypatch:
         emulator.stop()
 
 
-@pytest.mark.parametrize("command", [["journal", "show"], ["simulate", "--groups", "3", "--seed", "3"]])
+@pytest.mark.parametrize("command", [["journal", "show", "--journal"], ["simulate", "--groups", "3", "--seed", "3"]])
 def test_output_into_a_closed_pipe_ends_quietly(command: list[str], journal_path: Path) -> None:
     """``atomic-orders ... | head``: the reader is gone, so no BrokenPipeError trace, status 141."""
     argv = [*command, str(journal_path)] if command[0] == "journal" else command
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader has already gone: the first write fails (deterministically)
     try:
-        proc = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli.main", *argv], stdout=write_end,
+        proc = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli", *argv], stdout=write_end,
                               stderr=subprocess.PIPE, text=True, timeout=60, check=False)
     finally:
         os.close(write_end)

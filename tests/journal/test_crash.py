@@ -8,7 +8,7 @@ journal, every group terminal, every position explained.
 
 Bounded for CI (one campaign, 14 planned kills, ~10 s). A larger run:
 ``ATOMIC_ORDERS_CRASH_CAMPAIGNS=5 ATOMIC_ORDERS_CRASH_KILLS=40 pytest -s tests/journal/test_crash.py``
-or ``python -m atomic_orders.simulator.crash.harness run --runs 5 --kills 40``.
+or ``atomic-orders crash run --runs 5 --kills 40``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,243 @@
+"""The options every ``atomic-orders`` subcommand shares: one name, one type, one set of choices.
+
+A subcommand that takes a seed, a chaos profile, a journal, a JSON report, ... adds it through
+the function here, so ``--profile`` offers the same presets in ``simulate``, ``emulate`` and
+``crash``, and ``--journal PATH`` names a journal wherever one is read or written. Values are
+checked while parsing: a bad one is a :class:`UserError` (one line on stderr, exit status 2).
+
+The names:
+
+* ``--seed N`` (int), ``--groups N`` (int >= 0), ``--profile`` (:meth:`ChaosProfile.preset_names`),
+  ``--mode combo|legged``, ``--backend simulated|tastytrade-emulator``,
+  ``--http-faults none|light|heavy``, ``--port N`` (0..65535, 0 = any free port);
+* ``--journal PATH`` (a journal file), ``--json [PATH]`` (JSON to PATH, or to stdout without
+  PATH), ``--out PATH`` (where a command writes), ``--url``/``--account`` (an emulator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.emulator.session import BACKEND_NAMES
+
+__all__ = [
+    "HTTP_FAULT_PRESETS", "STDOUT", "Parser", "UserError", "add_backend", "add_command", "add_groups",
+    "add_http_faults", "add_journal", "add_json", "add_mode", "add_port", "add_profile", "add_seed", "count",
+    "existing_file", "file_path", "new_file", "non_negative_float", "port", "positive", "positive_float", "write_json",
+    "write_text",
+]
+
+#: ``--http-faults`` presets (:meth:`HttpFaults.preset`).
+HTTP_FAULT_PRESETS = ("none", "light", "heavy")
+#: ``--json`` without a path: the JSON goes to standard output.
+STDOUT = "-"
+
+
+class UserError(Exception):
+    """A mistake of the user's, not a bug: reported as one line on stderr, exit status 2.
+
+    ``prog`` names the command the line is about (``atomic-orders simulate``); empty when the
+    error boundary in :func:`atomic_orders.simulator.cli.main.main` should name it.
+    """
+
+    def __init__(self, message: str, prog: str = "") -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage block) raised as :class:`UserError`."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the usage block then the error; one line naming the fix reads better.
+        raise UserError(" ".join(f"{message} (see '{self.prog} --help')".split()), prog=self.prog)
+
+
+def add_command(sub: Any, name: str, summary: str, func: Callable[[argparse.Namespace], int] | None,
+                *, description: str | None = None, **kwargs: Any) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: ``summary`` is its line in the parent's help; ``func(args)`` runs it.
+
+    A command with subcommands of its own passes ``func=None``: run without one, it prints its help.
+    """
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description or summary,
+                                                     **kwargs)
+    parser.set_defaults(func=func, help_parser=parser)
+    return parser
+
+
+# -- value types (argparse ``type=``): ArgumentTypeError becomes a one-line UserError -----------------
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def count(text: str) -> int:
+    """An int >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def positive(text: str) -> int:
+    """An int >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free port)."""
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0..65535)")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def file_path(text: str) -> Path:
+    """A file to write: not a folder, and its nearest existing parent is a folder (created if missing)."""
+    if not text or text.endswith(("/", "\\")):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file")
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is a file, not a folder")
+    return path
+
+
+def new_file(text: str) -> Path:
+    """A file to create: as :func:`file_path`, and nothing is there yet."""
+    path = file_path(text)
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} already exists")
+    return path
+
+
+def existing_file(text: str) -> Path:
+    """A file to read: it exists and is not a folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+    return path
+
+
+def _json_target(text: str) -> str:
+    return text if text == STDOUT else str(file_path(text))
+
+
+# -- the shared options ---------------------------------------------------------------------------------
+
+
+def add_seed(p: argparse.ArgumentParser, default: int, what: str = "one seed makes the whole session") -> None:
+    """``--seed N``."""
+    p.add_argument("--seed", type=_integer, default=default, metavar="N", help=f"{what} (default {default})")
+
+
+def add_groups(p: argparse.ArgumentParser, default: int, what: str = "iron condors placed") -> None:
+    """``--groups N`` (>= 0)."""
+    p.add_argument("--groups", type=count, default=default, metavar="N", help=f"{what} (default {default})")
+
+
+def add_profile(p: argparse.ArgumentParser, default: str = "rough") -> None:
+    """``--profile`` with every chaos preset (docs/chaos.md)."""
+    p.add_argument("--profile", choices=ChaosProfile.preset_names(), default=default,
+                   help=f"chaos preset of the simulated broker (default {default})")
+
+
+def add_mode(p: argparse.ArgumentParser, *, repeatable: bool = False) -> None:
+    """``--mode combo|legged`` (repeatable: a list, default both)."""
+    modes = [m.value for m in ExecutionMode]
+    if repeatable:
+        p.add_argument("--mode", action="append", choices=modes, help="combo and/or legged (repeatable; default both)")
+    else:
+        p.add_argument("--mode", choices=modes, default="combo", help="one combo order, or one order per leg "
+                                                                     "(default combo)")
+
+
+def add_backend(p: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
+    """``--backend simulated|tastytrade-emulator`` (required when ``default`` is None)."""
+    p.add_argument("--backend", choices=BACKEND_NAMES, default=default, required=default is None, help=help)
+
+
+def add_http_faults(p: argparse.ArgumentParser) -> None:
+    """``--http-faults none|light|heavy``."""
+    p.add_argument("--http-faults", choices=HTTP_FAULT_PRESETS, default="none",
+                   help="HTTP faults injected by the TastyTrade emulator (default none)")
+
+
+def add_port(p: argparse.ArgumentParser, default: int) -> None:
+    """``--port N`` on 127.0.0.1."""
+    p.add_argument("--port", type=port, default=default, metavar="N",
+                   help=f"TCP port on 127.0.0.1 (default {default}; 0 = any free port)")
+
+
+def add_journal(p: argparse.ArgumentParser, *, required: bool, exists: bool, help: str) -> None:
+    """``--journal PATH``: a journal to read (``exists``) or to write."""
+    p.add_argument("--journal", type=existing_file if exists else file_path, required=required, metavar="PATH",
+                   help=help)
+
+
+def add_json(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json [PATH]``: ``what`` as JSON, written to PATH, or to stdout without PATH."""
+    p.add_argument("--json", nargs="?", const=STDOUT, type=_json_target, metavar="PATH",
+                   help=f"{what} as JSON: written to PATH, or without PATH printed instead of the text")
+
+
+def write_json(target: str, data: Any) -> Path | None:
+    """Write ``data`` as indented JSON to ``target`` (a path, or :data:`STDOUT`); return the file written."""
+    return write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(target: str, text: str) -> Path | None:
+    """Write ``text`` to ``target`` (a path, its folders created, or :data:`STDOUT`); return the file written."""
+    if target == STDOUT:
+        sys.stdout.write(text)
+        return None
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
