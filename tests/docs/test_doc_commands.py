@@ -82,7 +82,7 @@ _SKIP_COPY = shutil.ignore_patterns(
     "out", "*.egg-info", "build", "dist",
 )
 #: Packages of this project: a python block importing from them must name things that exist.
-_OWN = ("fsm", "backends", "simulator")
+_OWN = ("atomic_orders",)
 
 
 @attrs.frozen
