@@ -38,6 +38,9 @@ def test_journal_show(journal_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["journal", "show", "--journal", str(journal_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["groups"]) == 12 and data["open_groups"] == [] and data["problem"] is None
+    written = journal_path.parent / "show" / "groups.json"  # --json PATH: the same JSON, to a file
+    assert main(["journal", "show", "--journal", str(journal_path), "--json", str(written)]) == 0
+    assert json.loads(written.read_text()) == data and str(written) in capsys.readouterr().out
     assert main(["journal", "show", "--journal", str(journal_path), "--group", "G000001"]) == 0
     trail = capsys.readouterr().out
     assert "pending -validate-> validated" in trail and "INTENT G000001-C" in trail and "FINISHED" in trail
