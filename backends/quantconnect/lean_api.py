@@ -7,7 +7,7 @@ LEAN: ``combo_limit_order``, ``Leg.create``, ``OrderStatus.FILLED``, ...) and ty
 time the classes come from a :class:`LeanApi` namespace:
 
 * inside LEAN: :func:`lean_api` takes them from ``AlgorithmImports``;
-* outside LEAN: the stand-in in :mod:`atomic_orders.simulator.lean.standin` provides a namespace with the same names
+* outside LEAN: the stand-in in :mod:`atomic_orders.simulator.lean` provides a namespace with the same names
   (its ``QCAlgorithm`` class carries it as ``lean_stand_in_api``).
 
 :func:`lean_api_for` picks one for an algorithm object.
@@ -74,7 +74,7 @@ def lean_api() -> LeanApi:
     except (ImportError, AttributeError) as err:
         raise LeanUnavailable(
             f"LEAN is not available ({err}); outside LEAN pass lean=... "
-            "(e.g. atomic_orders.simulator.lean.standin.STAND_IN_API)"
+            "(e.g. atomic_orders.simulator.lean.api.STAND_IN_API)"
         ) from None
 
 

@@ -8,7 +8,7 @@ TastyTrade directly. Either way every leg fills or everything is undone, and eac
 is logged. The algorithm never calls an order method itself.
 
 Inside LEAN, put the ``atomic-orders`` package on the algorithm's path. Outside LEAN the same class
-runs on the stand-in in :mod:`atomic_orders.simulator.lean.standin` (``tests/quantconnect/test_example.py`` does).
+runs on the stand-in in :mod:`atomic_orders.simulator.lean` (``tests/quantconnect/test_example.py`` does).
 
 Live: set ``TASTYTRADE_ACCOUNT``, ``TASTYTRADE_CLIENT_SECRET`` and ``TASTYTRADE_REFRESH_TOKEN``.
 """
@@ -40,13 +40,13 @@ else:
     try:  # inside LEAN
         from AlgorithmImports import BrokerageName, Market, OptionRight, OptionStyle, OrderEvent, QCAlgorithm, Symbol
     except ImportError:  # outside LEAN: the stand-in
-        from atomic_orders.simulator.lean.standin import (
+        from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+        from atomic_orders.simulator.lean.lean_types import (
             BrokerageName,
             Market,
             OptionRight,
             OptionStyle,
             OrderEvent,
-            QCAlgorithm,
             Symbol,
         )
 

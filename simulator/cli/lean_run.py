@@ -1,7 +1,7 @@
 """``atomic-orders lean-run ALGORITHM --days N``: a QuantConnect algorithm on the LEAN stand-in.
 
 The algorithm file is loaded as LEAN would load ``main.py``: its one ``QCAlgorithm`` subclass is
-instantiated and attached to :class:`~atomic_orders.simulator.lean.standin.LeanStandIn` over the
+instantiated and attached to :class:`~atomic_orders.simulator.lean.brokerage.LeanStandIn` over the
 simulated broker, which calls ``initialize``. ``from AlgorithmImports import ...`` in the file
 resolves to the stand-in's names (LEAN is not importable here). The stand-in then runs N trading
 days (weekends skipped; each day a fresh simulated session, positions kept) firing the
@@ -37,7 +37,7 @@ from atomic_orders.fsm.errors import ValidationError
 if TYPE_CHECKING:
     from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter
     from atomic_orders.fsm.executor import GroupSummary
-    from atomic_orders.simulator.lean.standin import LogLine, QCAlgorithm
+    from atomic_orders.simulator.lean.algorithm import LogLine, QCAlgorithm
 
 # The simulator and the backends are imported when a command runs, not when the parser is built.
 
@@ -82,11 +82,12 @@ class LeanRunReport:
 @contextmanager
 def _algorithm_imports() -> Iterator[None]:
     """``AlgorithmImports`` as the stand-in's names while an algorithm is loaded and run."""
-    from atomic_orders.simulator.lean import standin
+    from atomic_orders.simulator.lean import algorithm, api, brokerage, lean_types
 
     shim = ModuleType("AlgorithmImports", "The LEAN stand-in's names (atomic-orders lean-run).")
-    for name in standin.__all__:
-        setattr(shim, name, getattr(standin, name))
+    for module in (lean_types, algorithm, brokerage, api):
+        for name in module.__all__:
+            setattr(shim, name, getattr(module, name))
     # LEAN's AlgorithmImports also re-exports the datetime names algorithms commonly use.
     shim.date, shim.datetime, shim.timedelta = dt.date, dt.datetime, dt.timedelta  # type: ignore[attr-defined]
     saved = sys.modules.get("AlgorithmImports")
@@ -107,7 +108,7 @@ def load_algorithm(path: Path) -> type[QCAlgorithm]:
     :class:`ValidationError` (field ``algorithm``) for a missing file, a file that fails to load
     (the error's type and text in the reason), or a file with no or several subclasses.
     """
-    from atomic_orders.simulator.lean.standin import QCAlgorithm
+    from atomic_orders.simulator.lean.algorithm import QCAlgorithm
 
     if not path.is_file():
         raise ValidationError("algorithm", str(path), "no such file")
@@ -144,7 +145,7 @@ def run_algorithm(path: Path, days: int, *, seed: int = 7, profile: str = "calm"
     from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter
     from atomic_orders.simulator.broker.chaos import ChaosProfile
     from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-    from atomic_orders.simulator.lean.standin import LeanStandIn
+    from atomic_orders.simulator.lean.brokerage import LeanStandIn
 
     if type(days) is not int or days < 1:
         raise ValidationError("days", days, "must be an integer of at least 1")

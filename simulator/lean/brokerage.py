@@ -1,6 +1,6 @@
-"""A stand-in for the part of LEAN's ``QCAlgorithm`` the QuantConnect adapter uses -- NOT LEAN.
+"""The stand-in's brokerage: :class:`LeanStandIn` runs a ``QCAlgorithm`` on the simulated broker -- NOT LEAN.
 
-LEAN cannot run here, so this module imitates, with LEAN's own names (snake_case, and PascalCase
+LEAN cannot run here, so the stand-in (this room) imitates, with LEAN's own names (snake_case, and PascalCase
 where LEAN's Python accepts it), what an algorithm and the adapter touch: the order methods
 (``combo_limit_order``, ``combo_market_order``, ``limit_order``, ``market_order``), LEAN order tickets
 (``cancel``, ``update(UpdateOrderFields)``, ``status``, ``quantity_filled``, ``average_fill_price``,
@@ -55,16 +55,12 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import math
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from enum import IntEnum
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 import attrs
 
-from atomic_orders.backends.quantconnect.lean_api import LeanApi
 from atomic_orders.backends.quantconnect.symbols import SymbolMapper
 from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
 from atomic_orders.fsm.events import (
@@ -85,318 +81,34 @@ from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.engine import derive_seed
 from atomic_orders.simulator.broker.market import MarketModel
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.lean.algorithm import NEW_YORK, DateRule, QCAlgorithm, ScheduleManager, TimeRule
+from atomic_orders.simulator.lean.api import STAND_IN_API
+from atomic_orders.simulator.lean.lean_types import (
+    CLOSED,
+    BrokerageName,
+    CancelOrderRequest,
+    GroupOrderManager,
+    Leg,
+    Order,
+    OrderEvent,
+    OrderResponse,
+    OrderResponseErrorCode,
+    OrderStatus,
+    OrderTicket,
+    OrderType,
+    Security,
+    SecurityManager,
+    SecurityPortfolioManager,
+    SecurityTransactionManager,
+    SecurityType,
+    Symbol,
+    UpdateOrderFields,
+)
 
-__all__ = [
-    "STAND_IN_API",
-    "BrokerageName",
-    "BrokerageOrderEvent",
-    "CancelOrderRequest",
-    "Leg",
-    "LeanStandIn",
-    "LogLine",
-    "Market",
-    "OptionRight",
-    "OptionStrategies",
-    "OptionStrategy",
-    "OptionStyle",
-    "OrderDirection",
-    "OrderEvent",
-    "OrderResponse",
-    "OrderResponseErrorCode",
-    "OrderStatus",
-    "OrderTicket",
-    "OrderType",
-    "QCAlgorithm",
-    "SecurityType",
-    "Symbol",
-    "UpdateOrderFields",
-    "next_session_broker",
-]
+__all__ = ["BrokerageOrderEvent", "LeanStandIn", "next_session_broker"]
 
-NEW_YORK = ZoneInfo("America/New_York")
 #: :meth:`LeanStandIn.run_session` runs this long after the close (the close's events arrive).
 AFTER_CLOSE_SECONDS = 1800.0
-
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def _snake(name: str) -> str:
-    return _CAMEL.sub("_", name).lower()
-
-
-class _PascalCase:
-    """LEAN's Python accepts ``QuantityFilled`` as well as ``quantity_filled``."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name[:1].isupper():
-            return getattr(self, _snake(name))
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Enums (values as in LEAN's Common/Orders/OrderTypes.cs and Common/Global.cs)
-
-
-class OrderStatus(IntEnum):
-    """LEAN's ``OrderStatus`` (no member 4)."""
-
-    NEW = 0
-    SUBMITTED = 1
-    PARTIALLY_FILLED = 2
-    FILLED = 3
-    CANCELED = 5
-    NONE = 6
-    INVALID = 7
-    CANCEL_PENDING = 8
-    UPDATE_SUBMITTED = 9
-    New = 0
-    Submitted = 1
-    PartiallyFilled = 2
-    Filled = 3
-    Canceled = 5
-    None_ = 6
-    Invalid = 7
-    CancelPending = 8
-    UpdateSubmitted = 9
-
-    def is_closed(self) -> bool:
-        """LEAN's ``IsClosed``: Filled, Canceled or Invalid."""
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.INVALID)
-
-
-_CLOSED = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.INVALID})
-
-
-class OrderType(IntEnum):
-    """LEAN's ``OrderType`` (the members the stand-in produces)."""
-
-    MARKET = 0
-    LIMIT = 1
-    COMBO_MARKET = 8
-    COMBO_LIMIT = 9
-    COMBO_LEG_LIMIT = 10
-
-
-class OrderDirection(IntEnum):
-    """LEAN's ``OrderDirection``."""
-
-    BUY = 0
-    SELL = 1
-    HOLD = 2
-
-
-class SecurityType(IntEnum):
-    """LEAN's ``SecurityType`` (subset)."""
-
-    BASE = 0
-    EQUITY = 1
-    OPTION = 2
-    INDEX = 9
-    INDEX_OPTION = 10
-
-
-class OptionRight(IntEnum):
-    """LEAN's ``OptionRight``."""
-
-    CALL = 0
-    PUT = 1
-
-
-class OptionStyle(IntEnum):
-    """LEAN's ``OptionStyle``."""
-
-    AMERICAN = 0
-    EUROPEAN = 1
-
-
-class OrderResponseErrorCode(IntEnum):
-    """LEAN's ``OrderResponseErrorCode`` (the codes the stand-in answers)."""
-
-    NONE = 0
-    BROKERAGE_MODEL_REFUSED_TO_SUBMIT_ORDER = -4
-    BROKERAGE_FAILED_TO_UPDATE_ORDER = -6
-    BROKERAGE_FAILED_TO_CANCEL_ORDER = -8
-    INVALID_ORDER_STATUS = -9
-    UNABLE_TO_FIND_ORDER = -10
-    ORDER_QUANTITY_ZERO = -11
-    INVALID_REQUEST = -22
-    REQUEST_CANCELED = -23
-    INVALID_NEW_ORDER_STATUS = -32
-
-
-class BrokerageName(IntEnum):
-    """LEAN's ``BrokerageName`` (the two the stand-in models)."""
-
-    DEFAULT = 0
-    TASTYTRADE = 32
-
-
-class Market:
-    """LEAN's market names."""
-
-    USA = "usa"
-
-
-# ---------------------------------------------------------------------------------------------
-# Symbols
-
-
-@attrs.frozen
-class SecurityIdentifier:
-    """The parts of LEAN's ``SecurityIdentifier`` an option contract needs."""
-
-    symbol: str
-    security_type: SecurityType
-    market: str
-    strike_price: float = 0.0
-    date: dt.datetime = dt.datetime(1, 1, 1)
-    option_right: OptionRight = OptionRight.CALL
-    option_style: OptionStyle = OptionStyle.AMERICAN
-
-
-def _osi(root: str, right: OptionRight, strike: float, expiry: dt.datetime) -> str:
-    """LEAN's ``GenerateOptionTickerOSI``: root padded to 6 (+1 space beyond 5 characters)."""
-    padded = root.ljust(6) if len(root) < 6 else root + " "
-    millis = round(Decimal(repr(strike)) * 1000)
-    return f"{padded}{expiry:%y%m%d}{'C' if right is OptionRight.CALL else 'P'}{millis:08d}"
-
-
-@attrs.frozen(eq=False)
-class Symbol(_PascalCase):
-    """LEAN's ``Symbol`` (equality by identifier, as LEAN's)."""
-
-    id: SecurityIdentifier
-    value: str
-    underlying: Symbol | None = None
-    canonical_flag: bool = False
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Symbol) and other.id == self.id and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash((self.id, self.value))
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def has_underlying(self) -> bool:
-        """True for derivatives."""
-        return self.underlying is not None
-
-    @property
-    def security_type(self) -> SecurityType:
-        """The identifier's security type."""
-        return self.id.security_type
-
-    def is_canonical(self) -> bool:
-        """True for an option chain symbol (``?SPXW``), not a contract."""
-        return self.canonical_flag
-
-    @staticmethod
-    def create(ticker: str, security_type: SecurityType, market: str, alias: str | None = None) -> Symbol:
-        """``Symbol.create(ticker, security_type, market)``."""
-        return Symbol(SecurityIdentifier(ticker.upper(), SecurityType(security_type), market), alias or ticker.upper())
-
-    @staticmethod
-    def create_option(*args: Any, **kwargs: Any) -> Symbol:
-        """``create_option(underlying, [target_option,] market, style, right, strike, expiry)``.
-
-        A string underlying makes an *equity* option, as in LEAN.
-        """
-        if kwargs:
-            raise TypeError(f"the stand-in takes positional arguments only, got {sorted(kwargs)}")
-        if len(args) == 7:
-            underlying, target, market, style, right, strike, expiry = args
-        elif len(args) == 6:
-            underlying, market, style, right, strike, expiry = args
-            target = None
-        else:
-            raise TypeError(f"create_option takes 6 or 7 positional arguments, got {len(args)}")
-        if isinstance(underlying, str):
-            underlying = Symbol.create(underlying, SecurityType.EQUITY, market)
-        kind = SecurityType.INDEX_OPTION if underlying.id.security_type is SecurityType.INDEX else SecurityType.OPTION
-        root = (target or underlying.id.symbol).upper()
-        if isinstance(expiry, dt.date) and not isinstance(expiry, dt.datetime):
-            expiry = dt.datetime(expiry.year, expiry.month, expiry.day)
-        sid = SecurityIdentifier(root, kind, market, float(strike), expiry, OptionRight(right), OptionStyle(style))
-        value_root = root if kind is SecurityType.INDEX_OPTION else underlying.value
-        return Symbol(sid, _osi(value_root, OptionRight(right), float(strike), expiry), underlying)
-
-    @staticmethod
-    def create_canonical_option(underlying: Symbol, target_option: str | None = None,
-                                market: str | None = None) -> Symbol:
-        """The chain symbol ``?ROOT``."""
-        kind = SecurityType.INDEX_OPTION if underlying.id.security_type is SecurityType.INDEX else SecurityType.OPTION
-        root = (target_option or underlying.id.symbol).upper()
-        return Symbol(SecurityIdentifier(root, kind, market or Market.USA), f"?{root}", underlying, True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Order values
-
-
-@attrs.define
-class Leg(_PascalCase):
-    """LEAN's combo ``Leg``: a symbol, a signed ratio, an optional leg limit price."""
-
-    symbol: Symbol
-    quantity: int
-    order_price: float | None = None
-
-    @staticmethod
-    def create(symbol: Symbol, quantity: int, limit_price: float | None = None) -> Leg:
-        """``Leg.create(symbol, quantity, limit_price=None)``."""
-        return Leg(symbol, int(quantity), limit_price)
-
-
-@attrs.define
-class UpdateOrderFields(_PascalCase):
-    """LEAN's ``UpdateOrderFields`` (every field optional)."""
-
-    quantity: float | None = None
-    limit_price: float | None = None
-    stop_price: float | None = None
-    trigger_price: float | None = None
-    trailing_amount: float | None = None
-    tag: str | None = None
-
-
-@attrs.frozen
-class OrderResponse(_PascalCase):
-    """LEAN's ``OrderResponse``: success means *accepted for processing*."""
-
-    order_id: int
-    error_code: OrderResponseErrorCode = OrderResponseErrorCode.NONE
-    error_message: str = ""
-
-    @property
-    def is_success(self) -> bool:
-        """Processed without error."""
-        return self.error_code is OrderResponseErrorCode.NONE
-
-    @property
-    def is_error(self) -> bool:
-        """An error code is set."""
-        return not self.is_success
-
-    @property
-    def is_processed(self) -> bool:
-        """Always processed in the stand-in."""
-        return True
-
-
-@attrs.define
-class CancelOrderRequest(_PascalCase):
-    """LEAN's ``CancelOrderRequest`` as a ticket keeps it (``ticket.cancel_request``).
-
-    ``response`` is replaced when LEAN processes the queued request (``OrderRequest.SetResponse``):
-    a cancel accepted by ``cancel()`` can end as -9 when the order closed meanwhile.
-    """
-
-    order_id: int
-    tag: str | None
-    response: OrderResponse
 
 
 @attrs.frozen
@@ -408,545 +120,6 @@ class BrokerageOrderEvent:
     fill_quantity: float = 0.0
     fill_price: float = 0.0
     message: str = ""
-
-
-@attrs.define
-class OrderEvent(_PascalCase):
-    """LEAN's ``OrderEvent``: one status change or fill of one LEAN order."""
-
-    order_id: int
-    id: int
-    symbol: Symbol
-    utc_time: dt.datetime
-    status: OrderStatus
-    direction: OrderDirection
-    quantity: float
-    fill_price: float = 0.0
-    fill_quantity: float = 0.0
-    message: str = ""
-    limit_price: float | None = None
-    is_assignment: bool = False
-    ticket: OrderTicket | None = attrs.field(default=None, repr=False, eq=False)
-
-    @property
-    def absolute_fill_quantity(self) -> float:
-        """``abs(fill_quantity)``."""
-        return abs(self.fill_quantity)
-
-
-@attrs.frozen
-class OptionStrategy:
-    """LEAN's ``OptionStrategy`` as far as ``buy``/``sell`` need it: a name and its legs."""
-
-    name: str
-    legs: tuple[Leg, ...]
-
-
-class OptionStrategies:
-    """LEAN's ``OptionStrategies`` factory (the iron condor)."""
-
-    @staticmethod
-    def iron_condor(canonical_option: Symbol, long_put_strike: float, short_put_strike: float,
-                    short_call_strike: float, long_call_strike: float, expiration: dt.datetime) -> OptionStrategy:
-        """Legs +1 long put, -1 short put, -1 short call, +1 long call: ``buy`` opens a *credit* condor."""
-        if not canonical_option.is_canonical() or canonical_option.underlying is None:
-            raise ValueError(f"ArgumentException: {canonical_option.value!r} is not a canonical option symbol")
-        if not long_put_strike < short_put_strike <= short_call_strike < long_call_strike:
-            raise ValueError("ArgumentException: strikes must satisfy long put < short put <= short call < long call")
-        underlying = canonical_option.underlying
-        root = canonical_option.id.symbol
-        index = canonical_option.id.security_type is SecurityType.INDEX_OPTION
-        style = OptionStyle.EUROPEAN if index else OptionStyle.AMERICAN
-
-        def contract(right: OptionRight, strike: float) -> Symbol:
-            if index:
-                return Symbol.create_option(underlying, root, Market.USA, style, right, strike, expiration)
-            return Symbol.create_option(underlying, Market.USA, style, right, strike, expiration)
-
-        return OptionStrategy("Iron Condor", (
-            Leg.create(contract(OptionRight.PUT, long_put_strike), 1),
-            Leg.create(contract(OptionRight.PUT, short_put_strike), -1),
-            Leg.create(contract(OptionRight.CALL, short_call_strike), -1),
-            Leg.create(contract(OptionRight.CALL, long_call_strike), 1),
-        ))
-
-
-@attrs.define
-class GroupOrderManager(_PascalCase):
-    """LEAN's ``GroupOrderManager``: what the legs of one combo share."""
-
-    id: int
-    count: int
-    quantity: int
-    limit_price: float
-    order_ids: list[int] = attrs.field(factory=list)
-
-
-@attrs.define
-class Order(_PascalCase):
-    """LEAN's ``Order`` (the fields the stand-in keeps)."""
-
-    id: int
-    symbol: Symbol
-    quantity: float
-    type: OrderType
-    tag: str
-    time: dt.datetime
-    limit_price: float | None = None
-    status: OrderStatus = OrderStatus.NEW
-    group_order_manager: GroupOrderManager | None = None
-    broker_id: list[str] = attrs.field(factory=list)
-    price: float = 0.0
-
-    @property
-    def direction(self) -> OrderDirection:
-        """Buy for a positive quantity."""
-        return OrderDirection.BUY if self.quantity > 0 else OrderDirection.SELL
-
-
-class OrderTicket(_PascalCase):
-    """LEAN's ``OrderTicket`` over a stand-in order."""
-
-    def __init__(self, standin: LeanStandIn, order: Order) -> None:
-        self._standin = standin
-        self._order = order
-        self._events: list[OrderEvent] = []
-        self._filled = 0.0
-        self._notional = 0.0
-        self.cancel_request: CancelOrderRequest | None = None
-        self.update_requests: list[UpdateOrderFields] = []
-        self.time = order.time
-        self._status_override: OrderStatus | None = None
-
-    @property
-    def order_id(self) -> int:
-        """LEAN's order id (-10 for a ticket refused by pre-order checks)."""
-        return self._order.id
-
-    @property
-    def symbol(self) -> Symbol:
-        """The order's symbol."""
-        return self._order.symbol
-
-    @property
-    def tag(self) -> str:
-        """The order's tag."""
-        return self._order.tag
-
-    @property
-    def order_type(self) -> OrderType:
-        """The order's type."""
-        return self._order.type
-
-    @property
-    def status(self) -> OrderStatus:
-        """The order's current status."""
-        return self._status_override if self._status_override is not None else self._order.status
-
-    @property
-    def quantity(self) -> float:
-        """Signed order quantity (for a combo leg: ratio x group quantity)."""
-        return self._order.quantity
-
-    @property
-    def quantity_filled(self) -> float:
-        """Signed sum of fill quantities."""
-        return self._filled
-
-    @property
-    def quantity_remaining(self) -> float:
-        """``quantity - quantity_filled``."""
-        return self._order.quantity - self._filled
-
-    @property
-    def average_fill_price(self) -> float:
-        """Volume-weighted fill price (0 before fills)."""
-        return self._notional / abs(self._filled) if self._filled else 0.0
-
-    @property
-    def order_events(self) -> list[OrderEvent]:
-        """Every event of the order (a copy; a property, as in LEAN)."""
-        return list(self._events)
-
-    @property
-    def has_order(self) -> bool:
-        """True once the order exists (always, except for tickets refused by pre-order checks)."""
-        return self._order.id > 0
-
-    def _add(self, event: OrderEvent) -> None:
-        self._events.append(event)
-        if event.fill_quantity:
-            self._filled += event.fill_quantity
-            self._notional += abs(event.fill_quantity) * event.fill_price
-
-    def cancel(self, tag: str | None = None) -> OrderResponse:
-        """LEAN's ``cancel``: see the module docstring for the answers (a ``tag`` replaces the order's)."""
-        return self._standin._request_cancel(self, tag)
-
-    def update(self, fields: UpdateOrderFields) -> OrderResponse:
-        """LEAN's ``update(UpdateOrderFields)``."""
-        return self._standin._request_update(self, fields)
-
-    def __repr__(self) -> str:
-        return f"OrderTicket(id={self.order_id}, {self.symbol.value!r}, status={self.status.name}, " \
-               f"filled={self._filled}/{self.quantity})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Portfolio, securities, transactions, scheduling
-
-
-@attrs.define
-class SecurityHolding(_PascalCase):
-    """LEAN's ``SecurityHolding`` (quantity and average price)."""
-
-    symbol: Symbol
-    quantity: float = 0.0
-    average_price: float = 0.0
-
-    @property
-    def invested(self) -> bool:
-        """A non-zero position."""
-        return self.quantity != 0
-
-
-class Security(_PascalCase):
-    """LEAN's ``Security``: prices read from the simulator's market at the current time."""
-
-    def __init__(self, standin: LeanStandIn, symbol: Symbol) -> None:
-        self._standin = standin
-        self.symbol = symbol
-        self.holdings = SecurityHolding(symbol)
-
-    def _quote(self) -> tuple[float, float]:
-        return self._standin._quote(self.symbol)
-
-    @property
-    def bid_price(self) -> float:
-        """Best bid now."""
-        return self._quote()[0]
-
-    @property
-    def ask_price(self) -> float:
-        """Best ask now."""
-        return self._quote()[1]
-
-    @property
-    def price(self) -> float:
-        """Mid (options) or spot (the index)."""
-        bid, ask = self._quote()
-        return (bid + ask) / 2
-
-    @property
-    def has_data(self) -> bool:
-        """Always: the market model quotes every contract."""
-        return True
-
-
-class SecurityManager(dict[Symbol, Security]):
-    """LEAN's ``SecurityManager``: securities by symbol (``KeyError`` for one not added)."""
-
-    def contains_key(self, symbol: Symbol) -> bool:
-        """``ContainsKey``."""
-        return symbol in self
-
-
-class SecurityPortfolioManager(_PascalCase):
-    """LEAN's ``Portfolio``: holdings by symbol."""
-
-    def __init__(self, securities: SecurityManager) -> None:
-        self._securities = securities
-
-    def __getitem__(self, symbol: Symbol) -> SecurityHolding:
-        return self._securities[symbol].holdings
-
-    def values(self) -> list[SecurityHolding]:
-        """Every holding."""
-        return [s.holdings for s in self._securities.values()]
-
-
-class SecurityTransactionManager(_PascalCase):
-    """LEAN's ``Transactions``: tickets and orders by id."""
-
-    def __init__(self, standin: LeanStandIn) -> None:
-        self._standin = standin
-
-    def get_order_tickets(self, filter: Callable[[OrderTicket], bool] | None = None) -> list[OrderTicket]:
-        """Every ticket (LEAN excludes pre-check-refused ones, id -10)."""
-        tickets = [t for t in self._standin._tickets.values() if t.order_id > 0]
-        return [t for t in tickets if filter is None or filter(t)]
-
-    def get_open_order_tickets(self, filter: Callable[[OrderTicket], bool] | None = None) -> list[OrderTicket]:
-        """Tickets whose status is not closed."""
-        return [t for t in self.get_order_tickets(filter) if t.status not in _CLOSED]
-
-    def get_order_ticket(self, order_id: int) -> OrderTicket | None:
-        """The ticket of ``order_id``."""
-        return self._standin._tickets.get(int(order_id))
-
-    def get_order_by_id(self, order_id: int) -> Order | None:
-        """A copy of the order (LEAN hands out clones)."""
-        ticket = self._standin._tickets.get(int(order_id))
-        return None if ticket is None else attrs.evolve(ticket._order)
-
-    def get_orders(self, filter: Callable[[Order], bool] | None = None) -> list[Order]:
-        """Copies of every order."""
-        orders = [attrs.evolve(t._order) for t in self._standin._tickets.values() if t.order_id > 0]
-        return [o for o in orders if filter is None or filter(o)]
-
-    def get_open_orders(self) -> list[Order]:
-        """Copies of the open orders."""
-        return self.get_orders(lambda o: o.status not in _CLOSED)
-
-    def cancel_order(self, order_id: int, tag: str | None = None) -> OrderResponse:
-        """Cancel by id."""
-        ticket = self._standin._tickets.get(int(order_id))
-        if ticket is None:
-            return OrderResponse(int(order_id), OrderResponseErrorCode.UNABLE_TO_FIND_ORDER, "order not found")
-        return ticket.cancel(tag)
-
-    def cancel_open_orders(self) -> list[OrderResponse]:
-        """Cancel every open ticket."""
-        return [t.cancel() for t in self.get_open_order_tickets()]
-
-
-@attrs.frozen
-class LogLine:
-    """One line an algorithm wrote: New York algorithm time (``None`` before it was attached), level, text.
-
-    ``level`` is ``log``, ``debug`` or ``error`` (the method that wrote it).
-    """
-
-    time: dt.datetime | None
-    level: str
-    message: str
-
-    def __str__(self) -> str:
-        when = "-" if self.time is None else f"{self.time:%Y-%m-%d %H:%M:%S}"
-        tag = "" if self.level == "log" else f"{self.level.upper()} "
-        return f"{when} {tag}{self.message}"
-
-
-@attrs.frozen
-class _DateRule:
-    kind: str  # every_day | week_start
-
-
-@attrs.frozen
-class _TimeRule:
-    kind: str  # at | every
-    at: dt.time | None = None
-    every: dt.timedelta | None = None
-
-
-class DateRules:
-    """LEAN's ``date_rules`` (every day; the first day of each week)."""
-
-    def every_day(self, *_args: Any, **_kwargs: Any) -> _DateRule:
-        """Every trading day."""
-        return _DateRule("every_day")
-
-    def week_start(self, *_args: Any, **_kwargs: Any) -> _DateRule:
-        """The first trading day of each week the stand-in runs (its first session counts; holidays ignored)."""
-        return _DateRule("week_start")
-
-
-class TimeRules:
-    """LEAN's ``time_rules`` (New York time)."""
-
-    def at(self, hour: int, minute: int, second: int = 0) -> _TimeRule:
-        """At a wall-clock time, New York."""
-        return _TimeRule("at", at=dt.time(hour, minute, second))
-
-    def after_market_open(self, _symbol: Any = None, minutes_after_open: float = 0, *_args: Any) -> _TimeRule:
-        """``minutes_after_open`` after 9:30 New York."""
-        base = dt.datetime(2000, 1, 1, 9, 30) + dt.timedelta(minutes=float(minutes_after_open))
-        return _TimeRule("at", at=base.time())
-
-    def before_market_close(self, _symbol: Any = None, minutes_before_close: float = 0, *_args: Any) -> _TimeRule:
-        """``minutes_before_close`` before 16:00 New York."""
-        base = dt.datetime(2000, 1, 1, 16, 0) - dt.timedelta(minutes=float(minutes_before_close))
-        return _TimeRule("at", at=base.time())
-
-    def every(self, interval: dt.timedelta) -> _TimeRule:
-        """Repeatedly, every ``interval`` from the session open."""
-        if interval <= dt.timedelta(0):
-            raise ValueError(f"interval={interval!r}: must be positive")
-        return _TimeRule("every", every=interval)
-
-
-class ScheduleManager(_PascalCase):
-    """LEAN's ``schedule``: ``on(date_rule, time_rule, callback)``."""
-
-    def __init__(self, standin: LeanStandIn) -> None:
-        self._standin = standin
-
-    def on(self, date_rule: _DateRule, time_rule: _TimeRule, callback: Callable[[], Any]) -> None:
-        """Register a scheduled event."""
-        self._standin._add_schedule(date_rule, time_rule, callback)
-
-
-# ---------------------------------------------------------------------------------------------
-# The algorithm base class
-
-
-class QCAlgorithm(_PascalCase):
-    """The stand-in's ``QCAlgorithm``: subclass it as you would LEAN's.
-
-    Override ``initialize`` and ``on_order_event``. Attach it to a :class:`LeanStandIn` (which
-    calls ``initialize``) before use.
-    """
-
-    #: Marks the stand-in for :func:`atomic_orders.backends.quantconnect.lean_api.lean_api_for`.
-    lean_stand_in_api: LeanApi
-
-    def __init__(self) -> None:
-        self._standin: LeanStandIn | None = None
-        self.logs: list[str] = []
-        self.debugs: list[str] = []
-        self.errors: list[str] = []
-        #: Every ``log``/``debug``/``error`` line with the algorithm time it was written at, in order.
-        self.output: list[LogLine] = []
-        self.brokerage_name = BrokerageName.DEFAULT
-        self.date_rules = DateRules()
-        self.time_rules = TimeRules()
-
-    # -- hooks ----------------------------------------------------------------------------------
-
-    def initialize(self) -> None:
-        """Override: set up the algorithm."""
-
-    def on_order_event(self, order_event: OrderEvent) -> None:
-        """Override: called for every order event whose status is not ``NONE``."""
-
-    # -- environment ----------------------------------------------------------------------------
-
-    @property
-    def _env(self) -> LeanStandIn:
-        if self._standin is None:
-            raise RuntimeError("this stand-in algorithm is not attached to a LeanStandIn")
-        return self._standin
-
-    @property
-    def live_mode(self) -> bool:
-        """LEAN's ``live_mode``."""
-        return self._env.live_mode
-
-    @property
-    def utc_time(self) -> dt.datetime:
-        """Naive UTC, as LEAN's ``utc_time``."""
-        return self._env.broker.clock.now().astimezone(dt.UTC).replace(tzinfo=None)
-
-    @property
-    def time(self) -> dt.datetime:
-        """Naive New York time, as LEAN's ``time``."""
-        return self._env.broker.clock.now().astimezone(NEW_YORK).replace(tzinfo=None)
-
-    @property
-    def transactions(self) -> SecurityTransactionManager:
-        """LEAN's ``transactions``."""
-        return self._env.transactions
-
-    @property
-    def portfolio(self) -> SecurityPortfolioManager:
-        """LEAN's ``portfolio``."""
-        return self._env.portfolio
-
-    @property
-    def securities(self) -> SecurityManager:
-        """LEAN's ``securities``."""
-        return self._env.securities
-
-    @property
-    def schedule(self) -> ScheduleManager:
-        """LEAN's ``schedule``."""
-        return self._env.schedule
-
-    def set_brokerage_model(self, brokerage: BrokerageName, account_type: Any = None) -> None:
-        """Only DEFAULT and TASTYTRADE are modelled (TastyTrade refuses combo market orders)."""
-        self.brokerage_name = BrokerageName(brokerage)
-
-    def set_start_date(self, *_args: Any) -> None:
-        """Accepted and ignored: the simulator's session is the backtest."""
-
-    def set_end_date(self, *_args: Any) -> None:
-        """Accepted and ignored."""
-
-    def set_cash(self, *_args: Any) -> None:
-        """Accepted and ignored."""
-
-    def add_index(self, ticker: str, *_args: Any, **_kwargs: Any) -> Security:
-        """Subscribe an index (the simulator's underlying)."""
-        return self._env._add_security(Symbol.create(ticker, SecurityType.INDEX, Market.USA))
-
-    def add_index_option_contract(self, symbol: Symbol, *_args: Any, **_kwargs: Any) -> Security:
-        """Subscribe one index option contract."""
-        return self._env._add_security(symbol)
-
-    def add_option_contract(self, symbol: Symbol, *_args: Any, **_kwargs: Any) -> Security:
-        """Subscribe one equity option contract."""
-        return self._env._add_security(symbol)
-
-    def log(self, message: str) -> None:
-        """Record a log line."""
-        if message:
-            self.logs.append(str(message))
-            self._output("log", str(message))
-
-    def debug(self, message: str) -> None:
-        """Record a debug line (LEAN drops an empty one or a repeat of the previous one)."""
-        if message and (not self.debugs or self.debugs[-1] != message):
-            self.debugs.append(str(message))
-            self._output("debug", str(message))
-
-    def error(self, message: str) -> None:
-        """Record an error line."""
-        self.errors.append(str(message))
-        self._output("error", str(message))
-
-    def _output(self, level: str, message: str) -> None:
-        when = self.time if self._standin is not None else None
-        self.output.append(LogLine(when, level, message))
-
-    # -- orders ---------------------------------------------------------------------------------
-
-    def combo_limit_order(self, legs: list[Leg], quantity: int, limit_price: float, asynchronous: bool = False,
-                          tag: str = "", order_properties: Any = None) -> list[OrderTicket]:
-        """One combo limit order: ``limit_price`` is the signed net per unit (positive = debit)."""
-        if float(limit_price) == 0:
-            raise ValueError("ArgumentException: ComboLimitOrder requires a non-zero limit price")
-        if any(leg.order_price is not None and leg.order_price != 0 for leg in legs):
-            raise ValueError("ArgumentException: ComboLimitOrder does not take leg limit prices")
-        return self._env._submit_combo(legs, int(quantity), float(limit_price), OrderType.COMBO_LIMIT, tag)
-
-    def combo_market_order(self, legs: list[Leg], quantity: int, asynchronous: bool = False, tag: str = "",
-                           order_properties: Any = None) -> list[OrderTicket]:
-        """One combo market order (refused under the TastyTrade brokerage model)."""
-        return self._env._submit_combo(legs, int(quantity), None, OrderType.COMBO_MARKET, tag)
-
-    def buy(self, strategy: OptionStrategy, quantity: int, asynchronous: bool = False, tag: str = "",
-            order_properties: Any = None) -> list[OrderTicket]:
-        """``buy(strategy, quantity)``: a combo **market** order of the strategy's legs."""
-        return self.combo_market_order(list(strategy.legs), abs(int(quantity)), tag=tag)
-
-    def sell(self, strategy: OptionStrategy, quantity: int, asynchronous: bool = False, tag: str = "",
-             order_properties: Any = None) -> list[OrderTicket]:
-        """``sell(strategy, quantity)``: the reversed combo market order."""
-        return self.combo_market_order(list(strategy.legs), -abs(int(quantity)), tag=tag)
-
-    def limit_order(self, symbol: Symbol, quantity: float, limit_price: float, asynchronous: bool = False,
-                    tag: str = "", order_properties: Any = None) -> OrderTicket:
-        """One limit order (signed contracts)."""
-        return self._env._submit_single(symbol, float(quantity), float(limit_price), tag)
-
-    def market_order(self, symbol: Symbol, quantity: float, asynchronous: bool = False, tag: str = "",
-                     order_properties: Any = None) -> OrderTicket:
-        """One market order (signed contracts)."""
-        return self._env._submit_single(symbol, float(quantity), None, tag)
-
-
-# ---------------------------------------------------------------------------------------------
-# The engine
 
 
 @attrs.define
@@ -1003,7 +176,7 @@ class LeanStandIn:
         self._req_seq = 0
         self._pending_update: dict[int, UpdateOrderFields] = {}
         self._cancel_wanted: set[int] = set()
-        self._schedules: list[tuple[_DateRule, _TimeRule, Callable[[], Any]]] = []
+        self._schedules: list[tuple[DateRule, TimeRule, Callable[[], Any]]] = []
         self._timers: list[tuple[float, int, int]] = []
         self._timer_seq = 0
         #: Today's session is the first one of its calendar week in this run (``week_start`` fires).
@@ -1015,8 +188,13 @@ class LeanStandIn:
         #: Fills dropped after the order closed (only with ``drop_fills_after_close``).
         self.dropped_fills: list[tuple[int, Fill]] = []
         self.events: list[OrderEvent] = []
-        algorithm._standin = self
+        algorithm.attach_stand_in(self)
         algorithm.initialize()
+
+    @property
+    def tickets(self) -> Mapping[int, OrderTicket]:
+        """Every ticket with an order, by LEAN order id (pre-check-refused tickets are not kept)."""
+        return self._tickets
 
     # -- clock ----------------------------------------------------------------------------------
 
@@ -1091,8 +269,8 @@ class LeanStandIn:
         self.run_session()
         leftover: list[OrderEvent] = []
         for ticket in self._tickets.values():
-            if ticket.order_id > 0 and ticket._order.status not in _CLOSED:
-                ticket._order.status = OrderStatus.CANCELED
+            if ticket.order_id > 0 and ticket.order.status not in CLOSED:
+                ticket.order.status = OrderStatus.CANCELED
                 leftover.append(self._event(ticket, OrderStatus.CANCELED, message="The order has expired."))
         self._dispatch(leftover)
         self._requests.clear()
@@ -1108,7 +286,8 @@ class LeanStandIn:
 
     # -- securities -----------------------------------------------------------------------------
 
-    def _add_security(self, symbol: Symbol) -> Security:
+    def add_security(self, symbol: Symbol) -> Security:
+        """The security of ``symbol``, added on first use (``add_index``, ``add_option_contract``, orders)."""
         security = self.securities.get(symbol)
         if security is None:
             security = Security(self, symbol)
@@ -1118,7 +297,8 @@ class LeanStandIn:
     def _option(self, symbol: Symbol) -> OptionSymbol:
         return self.symbols.from_lean(cast(Any, symbol))
 
-    def _quote(self, symbol: Symbol) -> tuple[float, float]:
+    def quote(self, symbol: Symbol) -> tuple[float, float]:
+        """(bid, ask) of ``symbol`` now, in dollars: the simulator's quote, or its spot for the index."""
         if symbol.id.security_type in (SecurityType.INDEX, SecurityType.EQUITY):
             spot = round(self.broker.market.spot(self.seconds), 2)
             return spot, spot
@@ -1134,20 +314,20 @@ class LeanStandIn:
                       group)
         ticket = OrderTicket(self, order)
         self._tickets[order.id] = ticket
-        self._add_security(symbol)
+        self.add_security(symbol)
         if group is not None:
             group.order_ids.append(order.id)
         return ticket
 
     def _refused_ticket(self, symbol: Symbol, quantity: float, kind: OrderType, tag: str, message: str) -> OrderTicket:
         order = Order(-10, symbol, quantity, kind, tag, self.algorithm.utc_time)
-        ticket = OrderTicket(self, order)
-        ticket._status_override = OrderStatus.INVALID
+        ticket = OrderTicket(self, order, status=OrderStatus.INVALID)
         self.algorithm.error(message)
         return ticket
 
-    def _submit_combo(self, legs: list[Leg], quantity: int, limit: float | None, kind: OrderType,
-                      tag: str) -> list[OrderTicket]:
+    def submit_combo(self, legs: list[Leg], quantity: int, limit: float | None, kind: OrderType,
+                     tag: str) -> list[OrderTicket]:
+        """One combo order (``QCAlgorithm.combo_*_order``): a ticket per leg; ``ValueError`` for bad legs."""
         if not legs:
             raise ValueError("ArgumentException: a combo order needs legs")
         if math.gcd(*(abs(leg.quantity) for leg in legs)) != 1:
@@ -1173,7 +353,8 @@ class LeanStandIn:
         self._send(tickets, tuple(core_legs), abs(quantity), price, units, combo=True, price_sign=sign, tag=tag)
         return tickets
 
-    def _submit_single(self, symbol: Symbol, quantity: float, limit: float | None, tag: str) -> OrderTicket:
+    def submit_single(self, symbol: Symbol, quantity: float, limit: float | None, tag: str) -> OrderTicket:
+        """One single-leg order (``QCAlgorithm.limit_order``/``market_order``, ``limit`` None for market)."""
         kind = OrderType.MARKET if limit is None else OrderType.LIMIT
         if quantity == 0 or quantity != int(quantity):
             return self._refused_ticket(symbol, quantity, kind, tag, f"Order quantity {quantity} is not allowed")
@@ -1198,7 +379,7 @@ class LeanStandIn:
         self._sim[ref] = sim
         for t in tickets:
             self._sim_of[t.order_id] = sim
-            t._order.broker_id.append(ref)
+            t.order.broker_id.append(ref)
         self.sent.append(request)
         try:
             self.broker.submit(request)
@@ -1211,7 +392,7 @@ class LeanStandIn:
     def _invalidate(self, tickets: list[OrderTicket], message: str) -> None:
         batch = []
         for t in tickets:
-            t._order.status = OrderStatus.INVALID
+            t.order.status = OrderStatus.INVALID
             batch.append(self._event(t, OrderStatus.INVALID, message=message))
         self._dispatch(batch)
 
@@ -1219,14 +400,14 @@ class LeanStandIn:
 
     def _event(self, ticket: OrderTicket, status: OrderStatus, *, fill_qty: float = 0.0, fill_price: float = 0.0,
                message: str = "") -> OrderEvent:
-        order = ticket._order
+        order = ticket.order
         n = self._event_ids.get(order.id, 0) + 1
         self._event_ids[order.id] = n
         event = OrderEvent(order.id, n, order.symbol, self.algorithm.utc_time, status, order.direction,
                            order.quantity, fill_price, fill_qty, message,
                            order.limit_price if order.type in (OrderType.LIMIT, OrderType.COMBO_LEG_LIMIT) else None,
                            ticket=ticket)
-        ticket._add(event)
+        ticket.add_event(event)
         if fill_qty and status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
             # LEAN's portfolio takes fills from fill statuses only (HandleOrderEvents ->
             # Portfolio.ProcessFills); the ticket counts every non-zero fill quantity (AddOrderEvent)
@@ -1257,13 +438,13 @@ class LeanStandIn:
             batch: list[OrderEvent] = []
             if isinstance(event, Acknowledged):
                 for t in tickets:
-                    if t._order.status is OrderStatus.NEW:
-                        t._order.status = OrderStatus.SUBMITTED
+                    if t.order.status is OrderStatus.NEW:
+                        t.order.status = OrderStatus.SUBMITTED
                         batch.append(self._event(t, OrderStatus.SUBMITTED))
             elif isinstance(event, Rejected):
                 for t in tickets:
-                    if t._order.status not in (OrderStatus.FILLED, OrderStatus.CANCELED):
-                        t._order.status = OrderStatus.INVALID
+                    if t.order.status not in (OrderStatus.FILLED, OrderStatus.CANCELED):
+                        t.order.status = OrderStatus.INVALID
                         batch.append(self._event(t, OrderStatus.INVALID, message=event.reason))
             elif isinstance(event, Fill):
                 batches = self._fill(sim, tickets, event)
@@ -1273,15 +454,15 @@ class LeanStandIn:
             elif isinstance(event, (Canceled, Expired)):
                 message = "The order has expired." if isinstance(event, Expired) else ""
                 for t in tickets:
-                    if t._order.status not in _CLOSED:
-                        t._order.status = OrderStatus.CANCELED
+                    if t.order.status not in CLOSED:
+                        t.order.status = OrderStatus.CANCELED
                         batch.append(self._event(t, OrderStatus.CANCELED, message=message))
             elif isinstance(event, CancelRejected):
                 # LEAN: the brokerage could not cancel; the status falls back silently (no event)
                 for t in tickets:
                     prior = sim.prior_status.pop(t.order_id, None)
-                    if prior is not None and t._order.status is OrderStatus.CANCEL_PENDING:
-                        t._order.status = prior
+                    if prior is not None and t.order.status is OrderStatus.CANCEL_PENDING:
+                        t.order.status = prior
                 sim.cancel_sent = False
                 for t in tickets:
                     self._refuse_cancel(t, OrderResponseErrorCode.BROKERAGE_FAILED_TO_CANCEL_ORDER,
@@ -1295,7 +476,7 @@ class LeanStandIn:
             elif isinstance(event, UpdateRejected):
                 for t in tickets:
                     if self._pending_update.pop(t.order_id, None) is not None:
-                        batch.append(self._event(t, t._order.status,
+                        batch.append(self._event(t, t.order.status,
                                                  message=f"Brokerage failed to update order: {event.reason}"))
             self._dispatch(batch)
 
@@ -1309,7 +490,7 @@ class LeanStandIn:
         batches: list[list[OrderEvent]] = []
         batch: list[OrderEvent] = []
         for t, price in legs:
-            order = t._order
+            order = t.order
             qty = float(sim.units[t.order_id] * fill.quantity)
             if order.status in (OrderStatus.CANCELED, OrderStatus.INVALID) and self.drop_fills_after_close:
                 self.dropped_fills.append((order.id, fill))
@@ -1356,8 +537,9 @@ class LeanStandIn:
 
     # -- cancel / update ------------------------------------------------------------------------
 
-    def _request_cancel(self, ticket: OrderTicket, tag: str | None = None) -> OrderResponse:
-        order = ticket._order
+    def request_cancel(self, ticket: OrderTicket, tag: str | None = None) -> OrderResponse:
+        """``ticket.cancel(tag)``: the answers are the module docstring's."""
+        order = ticket.order
         codes = OrderResponseErrorCode
         self.cancel_calls += 1
         if order.id < 0:
@@ -1376,7 +558,7 @@ class LeanStandIn:
                 order.id, codes.INVALID_NEW_ORDER_STATUS,
                 "the order has not been submitted yet: submit confirmation has not been received")
             return request.response
-        if order.status in _CLOSED:
+        if order.status in CLOSED:
             request.response = self._closed_response(order)
             return request.response
         sim = self._sim_of[order.id]
@@ -1412,7 +594,7 @@ class LeanStandIn:
         batch: list[OrderEvent] = []
         for spec in events:
             ticket = self._tickets[int(spec.order_id)]
-            order = ticket._order
+            order = ticket.order
             if not (spec.status is OrderStatus.INVALID and order.status in (OrderStatus.FILLED, OrderStatus.CANCELED)):
                 order.status = spec.status
             batch.append(self._event(ticket, spec.status, fill_qty=float(spec.fill_quantity),
@@ -1420,15 +602,16 @@ class LeanStandIn:
         self._dispatch(batch)
         return batch
 
-    def _request_update(self, ticket: OrderTicket, fields: UpdateOrderFields) -> OrderResponse:
-        order = ticket._order
+    def request_update(self, ticket: OrderTicket, fields: UpdateOrderFields) -> OrderResponse:
+        """``ticket.update(fields)``: queued for the next step; -10/-32/-9/-11 answered at once."""
+        order = ticket.order
         codes = OrderResponseErrorCode
         only_tag = fields.quantity is None and fields.limit_price is None and fields.tag is not None
         if order.id < 0:
             return OrderResponse(order.id, codes.UNABLE_TO_FIND_ORDER, "Unable to locate order")
         if order.status is OrderStatus.NEW:
             return OrderResponse(order.id, codes.INVALID_NEW_ORDER_STATUS, "submit confirmation not received yet")
-        if order.status in _CLOSED and not only_tag:
+        if order.status in CLOSED and not only_tag:
             return OrderResponse(order.id, codes.INVALID_ORDER_STATUS,
                                  f"Unable to update order with id {order.id} because it already has "
                                  f"{order.status.name} status.")
@@ -1458,7 +641,7 @@ class LeanStandIn:
                 self._process_update(sim, order_id, fields)
 
     def _all_legs_asked(self, sim: _SimOrder, asked: Callable[[int], bool]) -> bool:
-        return all(asked(i) or self._tickets[i]._order.status in _CLOSED for i in sim.order_ids)
+        return all(asked(i) or self._tickets[i].order.status in CLOSED for i in sim.order_ids)
 
     def _cancel_asked(self, order_id: int) -> bool:
         request = self._tickets[order_id].cancel_request
@@ -1466,11 +649,11 @@ class LeanStandIn:
 
     def _process_cancel(self, sim: _SimOrder, order_id: int) -> None:
         ticket = self._tickets[order_id]
-        if ticket._order.status in _CLOSED:
+        if ticket.order.status in CLOSED:
             # HandleCancelOrderRequest: the order closed while the request waited -> -9 on the
             # request's response, no order event
             self._refuse_cancel(ticket, OrderResponseErrorCode.INVALID_ORDER_STATUS, self._closed_response(
-                ticket._order).error_message)
+                ticket.order).error_message)
             return
         if sim.cancel_sent:
             return
@@ -1483,8 +666,8 @@ class LeanStandIn:
             for i in sim.order_ids:
                 t = self._tickets[i]
                 prior = sim.prior_status.pop(i, None)
-                if prior is not None and t._order.status is OrderStatus.CANCEL_PENDING:
-                    t._order.status = prior
+                if prior is not None and t.order.status is OrderStatus.CANCEL_PENDING:
+                    t.order.status = prior
                     self._refuse_cancel(t, OrderResponseErrorCode.BROKERAGE_FAILED_TO_CANCEL_ORDER,
                                         f"Brokerage failed to cancel order with id {i}")
             return
@@ -1494,7 +677,7 @@ class LeanStandIn:
         if self.live_mode and not self._all_legs_asked(sim, lambda i: i in self._pending_update):
             return
         ticket = self._tickets[order_id]
-        order = ticket._order
+        order = ticket.order
         limit = fields.limit_price if fields.limit_price is not None else order.limit_price
         if limit is None:
             self._pending_update.pop(order_id, None)
@@ -1512,7 +695,7 @@ class LeanStandIn:
             for i in sim.order_ids:
                 if self._pending_update.pop(i, None) is not None:
                     t = self._tickets[i]
-                    self._dispatch([self._event(t, t._order.status,
+                    self._dispatch([self._event(t, t.order.status,
                                                 message=f"Brokerage failed to update order: {err}")])
             return
         # further legs of the same combo asked in this step: one replace covers them
@@ -1522,7 +705,7 @@ class LeanStandIn:
                 heapq.heapify(self._requests)
 
     def _apply_update(self, sim: _SimOrder, ticket: OrderTicket, fields: UpdateOrderFields) -> None:
-        order = ticket._order
+        order = ticket.order
         if fields.limit_price is not None:
             order.limit_price = float(fields.limit_price)
             if order.group_order_manager is not None:
@@ -1538,7 +721,8 @@ class LeanStandIn:
 
     # -- scheduling -----------------------------------------------------------------------------
 
-    def _add_schedule(self, date_rule: _DateRule, time_rule: _TimeRule, callback: Callable[[], Any]) -> None:
+    def add_schedule(self, date_rule: DateRule, time_rule: TimeRule, callback: Callable[[], Any]) -> None:
+        """``schedule.on``: armed for today when the date rule fires today, and again each next session."""
         index = len(self._schedules)
         self._schedules.append((date_rule, time_rule, callback))
         first = self._first_fire(time_rule)
@@ -1551,7 +735,7 @@ class LeanStandIn:
         when = dt.datetime.combine(day, local, tzinfo=NEW_YORK)
         return (when - open_utc).total_seconds()
 
-    def _first_fire(self, rule: _TimeRule) -> float | None:
+    def _first_fire(self, rule: TimeRule) -> float | None:
         if rule.kind == "at" and rule.at is not None:
             t = self._session_seconds_of(rule.at)
             return t if t >= self.seconds else None
@@ -1560,7 +744,7 @@ class LeanStandIn:
             return (math.floor(self.seconds / step) + 1) * step
         return None
 
-    def _date_ok(self, rule: _DateRule) -> bool:
+    def _date_ok(self, rule: DateRule) -> bool:
         """``every_day`` fires on every session; ``week_start`` on the first session of a week."""
         return rule.kind == "every_day" or (rule.kind == "week_start" and self._week_start)
 
@@ -1601,17 +785,3 @@ def next_session_broker(broker: BrokerSimulator) -> BrokerSimulator:
     )
     return BrokerSimulator(seed, broker.profile, next_market, session_seconds=broker.session_seconds,
                            event_log=broker.event_log_enabled)
-
-
-def _api() -> LeanApi:
-    namespace: Any = {
-        "Symbol": Symbol, "Leg": Leg, "UpdateOrderFields": UpdateOrderFields, "OrderStatus": OrderStatus,
-        "OrderResponseErrorCode": OrderResponseErrorCode, "SecurityType": SecurityType, "OptionRight": OptionRight,
-        "OptionStyle": OptionStyle, "Market": Market,
-    }
-    return LeanApi(**namespace)
-
-
-#: The stand-in's classes as the namespace the QuantConnect backend uses.
-STAND_IN_API: LeanApi = _api()
-QCAlgorithm.lean_stand_in_api = STAND_IN_API

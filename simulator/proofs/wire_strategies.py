@@ -4,7 +4,7 @@ The property suites in ``tests/properties/test_wire_*.py`` drive a REAL
 :class:`~atomic_orders.fsm.executor.AtomicOrderExecutor` through the REAL translation layers
 (:mod:`atomic_orders.backends.tastytrade` parsing + monitor + backend;
 :mod:`atomic_orders.backends.quantconnect` through the
-LEAN stand-in :mod:`atomic_orders.simulator.lean.standin`). This module holds what they share and what is reusable:
+LEAN stand-in :mod:`atomic_orders.simulator.lean`). This module holds what they share and what is reusable:
 
 TastyTrade
     :class:`TtAccount` is a broker account's truth: every order object (ours, replacements,

@@ -1,6 +1,6 @@
 """The adversary learns LEAN's order events: sequences of ``OrderEvent`` s through the REAL QuantConnect
 backend (``backends/quantconnect``: the translator, reconcile from LEAN's tickets, cancel/update
-through tickets) inside the LEAN stand-in (:mod:`atomic_orders.simulator.lean.standin`), and a REAL executor (through
+through tickets) inside the LEAN stand-in (:mod:`atomic_orders.simulator.lean`), and a REAL executor (through
 the algorithm adapter, as a LEAN algorithm runs it).
 
 The brokerage behind the stand-in is :class:`atomic_orders.simulator.proofs.wire_strategies.InertBroker`: it records
@@ -46,7 +46,9 @@ from atomic_orders.fsm.group import TERMINAL_STATES, AtomicOrderGroup, Execution
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.lean.standin import BrokerageOrderEvent, LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm
+from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+from atomic_orders.simulator.lean.brokerage import BrokerageOrderEvent, LeanStandIn
+from atomic_orders.simulator.lean.lean_types import OrderEvent, OrderStatus
 from atomic_orders.simulator.proofs.strategies import execution_policies
 from atomic_orders.simulator.proofs.wire_strategies import InertBroker, lean_fill_statuses, submit_plans
 from tests.properties._suite import PROFILE, STATS
@@ -207,7 +209,7 @@ class LeanWire(RuleBasedStateMachine):
         self._broken = False
 
     def _status(self, oid: int) -> OrderStatus:
-        return self.L._tickets[oid]._order.status
+        return self.L.tickets[oid].order.status
 
     def _send(self, events: list[BrokerageOrderEvent]) -> None:
         if events:

@@ -29,7 +29,9 @@ from atomic_orders.simulator.broker.backend import SimulatedBackend
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-from atomic_orders.simulator.lean.standin import LeanStandIn, OrderEvent, QCAlgorithm
+from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+from atomic_orders.simulator.lean.brokerage import LeanStandIn
+from atomic_orders.simulator.lean.lean_types import OrderEvent
 from tests.roles import condor_roles
 
 HORIZON = 900.0

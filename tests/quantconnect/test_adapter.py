@@ -24,7 +24,9 @@ from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMatch, Rule
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-from atomic_orders.simulator.lean.standin import LeanStandIn, OrderEvent, OrderStatus, QCAlgorithm, UpdateOrderFields
+from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+from atomic_orders.simulator.lean.brokerage import LeanStandIn
+from atomic_orders.simulator.lean.lean_types import OrderEvent, OrderStatus, UpdateOrderFields
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
 from tests.roles import condor_roles
 
@@ -346,7 +348,7 @@ def test_an_update_confirmed_inside_the_lean_update_call_is_not_lost() -> None:
 
 
 def test_a_refused_cancel_leaves_an_update_in_flight_counted() -> None:
-    from atomic_orders.simulator.lean.standin import OrderResponse, OrderResponseErrorCode
+    from atomic_orders.simulator.lean.lean_types import OrderResponse, OrderResponseErrorCode
 
     algo, lean = standin()
     group = algo.adapter.execute_iron_condor(**condor_roles(condor(lean)), quantity=1)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from types import ModuleType
 
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-from atomic_orders.simulator.lean.standin import LeanStandIn
+from atomic_orders.simulator.lean.brokerage import LeanStandIn
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "iron_condor_algorithm.py"
 

@@ -29,15 +29,9 @@ from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript, FillAt, OrderMatch, Rest, Rule
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-from atomic_orders.simulator.lean.standin import (
-    STAND_IN_API,
-    BrokerageOrderEvent,
-    LeanStandIn,
-    OrderDirection,
-    OrderEvent,
-    OrderResponseErrorCode,
-    OrderStatus,
-)
+from atomic_orders.simulator.lean.api import STAND_IN_API
+from atomic_orders.simulator.lean.brokerage import BrokerageOrderEvent, LeanStandIn
+from atomic_orders.simulator.lean.lean_types import OrderDirection, OrderEvent, OrderResponseErrorCode, OrderStatus
 from tests.quantconnect.scenarios import ConsistencyAlgorithm
 from tests.roles import condor_roles
 
@@ -336,7 +330,7 @@ def test_standin_fill_during_update_and_closed_cancel_refusals() -> None:
     algo.add_index_option_contract(symbol)
     ticket = algo.limit_order(symbol, -1, 2.00, tag="S1")
     lean.run_until(2.5)
-    from atomic_orders.simulator.lean.standin import UpdateOrderFields
+    from atomic_orders.simulator.lean.lean_types import UpdateOrderFields
     assert ticket.update(UpdateOrderFields(limit_price=2.05)).is_success
     lean.run_until(4.0)
     assert [(e.status, e.fill_quantity) for e in ticket.order_events][-2:] == [

@@ -65,7 +65,8 @@ def test_the_stand_in_skips_weekends_and_fires_week_start_on_the_first_session_o
 
     from atomic_orders.simulator.broker.chaos import ChaosProfile
     from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-    from atomic_orders.simulator.lean.standin import LeanStandIn, QCAlgorithm
+    from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+    from atomic_orders.simulator.lean.brokerage import LeanStandIn
 
     class Calendar(QCAlgorithm):
         def initialize(self) -> None:

@@ -24,7 +24,8 @@ from atomic_orders.fsm.events import (
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import OrderRequest, Purpose
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.lean.standin import STAND_IN_API, OrderDirection, OrderEvent, OrderStatus
+from atomic_orders.simulator.lean.api import STAND_IN_API
+from atomic_orders.simulator.lean.lean_types import OrderDirection, OrderEvent, OrderStatus
 
 EXPIRY = dt.date(2026, 1, 16)
 SC = OptionSymbol.of("SPXW", EXPIRY, "C", 5050)

@@ -10,15 +10,15 @@ from atomic_orders.fsm.leg import Side
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript, FillAt, FillOnCancel, OrderMatch, Rule
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-from atomic_orders.simulator.lean.standin import (
+from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+from atomic_orders.simulator.lean.brokerage import LeanStandIn
+from atomic_orders.simulator.lean.lean_types import (
     BrokerageName,
-    LeanStandIn,
     Leg,
     OptionStrategies,
     OrderEvent,
     OrderResponseErrorCode,
     OrderStatus,
-    QCAlgorithm,
     Symbol,
     UpdateOrderFields,
 )

@@ -10,7 +10,8 @@ import pytest
 from atomic_orders.backends.quantconnect.symbols import SymbolMapper
 from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.lean.standin import STAND_IN_API, Market, OptionRight, OptionStyle, SecurityType, Symbol
+from atomic_orders.simulator.lean.api import STAND_IN_API
+from atomic_orders.simulator.lean.lean_types import Market, OptionRight, OptionStyle, SecurityType, Symbol
 
 EXPIRY = dt.date(2026, 1, 16)
 
