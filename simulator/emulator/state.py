@@ -672,7 +672,8 @@ class EmulatedAccount:
                 "current-buying-power": "100000.0", "current-buying-power-effect": "Credit",
                 "new-buying-power": "100000.0", "new-buying-power-effect": "Credit",
                 "isolated-order-margin-requirement": "0.0", "isolated-order-margin-requirement-effect": "None",
-                "is-spread": isinstance(order, dict) and len(order.get("legs") or []) > 1,
+                # A tampered answer may hold any JSON where the legs go.
+                "is-spread": isinstance(order, dict) and isinstance(order.get("legs"), list) and len(order["legs"]) > 1,
                 "impact": "0.0", "effect": "None",
             },
             "fee-calculation": {
