@@ -37,7 +37,16 @@ from typing import Any
 
 from atomic_orders.fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
 from atomic_orders.fsm.recovery import rebuild_group
-from atomic_orders.simulator.cli.options import add_backend, add_command, add_journal, add_json, new_file, write_json
+from atomic_orders.simulator.cli.options import (
+    add_backend,
+    add_command,
+    add_journal,
+    add_json,
+    file_path,
+    must_exist,
+    must_not_exist,
+    write_json,
+)
 
 __all__ = ["add_journal_commands"]
 
@@ -145,14 +154,15 @@ def _show_group(contents: JournalContents, gid: str, json_to: str | None) -> int
 
 
 def _cmd_salvage(args: argparse.Namespace) -> int:
-    kept = salvage(args.journal, args.out)
+    must_not_exist(args.out, "--out", "salvage never overwrites a journal")
+    kept = salvage(must_exist(args.journal, "--journal"), args.out)
     print(f"copied the first {kept.records} intact records of {args.journal} to {args.out}"
           + (f" (dropped from the damage on: {kept.problem})" if kept.problem else " (the journal was intact)"))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    path = args.journal
+    path = must_exist(args.journal, "--journal")
     contents = read_journal(path, allow_prefix=True)
     if contents.problem is not None:
         print(f"error: journal {str(path)!r} is corrupted: {contents.problem}\n"
@@ -166,7 +176,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
-    path = args.journal
+    path = must_exist(args.journal, "--journal")
     try:
         contents = read_journal(path)
     except JournalCorrupted as err:  # never recover from a guess: name the file and the problem
@@ -258,7 +268,7 @@ def add_journal_commands(sub: Any) -> None:
     add_json(js, "the groups (or the group's trail)")
     jsv = add_command(jsub, "salvage", "copy the intact prefix of a damaged journal into a new journal", _cmd_salvage)
     add_journal(jsv, required=True, exists=True, help="the damaged journal")
-    jsv.add_argument("--out", type=new_file, required=True, metavar="PATH", help="the new journal (must not exist)")
+    jsv.add_argument("--out", type=file_path, required=True, metavar="PATH", help="the new journal (must not exist)")
 
     rc = add_command(sub, "recover", "rebuild unfinished groups from a journal and drive them to a terminal state",
                      _cmd_recover, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -35,6 +35,7 @@ from atomic_orders.simulator.cli.options import (
     add_seed,
     count,
     file_path,
+    must_not_exist,
     positive,
     positive_float,
     write_json,
@@ -60,9 +61,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     events_path = args.events
     journal_path = args.journal
-    if journal_path is not None and journal_path.exists():
-        raise UserError(f"--journal {str(journal_path)!r} already exists (a new session needs a new journal; "
-                        "'atomic-orders recover' continues an old one)")
+    if journal_path is not None:
+        must_not_exist(journal_path, "--journal",
+                       "a new session needs a new journal; 'atomic-orders recover' continues an old one")
     if journal_path is not None:
         journal_path.parent.mkdir(parents=True, exist_ok=True)
     if events_path is not None:

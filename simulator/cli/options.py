@@ -30,8 +30,8 @@ from atomic_orders.simulator.emulator.session import BACKEND_NAMES
 __all__ = [
     "HTTP_FAULT_PRESETS", "STDOUT", "Parser", "UserError", "add_backend", "add_command", "add_groups",
     "add_http_faults", "add_journal", "add_json", "add_mode", "add_port", "add_profile", "add_seed", "count",
-    "existing_file", "file_path", "new_file", "non_negative_float", "port", "positive", "positive_float", "write_json",
-    "write_text",
+    "file_path", "input_file", "must_exist", "must_not_exist", "non_negative_float", "port", "positive",
+    "positive_float", "write_json", "write_text",
 ]
 
 #: ``--http-faults`` presets (:meth:`HttpFaults.preset`).
@@ -147,21 +147,29 @@ def file_path(text: str) -> Path:
     return path
 
 
-def new_file(text: str) -> Path:
-    """A file to create: as :func:`file_path`, and nothing is there yet."""
-    path = file_path(text)
-    if path.exists():
-        raise argparse.ArgumentTypeError(f"{text!r} already exists")
+def input_file(text: str) -> Path:
+    """A file to read: not a folder (whether it exists is the command's to say: :func:`must_exist`)."""
+    path = Path(text)
+    if not text or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file")
     return path
 
 
-def existing_file(text: str) -> Path:
-    """A file to read: it exists and is not a folder."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file")
+# Existence is checked when the command runs, not while parsing: a command line parses the same
+# whatever the file system holds (the docs check parses commands whose files do not exist).
+
+
+def must_exist(path: Path, option: str) -> Path:
+    """``path`` when it exists; else a :class:`UserError` naming ``option``."""
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+        raise UserError(f"{option} {str(path)!r} does not exist")
+    return path
+
+
+def must_not_exist(path: Path, option: str, why: str) -> Path:
+    """``path`` when nothing is there yet; else a :class:`UserError` naming ``option`` and ``why``."""
+    if path.exists():
+        raise UserError(f"{option} {str(path)!r} already exists ({why})")
     return path
 
 
@@ -217,7 +225,7 @@ def add_port(p: argparse.ArgumentParser, default: int) -> None:
 
 def add_journal(p: argparse.ArgumentParser, *, required: bool, exists: bool, help: str) -> None:
     """``--journal PATH``: a journal to read (``exists``) or to write."""
-    p.add_argument("--journal", type=existing_file if exists else file_path, required=required, metavar="PATH",
+    p.add_argument("--journal", type=input_file if exists else file_path, required=required, metavar="PATH",
                    help=help)
 
 
