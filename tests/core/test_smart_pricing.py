@@ -112,11 +112,13 @@ def test_single_leg_starts_at_the_mid_on_its_own_tick() -> None:
 
 def test_legged_limits_step_to_the_touch_within_max_slippage() -> None:
     quote = ((D("1.00"), D("1.40")),)  # mid 1.20
-    assert stepped_price(TICKS, D("1.20"), BUY, quote, step_ticks=1, max_slippage=SLIP, declared_limit=None) == D("1.25")
+    assert stepped_price(TICKS, D("1.20"), BUY, quote, step_ticks=1, max_slippage=SLIP,
+                         declared_limit=None) == D("1.25")
     assert stepped_price(TICKS, D("1.40"), BUY, quote, step_ticks=1, max_slippage=SLIP, declared_limit=None) is None
     assert stepped_price(TICKS, D("1.30"), BUY, quote, step_ticks=5, max_slippage=D("0.10"),
                          declared_limit=None) is None  # already at mid + slippage
-    assert stepped_price(TICKS, D("1.20"), SELL, quote, step_ticks=3, max_slippage=SLIP, declared_limit=None) == D("1.05")
+    assert stepped_price(TICKS, D("1.20"), SELL, quote, step_ticks=3, max_slippage=SLIP,
+                         declared_limit=None) == D("1.05")
     assert stepped_price(TICKS, D("1.00"), SELL, quote, step_ticks=1, max_slippage=SLIP, declared_limit=None) is None
 
 
@@ -139,7 +141,10 @@ def test_unwinds_are_marketable_through_the_touch() -> None:
 # ----------------------------------------------------------------------------------------------
 # A caller's price change
 
-def _check(price: object, current: Decimal | None = D("-3.70"), combo: bool = True, entry: bool = True,
+CREDIT_NOW = D("-3.70")
+
+
+def _check(price: object, current: Decimal | None = CREDIT_NOW, combo: bool = True, entry: bool = True,
            limit: Decimal | None = None) -> None:
     check_update_price(TICKS, price, current=current, combo=combo, entry=entry, declared_limit=limit)
 
@@ -156,7 +161,7 @@ def test_update_refuses_off_tick_zero_and_wrong_sign() -> None:
     for bad in (D("-3.72"), D("0")):
         with pytest.raises(ValidationError, match="multiple of the tick"):
             _check(bad)
-    with pytest.raises(ValidationError, match="multiple of the tick 0.10"):
+    with pytest.raises(ValidationError, match=r"multiple of the tick 0\.10"):
         _check(D("3.15"), current=D("3.00"), combo=False)
     with pytest.raises(ValidationError, match="must be positive"):
         _check(D("-1.00"), current=D("1.00"), combo=False)
@@ -165,7 +170,7 @@ def test_update_refuses_off_tick_zero_and_wrong_sign() -> None:
 
 
 def test_update_refuses_a_combo_entry_beyond_the_declared_limit_only() -> None:
-    with pytest.raises(ValidationError, match="declared limit -3.60"):
+    with pytest.raises(ValidationError, match=r"declared limit -3\.60"):
         _check(D("-3.55"), limit=D("-3.60"))
     _check(D("-3.60"), limit=D("-3.60"))
     _check(D("-3.55"), limit=D("-3.60"), entry=False)  # an unwind is not held to the entry's limit
