@@ -10,8 +10,8 @@ import pytest
 
 from atomic_orders.fsm.group import COMMITTED, ExecutionMode
 from atomic_orders.fsm.ticket import FILLED, OrderTicket
-from atomic_orders.simulator.cli.bench import REQUIRED_KEYS, TARGETS, format_report, run_bench, to_json
 from atomic_orders.simulator.cli import bench
+from atomic_orders.simulator.cli.bench import REQUIRED_KEYS, TARGETS, format_report, run_bench, to_json
 
 
 @pytest.fixture(scope="module")
