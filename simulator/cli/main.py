@@ -262,19 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     from atomic_orders.simulator.cli.lean_run import add_lean_commands
 
     add_lean_commands(sub)
-    _describe(parser)
     return parser
-
-
-def _describe(parser: argparse.ArgumentParser) -> None:
-    """Give every subcommand's ``--help`` its one-line summary when it was registered without a description."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            summaries = {a.dest: a.help for a in action._choices_actions}
-            for name, child in action.choices.items():
-                if not child.description:
-                    child.description = summaries.get(name)
-                _describe(child)
 
 
 #: Exit status when the reader of our output went away (``| head``): what a SIGPIPE death gives.
