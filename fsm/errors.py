@@ -18,6 +18,10 @@ class ValidationError(AtomicOrdersError, ValueError):
         self.reason = reason
         super().__init__(f"{field}={value!r}: {reason}")
 
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[str, Any, str]]:
+        # Raised in a worker process (the exhaustive check's pool), it must cross back whole.
+        return (type(self), (self.field, self.value, self.reason))
+
 
 class InvalidTransition(AtomicOrdersError):
     """An event that the machine's declared table does not allow in the current state.

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.simulator.cli.options import add_command
 
 __all__ = ["BUNDLED_PACKAGES", "add_lean_bundle_command", "default_algorithm", "write_bundle"]
 
@@ -112,9 +113,9 @@ def _cmd_lean_bundle(args: argparse.Namespace) -> int:
 
 def add_lean_bundle_command(subparsers: Any) -> None:
     """Register ``lean-bundle`` on the ``atomic-orders`` parser's subparsers."""
-    bundle = subparsers.add_parser("lean-bundle", help="write a QuantConnect project folder: the algorithm as "
-                                                       "main.py and the atomic_orders package files it needs")
+    bundle = add_command(subparsers, "lean-bundle", "write a QuantConnect project folder: the algorithm as "
+                                                    "main.py and the atomic_orders package files it needs",
+                         _cmd_lean_bundle)
     bundle.add_argument("dir", help="the project folder to write (new or empty)")
     bundle.add_argument("--algorithm", metavar="FILE",
                         help="the algorithm to bundle as main.py (default: the repository's example)")
-    bundle.set_defaults(func=_cmd_lean_bundle)

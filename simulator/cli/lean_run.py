@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.simulator.cli.options import add_command, add_profile, add_seed, positive
 
 if TYPE_CHECKING:
     from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter
@@ -236,14 +237,12 @@ def _cmd_lean_run(args: argparse.Namespace) -> int:
 
 def add_lean_commands(subparsers: Any) -> None:
     """Register ``lean-run`` and ``lean-bundle`` on the ``atomic-orders`` parser's subparsers."""
-    run = subparsers.add_parser("lean-run", help="run a QuantConnect algorithm on the LEAN stand-in over N trading "
-                                                 "days; print its log and the executor's report")
+    run = add_command(subparsers, "lean-run", "run a QuantConnect algorithm on the LEAN stand-in over N trading "
+                                              "days; print its log and the executor's report", _cmd_lean_run)
     run.add_argument("algorithm", help="a Python file defining one QCAlgorithm subclass")
-    run.add_argument("--days", type=int, default=5, help="trading days to run, weekends skipped (default 5)")
-    run.add_argument("--seed", type=int, default=7, help="seed of the simulated market and broker (default 7)")
-    run.add_argument("--profile", choices=("none", "calm", "rough", "hostile"), default="calm",
-                     help="chaos preset of the simulated broker (default calm)")
-    run.set_defaults(func=_cmd_lean_run)
+    run.add_argument("--days", type=positive, default=5, help="trading days to run, weekends skipped (default 5)")
+    add_seed(run, 7, "seed of the simulated market and broker")
+    add_profile(run, "calm")
     from atomic_orders.simulator.cli.lean_bundle import add_lean_bundle_command
 
     add_lean_bundle_command(subparsers)

@@ -268,3 +268,11 @@ def test_tick_rule_round_and_check() -> None:
     assert ticks.is_on_tick(ticks.round(Decimal("2.97"), up=True))
     with pytest.raises(ValidationError, match=r"^px=Decimal\('1.01'\): is not a multiple of the tick 0.05"):
         DEFAULT_TICKS.check("px", Decimal("1.01"))
+
+
+def test_a_validation_error_crosses_a_process_boundary_whole() -> None:
+    import pickle
+
+    back = pickle.loads(pickle.dumps(ValidationError("quantity", 0, "must be at least 1")))
+    assert (type(back), back.field, back.value, back.reason, str(back)) == (
+        ValidationError, "quantity", 0, "must be at least 1", "quantity=0: must be at least 1")
