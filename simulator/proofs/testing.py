@@ -23,6 +23,17 @@ Needs the test extras (``pip install 'atomic-orders[testing]'``: pytest and Hypo
 
 from __future__ import annotations
 
+import importlib.util
+
+# ruff: noqa: E402 (the imports follow the check below on purpose)
+# Without the ``testing`` extra the first import below fails with a bare "No module named 'pytest'";
+# say what to install instead.
+_MISSING = [name for name in ("pytest", "hypothesis") if importlib.util.find_spec(name) is None]
+if _MISSING:
+    raise ModuleNotFoundError(
+        f"atomic_orders.simulator.proofs.testing needs {' and '.join(_MISSING)}: install the testing extra, "
+        "e.g. pip install './atomic-orders[testing]' (README, Install)", name=_MISSING[0])
+
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.proofs.exhaustive import Action, World, format_script, parse_script
 from atomic_orders.simulator.proofs.pytest_plugin import (
