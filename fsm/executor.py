@@ -46,7 +46,7 @@ from atomic_orders.fsm.events import (
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor_report import ExecutorStats as ExecutorStats
 from atomic_orders.fsm.executor_report import GroupSummary as GroupSummary
-from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.group import INVALID, AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
 from atomic_orders.fsm.pricing import PriceEffect
@@ -261,12 +261,17 @@ class AtomicOrderExecutor:
         """Sell (credit, the default: short strikes inside) or buy (``price_effect=DEBIT``) an iron
         condor as one atomic group; every leg by role, keyword-only.
 
-        Raises :class:`ValidationError` before anything is sent when the roles contradict the
-        declared ``price_effect`` (see :func:`~atomic_orders.fsm.strategy.iron_condor_legs`).
+        Raises :class:`ValidationError`, and nothing is sent: before any group exists when the roles
+        contradict the declared ``price_effect`` or each other (a role of another root, expiry or
+        underlying than ``short_call``: ``long_call.root='SPX'``; see
+        :func:`~atomic_orders.fsm.strategy.iron_condor_legs`); otherwise for any other bad input
+        (``quantity``, ``limit_price``, ``mode``, ``group_id``, ...) after the group is recorded
+        ``invalid`` as :meth:`execute` records it (the first problem named, every one in the
+        message); and as :meth:`execute` does for too many contracts.
         """
         legs = iron_condor_legs(short_call=short_call, long_call=long_call, short_put=short_put, long_put=long_put,
                                 price_effect=price_effect, position_effect=position_effect)
-        return self.execute(
+        return self._execute_built(
             self._group(group_id, legs, quantity, StrategyKind.IRON_CONDOR, mode, limit_price, price_effect,
                         longs_first)
         )
@@ -286,12 +291,16 @@ class AtomicOrderExecutor:
         """Buy ``long_leg`` and sell ``short_leg`` (same right and expiry) as one atomic group.
 
         ``price_effect`` (required) declares a credit or a debit spread; strikes that make the
-        other one raise :class:`ValidationError` (``price_effect``) before anything is sent (see
-        :func:`~atomic_orders.fsm.strategy.vertical_legs`).
+        other one raise :class:`ValidationError` (``price_effect``) before anything is sent, as do
+        mismatched legs (``short_leg``, ``short_leg.expiry``, ...; see
+        :func:`~atomic_orders.fsm.strategy.vertical_legs`). Any other bad input (``quantity``,
+        ``limit_price``, ``mode``, ``group_id``, ...) raises :class:`ValidationError` too, nothing
+        sent, after the group is recorded ``invalid`` (the first problem named, every one in
+        the message).
         """
         legs = vertical_legs(long_leg=long_leg, short_leg=short_leg, price_effect=price_effect,
                              position_effect=position_effect)
-        return self.execute(
+        return self._execute_built(
             self._group(group_id, legs, quantity, StrategyKind.VERTICAL, mode, limit_price, price_effect, True)
         )
 
@@ -312,13 +321,35 @@ class AtomicOrderExecutor:
         above a put as one atomic group.
 
         Raises :class:`ValidationError` before anything is sent for a call strike not above the put
-        strike or a ``price_effect`` that ``side`` contradicts (see
-        :func:`~atomic_orders.fsm.strategy.strangle_legs`).
+        strike, a put of another root or expiry (``put.root``, ``put.expiry``) or a ``price_effect``
+        that ``side`` contradicts (see :func:`~atomic_orders.fsm.strategy.strangle_legs`); and for
+        any other bad input (``quantity``, ``limit_price``, ``mode``, ``group_id``, ...), nothing
+        sent, after the group is recorded ``invalid`` (the first problem named, every one in
+        the message).
         """
         legs = strangle_legs(call=call, put=put, side=side, price_effect=price_effect, position_effect=position_effect)
         effect = PriceEffect.CREDIT if side is Side.SELL else PriceEffect.DEBIT
-        return self.execute(self._group(group_id, legs, quantity, StrategyKind.STRANGLE, mode, limit_price, effect,
-                                        True))
+        return self._execute_built(self._group(group_id, legs, quantity, StrategyKind.STRANGLE, mode, limit_price,
+                                               effect, True))
+
+    def _execute_built(self, group: AtomicOrderGroup) -> AtomicOrderGroup:
+        """:meth:`execute` for a group a strategy helper built; raises where ``execute`` returns ``invalid``.
+
+        The invalid group is first recorded exactly as :meth:`execute` records it (``stats.invalid``,
+        the journal, ``on_finished``, its audit), so nothing is lost; then the helper's caller, who
+        may never look at ``group.state``, gets a :class:`ValidationError`: the first error's field
+        and value, the others listed in its reason. ``execute(group)`` itself keeps returning an
+        invalid hand-built group (its documented behaviour).
+        """
+        self.execute(group)
+        if group.state == INVALID:
+            first, *others = group.validation_errors
+            reason = first.reason
+            if others:
+                reason += "; also " + "; ".join(str(err) for err in others)
+            raise ValidationError(first.field, first.value, f"{reason} (group {group.group_id!r} recorded invalid, "
+                                                            f"nothing sent)")
+        return group
 
     def _check_update_price(self, group: AtomicOrderGroup, ticket: OrderTicket, price: object) -> None:
         """Refuse (nothing sent) a new limit that is not a finite Decimal on the tick, in range, of the

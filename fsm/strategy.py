@@ -192,6 +192,17 @@ def _symbol(role: str, value: object, right: Right | None = None) -> OptionSymbo
     return value
 
 
+def _same_series(reference: str, ref: OptionSymbol, **others: OptionSymbol) -> None:
+    """Every role shares ``ref``'s underlying, root and expiry; a mismatch is named by role
+    (``long_call.root='SPX'``), not by the leg's position in the group the roles become."""
+    for role, symbol in others.items():
+        for attr in ("underlying", "root", "expiry"):
+            value, wanted = getattr(symbol, attr), getattr(ref, attr)
+            if value != wanted:
+                # e.g. SPX (AM-settled) against SPXW (PM-settled): same date, different settlement
+                raise ValidationError(f"{role}.{attr}", value, f"must match {reference} ({wanted})")
+
+
 def _price_effect(value: object) -> PriceEffect:
     if not isinstance(value, PriceEffect):
         raise ValidationError("price_effect", value, "must be PriceEffect.CREDIT or PriceEffect.DEBIT")
@@ -225,8 +236,9 @@ def vertical_legs(
     A credit call spread sells the lower strike and buys the higher; a credit put spread sells
     the higher strike and buys the lower; a debit spread is the opposite (the bought option is the
     one nearer the money, which costs more than the other earns). Raises :class:`ValidationError`
-    naming the role (``long_leg``/``short_leg``: not an OptionSymbol, a different right or expiry,
-    the same strike) or ``price_effect`` (not a PriceEffect, or not what these strikes make).
+    naming the role (``long_leg``/``short_leg``: not an OptionSymbol, a different right, the same
+    strike; ``short_leg.root``, ``.expiry`` or ``.underlying`` when it differs from ``long_leg``'s)
+    or ``price_effect`` (not a PriceEffect, or not what these strikes make).
     """
     long_sym = _symbol("long_leg", long_leg)
     short_sym = _symbol("short_leg", short_leg)
@@ -235,9 +247,7 @@ def vertical_legs(
     if short_sym.right is not long_sym.right:
         raise ValidationError("short_leg", short_sym.occ, f"a vertical's legs share a right (long_leg is a "
                                                           f"{long_sym.right.name.lower()})")
-    if short_sym.expiry != long_sym.expiry:
-        raise ValidationError("short_leg", short_sym.occ, f"a vertical's legs share an expiry (long_leg expires "
-                                                          f"{long_sym.expiry})")
+    _same_series("long_leg", long_sym, short_leg=short_sym)
     if short_sym.strike == long_sym.strike:
         raise ValidationError("short_leg", short_sym.occ, "a vertical needs two different strikes")
     legs = (Leg(long_sym, Side.BUY, 1, opening), Leg(short_sym, Side.SELL, 1, opening))
@@ -267,13 +277,15 @@ def iron_condor_legs(
     ``long_put < short_put <= short_call < long_call``; a debit (bought) condor, e.g. one that
     closes a sold condor, the opposite: ``short_put < long_put <= long_call < short_call``. Raises
     :class:`ValidationError` naming the role (not an OptionSymbol, the wrong right, one vertical
-    the wrong way round, the inner strikes crossed) or ``price_effect`` (not a PriceEffect, or
-    both verticals the other way round from what it declares).
+    the wrong way round, the inner strikes crossed; ``long_call.root='SPX'`` and likewise
+    ``.expiry``/``.underlying`` for a role that differs from ``short_call``) or ``price_effect``
+    (not a PriceEffect, or both verticals the other way round from what it declares).
     """
     sc = _symbol("short_call", short_call, Right.CALL)
     lc = _symbol("long_call", long_call, Right.CALL)
     sp = _symbol("short_put", short_put, Right.PUT)
     lp = _symbol("long_put", long_put, Right.PUT)
+    _same_series("short_call", sc, long_call=lc, short_put=sp, long_put=lp)
     effect = _price_effect(price_effect)
     opening = _position_effect(position_effect)
     legs = (Leg(sc, Side.SELL, 1, opening), Leg(lc, Side.BUY, 1, opening),
@@ -311,12 +323,14 @@ def strangle_legs(
 
     The call strike is above the put strike (at or below it, the pair is a straddle or a guts).
     ``price_effect``, when given, must be what ``side`` makes. Raises :class:`ValidationError`
-    naming ``side``, ``call``, ``put`` or ``price_effect``.
+    naming ``side``, ``call``, ``put`` (``put.root``/``.expiry``/``.underlying`` when it differs
+    from the call's) or ``price_effect``.
     """
     if not isinstance(side, Side):
         raise ValidationError("side", side, "must be Side.SELL (a short strangle) or Side.BUY (a long strangle)")
     call_sym = _symbol("call", call, Right.CALL)
     put_sym = _symbol("put", put, Right.PUT)
+    _same_series("call", call_sym, put=put_sym)
     opening = _position_effect(position_effect)
     made = PriceEffect.CREDIT if side is Side.SELL else PriceEffect.DEBIT
     if price_effect is not None and _price_effect(price_effect) is not made:

@@ -128,7 +128,8 @@ class TastytradeIntegrationAdapter:
     ) -> AtomicOrderGroup:
         """Sell an iron condor atomically, every leg by role (keyword-only); ``limit_price`` is the least
         credit per unit (positive). Roles the wrong way round (a short strike outside its long one)
-        raise :class:`ValidationError` before anything is sent."""
+        and every other bad input (``quantity``, ``limit_price``, ``mode``) raise
+        :class:`ValidationError`; nothing is sent."""
         legs = [self._core(s, name) for s, name in ((short_call, "short_call"), (long_call, "long_call"),
                                                     (short_put, "short_put"), (long_put, "long_put"))]
         self._subscribe(legs)

@@ -157,19 +157,21 @@ def test_a_strike_that_is_not_a_number_is_refused(strike: object) -> None:
 @pytest.mark.parametrize("price", [Decimal("1E+30"), Decimal("100000.05"), Decimal("1E+5000")])
 def test_an_absurd_limit_price_is_refused_naming_limit_price(price: Decimal) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, limit_price=price)
-    assert g.state == "invalid" and [e.field for e in g.validation_errors] == ["limit_price"]
-    assert backend.submitted == []
+    with pytest.raises(ValidationError) as info:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, limit_price=price)
+    assert info.value.field == "limit_price" and "also" not in info.value.reason
+    assert backend.submitted == [] and ex.stats.invalid == 1
 
 
 def test_a_mode_given_as_its_string_is_taken_and_a_wrong_one_named() -> None:
     _, ex = make()
     g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode="legged")  # type: ignore[arg-type]
     assert g.mode is ExecutionMode.LEGGED and g.state == "executing"
-    bad = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode="fast")  # type: ignore[arg-type]
-    assert bad.state == "invalid" and [e.field for e in bad.validation_errors] == ["mode"]
-    assert ex.summaries[bad.group_id].mode == "fast"  # the summary does not crash on it
-    assert "'fast'" in repr(bad)
+    with pytest.raises(ValidationError) as info:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode="fast")  # type: ignore[arg-type]
+    assert (info.value.field, info.value.value) == ("mode", "fast") and "also" not in info.value.reason
+    [bad] = [s for s in ex.summaries.values() if s.state == "invalid"]
+    assert bad.mode == "fast"  # the summary of the recorded invalid group does not crash on it
 
 
 @pytest.mark.parametrize("field", ["step_seconds", "deadline_seconds", "ack_timeout", "reconcile_interval"])
@@ -183,9 +185,10 @@ def test_every_policy_number_is_finite_and_in_range(field: str, value: object) -
 @pytest.mark.parametrize("group_id", ["G 1", "G\n1", "\uff271", "x" * 41])
 def test_a_group_id_that_cannot_be_an_external_identifier_is_invalid(group_id: str) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, group_id=group_id)
-    assert g.state == "invalid" and "group_id" in [e.field for e in g.validation_errors]
-    assert backend.submitted == []
+    with pytest.raises(ValidationError) as info:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, group_id=group_id)
+    assert (info.value.field, info.value.value) == ("group_id", group_id)
+    assert backend.submitted == [] and ex.stats.invalid == 1
 
 
 def test_a_leg_ratio_is_bounded() -> None:
@@ -259,6 +262,7 @@ def test_groups_built_by_hand_take_enum_values_and_refuse_others_by_name() -> No
 @pytest.mark.parametrize("value", ["no", 0, None])
 def test_longs_first_takes_only_a_bool(value: object) -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED, longs_first=value)  # type: ignore[arg-type]
-    assert g.state == "invalid" and [e.field for e in g.validation_errors] == ["longs_first"]
+    with pytest.raises(ValidationError) as info:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED, longs_first=value)  # type: ignore[arg-type]
+    assert info.value.field == "longs_first" and "also" not in info.value.reason
     assert backend.submitted == []

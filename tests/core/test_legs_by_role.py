@@ -9,11 +9,12 @@ the backend sees no order.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from atomic_orders.fsm import Leg, OptionSymbol, PositionEffect, PriceEffect, Side, ValidationError
+from atomic_orders.fsm import AtomicOrderGroup, Leg, OptionSymbol, PositionEffect, PriceEffect, Side, ValidationError
 from atomic_orders.fsm.strategy import (
     StrategyKind,
     iron_condor_legs,
@@ -99,7 +100,8 @@ def test_the_reported_credit_spread_mixup_is_caught() -> None:
 
 @pytest.mark.parametrize(("short_leg", "field", "words"), [
     (put(5125), "short_leg", "right"),
-    (call(5125, EXP + dt.timedelta(days=7)), "short_leg", "expiry"),
+    (call(5125, EXP + dt.timedelta(days=7)), "short_leg.expiry", "long_leg"),
+    (OptionSymbol.of("SPX", EXP, "C", 5125), "short_leg.root", "long_leg (SPXW)"),
     (call(5100), "short_leg", "different strikes"),
     ("SPXW 5125C", "short_leg", "OptionSymbol"),
 ])
@@ -199,3 +201,88 @@ def test_a_strangle_names_its_side() -> None:
     err = refused("execute_strangle", call=SC, put=SP, side="sell", quantity=1)
     assert err.field == "side"
     assert strangle_legs(call=SC, put=SP, side=Side.BUY) == (Leg(SC, Side.BUY), Leg(SP, Side.BUY))
+
+
+# -- every bad input raises: a caller who never reads group.state cannot believe the order went in ---------
+
+HELPERS: dict[str, dict[str, Any]] = {
+    "execute_iron_condor": dict(CONDOR_ROLES),
+    "execute_vertical": {"long_leg": call(5125), "short_leg": call(5100), "price_effect": PriceEffect.CREDIT},
+    "execute_strangle": {"call": SC, "put": SP, "side": Side.SELL},
+}
+
+BAD_INPUTS: list[tuple[str, Any]] = [
+    ("quantity", "1"), ("quantity", 0), ("quantity", -1), ("quantity", True), ("quantity", False),
+    ("quantity", 1.5), ("quantity", 1.0), ("quantity", None), ("quantity", Decimal(1)), ("quantity", float("nan")),
+    ("limit_price", 1.5), ("limit_price", Decimal("NaN")), ("mode", "foo"), ("group_id", "a b/c"),
+]
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal and of one type (True == 1 == 1.0 == Decimal(1)), or both NaN."""
+    if type(a) is not type(b):
+        return False
+    return a == b or (a != a and b != b)
+
+
+@pytest.mark.parametrize("fn", sorted(HELPERS))
+@pytest.mark.parametrize(("field", "value"), BAD_INPUTS, ids=[f"{f}={v!r}" for f, v in BAD_INPUTS])
+def test_every_bad_input_raises_naming_it_and_nothing_is_sent(fn: str, field: str, value: Any) -> None:
+    backend, ex = make()
+    kwargs = {**HELPERS[fn], "quantity": 1, field: value}
+    with pytest.raises(ValidationError) as info:
+        getattr(ex, fn)(**kwargs)
+    err = info.value
+    assert err.field == field and _same(err.value, value), err
+    assert backend.submitted == [] and ex.open_groups() == [], "the backend saw no order"
+    # Recorded as execute() records an invalid group: counted and finished, never started.
+    assert ex.stats.groups == 1 and ex.stats.invalid == 1 and ex.stats.orders_sent == 0
+    assert len(ex.finished_group_ids()) == 1 and ex.groups() == []
+    assert "recorded invalid, nothing sent" in err.reason
+
+
+def test_several_problems_raise_the_first_and_list_them_all() -> None:
+    backend, ex = make()
+    with pytest.raises(ValidationError) as info:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=0, mode="foo", group_id="a b/c")  # type: ignore[arg-type]
+    err = info.value
+    assert (err.field, err.value) == ("group_id", "a b/c")  # the group's own first check
+    assert "quantity=0" in err.reason and "mode='foo'" in err.reason
+    assert backend.submitted == []
+
+
+def test_a_valid_group_from_a_helper_is_returned_executing() -> None:
+    backend, ex = make()
+    group = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, limit_price=Decimal("1.50"))
+    assert group.state == "executing" and len(backend.submitted) == 1 and ex.stats.invalid == 0
+
+
+def test_execute_of_a_hand_built_invalid_group_still_returns_it_invalid() -> None:
+    # execute(group)'s documented behaviour: the caller built the group and reads its state.
+    backend, ex = make()
+    group = ex.execute(AtomicOrderGroup("G1", list(iron_condor_legs(**CONDOR_ROLES)), 0,
+                                        strategy=StrategyKind.IRON_CONDOR))
+    assert group.state == "invalid" and group.validation_errors[0].field == "quantity"
+    assert backend.submitted == []
+
+
+@pytest.mark.parametrize(("roles", "field", "value"), [
+    ({"long_call": OptionSymbol.of("SPX", EXP, "C", 5125)}, "long_call.root", "SPX"),
+    ({"short_put": OptionSymbol.of("SPX", EXP, "P", 4900)}, "short_put.root", "SPX"),
+    ({"long_put": OptionSymbol.of("SPXW", EXP + dt.timedelta(days=1), "P", 4875)}, "long_put.expiry",
+     EXP + dt.timedelta(days=1)),
+    ({"long_call": OptionSymbol.of("XSP", EXP, "C", 5125)}, "long_call.underlying", "XSP"),
+])
+def test_a_condor_of_mixed_series_is_refused_by_role(roles: dict[str, OptionSymbol], field: str, value: Any) -> None:
+    err = refused("execute_iron_condor", **{**CONDOR_ROLES, **roles}, quantity=1)
+    assert (err.field, err.value) == (field, value)
+    assert "short_call" in err.reason and "legs[" not in str(err)
+
+
+@pytest.mark.parametrize(("put_symbol", "field"), [
+    (OptionSymbol.of("SPX", EXP, "P", 4900), "put.root"),
+    (OptionSymbol.of("SPXW", EXP + dt.timedelta(days=7), "P", 4900), "put.expiry"),
+])
+def test_a_strangle_of_mixed_series_is_refused_by_role(put_symbol: OptionSymbol, field: str) -> None:
+    err = refused("execute_strangle", call=SC, put=put_symbol, side=Side.SELL, quantity=1)
+    assert err.field == field and "legs[" not in str(err)

@@ -129,11 +129,12 @@ def test_resizing_an_entry_order_is_refused_before_anything_is_sent() -> None:
 def test_a_legged_group_with_a_net_limit_is_refused_naming_limit_price() -> None:
     """Input 6: a legged iron condor with limit_price=10.00 CREDIT when the mids give 5.00."""
     backend, ex = make()
-    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED, limit_price=Decimal("10.00"),
+    with pytest.raises(ValidationError) as info:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1, mode=ExecutionMode.LEGGED, limit_price=Decimal("10.00"),
                                price_effect=PriceEffect.CREDIT)
-    assert g.state == "invalid" and backend.submitted == []
-    assert [e.field for e in g.validation_errors] == ["limit_price"]
-    assert "combo" in str(g.validation_errors[0])
+    assert backend.submitted == [] and ex.stats.invalid == 1
+    assert info.value.field == "limit_price" and "also" not in info.value.reason
+    assert "combo" in str(info.value)
 
 
 def test_an_extra_fill_after_commit_alerts_at_once_while_the_broker_is_down(caplog: pytest.LogCaptureFixture) -> None:

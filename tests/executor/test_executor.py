@@ -13,9 +13,10 @@ from atomic_orders.fsm.errors import AtomicOrdersError, SubmissionOutcomeUnknown
 from atomic_orders.fsm.events import Acknowledged, BrokerStatus, Canceled, Fill, Rejected, Updated
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
-from atomic_orders.fsm.group import ExecutionMode
-from atomic_orders.fsm.leg import Side
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Purpose
+from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol
 
 EXP = dt.date(2026, 1, 16)
@@ -255,9 +256,16 @@ def test_refused_submission_rolls_back_and_nothing_is_left() -> None:
 
 def test_invalid_group_sends_nothing_and_names_the_field() -> None:
     backend, ex = make()
-    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=0)
+    # A hand-built group given to execute() is returned invalid, its errors on it.
+    legs = [Leg(SC, Side.SELL), Leg(LC, Side.BUY), Leg(SP, Side.SELL), Leg(LP, Side.BUY)]
+    g = ex.execute(AtomicOrderGroup("G1", legs, 0, strategy=StrategyKind.IRON_CONDOR))
     assert g.state == "invalid" and backend.submitted == []
     assert any(err.field == "quantity" for err in g.validation_errors)
+    # The helpers raise for the same input, after recording the group invalid as execute() does.
+    with pytest.raises(ValidationError) as bad:
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=0)
+    assert (bad.value.field, bad.value.value) == ("quantity", 0) and backend.submitted == []
+    assert ex.stats.invalid == 2
     with pytest.raises(ValidationError) as refused:  # short call above the long call: refused by role
         ex.execute_iron_condor(short_call=LC, long_call=SC, short_put=SP, long_put=LP, quantity=1)
     assert refused.value.field == "long_call" and backend.submitted == []
