@@ -144,6 +144,10 @@ class RecoveryReport:
     unjournaled: tuple[str, ...] = ()
     #: Whether that lookup ran: ``done``, or why not.
     unjournaled_lookup: str = "done"
+    #: Groups that had finished (a finish record) and left their final state when their orders
+    #: were reconciled: a late fill or a broker record that disagrees (alerted; must be empty
+    #: when the broker agrees with the journal).
+    reopened: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """A plain-text summary."""
@@ -155,7 +159,10 @@ class RecoveryReport:
             f"  fills recovered      {self.fills_recovered:>6}   (made by the broker while the process was down)",
             f"  deferred (unknown)   {len(self.deferred):>6}   (broker unavailable: reconciled by the normal loop)",
             f"  replay mismatches    {len(self.replay_mismatches):>6}   (must be 0)",
+            f"  finished, re-opened  {len(self.reopened):>6}   (a late fill or a disagreeing broker record; "
+            "0 when the broker agrees with the journal)",
         ]
+        out.extend(f"    {gid}" for gid in self.reopened)
         if self.unjournaled_lookup == "done":
             out.append(f"  orders not journaled {len(self.unjournaled):>6}   (our prefix at the broker, lacking from "
                        "the journal: alerted, working ones cancelled; must be 0)")
@@ -306,6 +313,8 @@ def recover_executor(
                                                               report.broker_order_id, report.filled_quantity,
                                                               fills_may_lag=report.fills_may_lag))
     fills_recovered = sum(len(group.ticket(ref).fills) - fills_before[ref] for ref, group in sent)
+    reopened = tuple(g.group_id for g in rebuilt
+                     if g.group_id in finished_at and g.state != contents.finishes[g.group_id][-1]["state"])
 
     # 2b. Orders the journal lacks (a lost journal tail): today's broker orders carrying one of this
     # journal's session prefixes that no journaled group sent. Never adopted into a ticket (we do
@@ -374,5 +383,6 @@ def recover_executor(
         positions_checked=checked,
         unjournaled=tuple(unjournaled),
         unjournaled_lookup=lookup,
+        reopened=reopened,
     )
     return executor, result

@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
 from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
@@ -453,6 +453,46 @@ class BrokerSimulator:
         Raises :class:`BrokerUnavailable` during an outage.
         """
         return self.reconcile([ref for ref in self._orders if ref.startswith(prefix)])
+
+    def hold_settled(self, request: OrderRequest, status: BrokerStatus, fills: Iterable[Fill],
+                     broker_order_id: str | None = None) -> None:
+        """Hold an order that reached a final status before this simulator existed.
+
+        For a recovery rehearsal: a fresh simulator standing in for the broker of a session that
+        ended must still know what that broker settled. The order is kept with ``status``
+        (``FILLED``, ``CANCELED``, ``REJECTED`` or ``EXPIRED``), its ``fills`` as given (ids kept)
+        and the positions they made, so :meth:`reconcile`, :meth:`find_orders` and
+        :meth:`positions` answer for it; nothing is scheduled, delivered or counted as submitted.
+        ``broker_order_id`` (``SIM`` + 7 digits) is kept, and later orders are numbered after it.
+        Raises :class:`ValidationError` for another status, a reference the simulator already
+        holds, or fills that do not fit the status (``FILLED``: exactly the order's quantity;
+        otherwise less).
+        """
+        final = {BrokerStatus.FILLED: _FILLED, BrokerStatus.CANCELED: _CANCELED,
+                 BrokerStatus.REJECTED: _REJECTED, BrokerStatus.EXPIRED: _EXPIRED}
+        if status not in final:
+            raise ValidationError("status", status, "only a final status can be held (filled, canceled, rejected "
+                                  "or expired)")
+        if request.order_ref in self._orders:
+            raise ValidationError("request.order_ref", request.order_ref, "the simulator already holds this order")
+        held = tuple(fills)
+        filled = sum(f.quantity for f in held)
+        fits = filled == request.quantity if status is BrokerStatus.FILLED else filled < request.quantity
+        if not fits:
+            raise ValidationError("fills", filled, f"{status.value} with {filled} of {request.quantity} filled")
+        if broker_order_id is None:
+            self._n_orders += 1
+            broker_order_id = f"SIM{self._n_orders:07d}"
+        elif broker_order_id.startswith("SIM") and broker_order_id[3:].isdigit():
+            self._n_orders = max(self._n_orders, int(broker_order_id[3:]))  # no later order reuses its id
+        o = _Order(request, broker_order_id, self.market)
+        o.status = final[status]
+        o.filled = filled
+        o.fills = list(held)
+        for fill in held:
+            for symbol, n in o.units:
+                self._positions[symbol] = self._positions.get(symbol, 0) + n * fill.quantity
+        self._orders[o.ref] = o
 
     def quote(self, symbol: OptionSymbol) -> Quote:
         """Top of book for ``symbol`` now."""

@@ -14,11 +14,18 @@ terminal state:
   emulator-only clock routes (``atomic-orders crash serve``), since its virtual time is the
   broker's.
 * ``simulated``: the in-process simulator kept NO state after its process ended, so this is a
-  rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that knows
-  none of the journaled orders. Every unsettled order reconciles as not found (abandoned, never
-  resent), groups holding fills unwind in the fresh market, and the broker's positions differ
-  from the journal's (reported as unexplained exposure). Use it to see what the recovery rules
-  decide; recover a real session against the broker that holds it.
+  rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that holds
+  what the journal says the broker settled (every order whose ticket was final, with its fills
+  and the positions they made) and knows none of the unsettled orders. A finished group stays
+  as it finished; every unsettled order reconciles as not found (abandoned, never resent),
+  groups holding fills unwind in the fresh market, and fills of orders that were still open are
+  not at the fresh broker (reported as unexplained exposure). The rehearsal's decisions are
+  written to the journal as a recovery session (the simulated broker is gone: nothing else can
+  recover its journal); rehearse on a copy to keep the original. Recover a real session against
+  the broker that holds it.
+
+Either way, a group that had finished before recovery and left its final state in it (a late
+fill, or a broker record that disagrees with the journal) is listed and makes the exit status 1.
 
 Exit status of ``recover``: 0 when every group ended with no invariant violation (and, against
 the emulator, every broker position is accounted for by the journal); 1 otherwise (the report
@@ -33,7 +40,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atomic_orders.fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
 from atomic_orders.fsm.recovery import rebuild_group
@@ -47,6 +54,9 @@ from atomic_orders.simulator.cli.options import (
     must_not_exist,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = ["add_journal_commands"]
 
@@ -219,7 +229,30 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     open_groups = [g for g in after.groups if not after.is_finished(g)]
     states = Counter(after.last_state(g) for g in after.groups)
     print(f"after recovery: {dict(sorted((k or '-', v) for k, v in states.items()))}, unfinished {len(open_groups)}")
-    return 0 if ok and not open_groups else 1
+    changed = _finished_changed(contents, after)
+    print(f"finished before recovery: {sum(1 for g in contents.groups if contents.is_finished(g))}, "
+          f"changed by recovery: {len(changed)}")
+    for gid, line in changed.items():
+        print(f"  {gid}: {line}")
+    return 0 if ok and not open_groups and not changed else 1
+
+
+def _finished_changed(before: JournalContents, after: JournalContents) -> dict[str, str]:
+    """Groups that had finished before recovery and left that state in it (group id -> what happened).
+
+    A transition after the finish into another state is a re-opening (a late fill, or a broker
+    record disagreeing with the journal); against a broker that agrees with the journal, none.
+    """
+    out: dict[str, str] = {}
+    for gid in before.groups:
+        if not before.is_finished(gid):
+            continue
+        final = before.finishes[gid][-1]["state"]
+        later = after.transitions.get(gid, [])[len(before.transitions.get(gid, [])):]
+        moved = [r["dest"] for r in later if r["dest"] != final]
+        if moved:
+            out[gid] = f"finished {final}, re-opened to {moved[0]}, now {after.last_state(gid)}"
+    return out
 
 
 def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, Any]) -> bool:
@@ -235,8 +268,10 @@ def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, 
     times = [dt.datetime.fromisoformat(t[-1]["time"]) for t in contents.transitions.values() if t]
     if times:
         broker.advance_to(max(0.0, broker.clock.to_seconds(max(times))))
-    print("rehearsal on a fresh in-process simulator: it knows none of the journaled orders "
-          "(see 'atomic-orders recover --help')")
+    held = _hold_settled_orders(broker, contents)
+    print(f"rehearsal on a fresh in-process simulator: it holds the {held} orders the journal saw settle and "
+          "none of the unsettled ones (see 'atomic-orders recover --help')")
+    print(f"the rehearsal's decisions are written to {path} as a recovery session")
     journal = Journal(path)
     executor, report = AtomicOrderExecutor.recover(journal, SimulatedBackend(broker))
     print("\n".join(report.lines()))
@@ -255,6 +290,35 @@ def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, 
     journal.close()
     print(f"violations: {executor.stats.invariant_violations}")
     return executor.stats.invariant_violations == 0 and not executor.open_groups()
+
+
+def _hold_settled_orders(broker: BrokerSimulator, contents: JournalContents) -> int:
+    """Give a fresh simulator every order whose journaled ticket is final; return how many.
+
+    Without them the fresh broker would deny orders the journal holds as filled: a group that
+    finished within the linger would be judged against an empty account and re-opened. An order
+    whose fills no broker could hold (more than its quantity) stays unknown to it, and is named.
+    """
+    from atomic_orders.fsm.errors import ValidationError
+    from atomic_orders.fsm.events import BrokerStatus
+    from atomic_orders.fsm.ticket import FINAL_STATES
+
+    held = 0
+    for gid, info in contents.groups.items():
+        group, _ = rebuild_group(info["definition"], contents.transitions.get(gid, []))
+        for ticket in group.tickets:
+            if ticket.state not in FINAL_STATES:
+                continue
+            # an order with every unit filled is filled at the broker, whatever the ticket's last word
+            full = sum(f.quantity for f in ticket.fills) >= ticket.quantity
+            try:
+                broker.hold_settled(ticket.to_request(), BrokerStatus.FILLED if full else BrokerStatus(ticket.state),
+                                    ticket.fills, ticket.broker_order_id)
+            except ValidationError as err:
+                print(f"not held by the rehearsal's broker: {ticket.order_ref} ({err})")
+                continue
+            held += 1
+    return held
 
 
 def add_journal_commands(sub: Any) -> None:

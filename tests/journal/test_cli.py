@@ -74,6 +74,32 @@ def test_recover_simulated_rehearsal(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert all(after.is_finished(g) for g in after.groups)
 
 
+def test_recover_simulated_leaves_a_finished_session_as_it_finished(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: the rehearsal's fresh simulator denied the orders of the last group (finished
+    within the linger, so rebuilt and reconciled), which re-opened that committed group and
+    failed it against an empty account."""
+    path = tmp_path / "done.journal"
+    assert main(["simulate", "--groups", "5", "--seed", "7", "--quiet", "--journal", str(path)]) == 0
+    before = read_journal(path)
+    assert sorted(before.last_state(g) or "" for g in before.groups) == ["committed"] * 5
+    assert all(before.is_finished(g) for g in before.groups)
+    capsys.readouterr()
+    assert main(["recover", "--journal", str(path), "--backend", "simulated"]) == 0
+    out = capsys.readouterr().out
+    rebuilt = next(int(line.split()[2]) for line in out.splitlines() if line.strip().startswith("groups rebuilt"))
+    assert rebuilt >= 1  # a group finished within the linger was judged against the rehearsal's broker
+    for line in ("finished, re-opened       0", "unexplained exposure      0", "intents not found         0",
+                 "finished before recovery: 5, changed by recovery: 0", "after recovery: {'committed': 5}",
+                 f"written to {path}"):
+        assert line in out, line
+    after = read_journal(path)
+    for gid in before.groups:  # nothing re-opened: no transition, no second finish, the same final state
+        assert after.transitions[gid] == before.transitions[gid], gid
+        assert [f["state"] for f in after.finishes[gid]] == ["committed"], gid
+    assert [s["kind"] for s in after.sessions] == ["start", "recover"]
+
+
 def _child_killed_mid_session(emulator: ControlledEmulator, path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> OAuthCredentials:
     """Run the seed-9, 4-condor session in a child process that SIGKILLs itself after the 4th event

@@ -6,6 +6,7 @@ closed without committing what was staged (what SIGKILL leaves). The broker keep
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.journal import Journal, read_journal
 from atomic_orders.fsm.journal.recorder import CRASH_POINTS
 from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.crash.harness import CrashSession, run_in_process, simulator_truth, verify
 from tests.journal.dying import run_until_death
 from tests.roles import condor_roles
@@ -186,3 +188,36 @@ def test_orders_the_journal_lacks_are_found_cancelled_and_alerted(tmp_path: Path
     assert executor.session_id != "K3F9" and not executor.new_group_id().startswith("GK3F9")
     assert kept.group_id in {g.group_id for g in executor.groups()}
     journal.close()
+
+
+def _recover_against(broker: BrokerSimulator, path: Path) -> list[str]:
+    """Recover the journal at ``path`` against ``broker`` with its clock at the journal's last moment;
+    return the groups the report lists as re-opened."""
+    contents = read_journal(path)
+    last = max(dt.datetime.fromisoformat(t[-1]["time"]) for t in contents.transitions.values() if t)
+    broker.advance_to(max(broker.clock.seconds, broker.clock.to_seconds(last)))
+    journal = Journal(path)
+    _, report = AtomicOrderExecutor.recover(journal, SimulatedBackend(broker))
+    journal.close()
+    assert report.groups_unfinished == () and report.groups_rebuilt >= 1  # one is within the linger
+    return list(report.reopened)
+
+
+def test_a_finished_group_stays_finished_when_the_broker_agrees(tmp_path: Path) -> None:
+    session = CrashSession(seed=6, groups=4)
+    path = tmp_path / "j.journal"
+    broker, _ = run_in_process(session, [], path)
+    assert _recover_against(broker, path) == []
+    contents = read_journal(path)
+    assert all(len(contents.finishes[g]) == 1 for g in contents.groups)
+
+
+def test_a_broker_denying_a_finished_groups_orders_reopens_it_and_the_report_says_so(tmp_path: Path) -> None:
+    """A broker that does not know orders the journal holds as filled disagrees with the journal:
+    the lingering group is re-opened (for a human, not silently kept) and the report lists it."""
+    session = CrashSession(seed=6, groups=4)
+    path = tmp_path / "j.journal"
+    run_in_process(session, [], path)
+    finished = read_journal(path).finishes
+    reopened = _recover_against(session.broker(), path)  # a fresh simulator: it holds none of them
+    assert reopened != [] and set(reopened) <= set(finished)

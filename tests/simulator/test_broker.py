@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused
+from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
 from atomic_orders.fsm.events import (
     Acknowledged,
     BrokerStatus,
@@ -561,3 +561,48 @@ def test_order_types_are_recorded_as_seen() -> None:
     run(sim, 5.0)
     assert sim.order_status("seen") == "filled"
     assert sim.order_status("never") is None
+
+
+# -- orders a previous broker process settled (a recovery rehearsal) --------------------------
+
+
+def test_a_held_settled_order_is_reconciled_listed_and_in_the_positions() -> None:
+    sim = make_sim()
+    legs = condor_legs(sim)
+    request = combo_request("held", legs, Decimal("-1.00"), quantity=2)
+    fill = Fill(time=sim.clock.now(), fill_id="SIM0000042-1", quantity=2, price=Decimal("-1.00"))
+    sim.hold_settled(request, BrokerStatus.FILLED, [fill], "SIM0000042")
+    report = sim.reconcile(["held"])["held"]
+    assert (report.status, report.fills, report.broker_order_id) == (BrokerStatus.FILLED, (fill,), "SIM0000042")
+    assert set(sim.find_orders("he")) == {"held"}
+    assert sim.positions() == {leg.symbol: 2 * leg.signed_ratio for leg in legs}
+    assert run(sim, 30.0) == [] and sim.orders_seen == [] and sim.stats["submitted"] == 0  # nothing worked
+    # a later order never reuses the held order's broker id
+    sim.submit(single_request("next", atm_call(sim), Side.BUY, None))
+    assert sim.reconcile(["next"])["next"].broker_order_id == "SIM0000043"
+
+
+@pytest.mark.parametrize(("status", "filled", "field"), [
+    (BrokerStatus.WORKING, 0, "status"),
+    (BrokerStatus.NOT_FOUND, 0, "status"),
+    (BrokerStatus.FILLED, 1, "fills"),
+    (BrokerStatus.CANCELED, 2, "fills"),
+])
+def test_hold_settled_refuses_what_no_broker_settled(status: BrokerStatus, filled: int, field: str) -> None:
+    sim = make_sim()
+    request = combo_request("held", condor_legs(sim), Decimal("-1.00"), quantity=2)
+    one = Fill(time=sim.clock.now(), fill_id="SIM0000001-1", quantity=max(filled, 1), price=Decimal("-1.00"))
+    held = [one] if filled else []
+    with pytest.raises(ValidationError) as raised:
+        sim.hold_settled(request, status, held)
+    assert raised.value.field == field
+    assert sim.reconcile(["held"])["held"].status is BrokerStatus.NOT_FOUND and sim.positions() == {}
+
+
+def test_hold_settled_refuses_an_order_the_simulator_holds() -> None:
+    sim = make_sim()
+    request = combo_request("twice", condor_legs(sim), Decimal("-1.00"))
+    sim.hold_settled(request, BrokerStatus.CANCELED, [])
+    with pytest.raises(ValidationError, match="'twice'") as raised:
+        sim.hold_settled(request, BrokerStatus.CANCELED, [])
+    assert raised.value.field == "request.order_ref"
