@@ -2,7 +2,9 @@
 
 The algorithm file is loaded as LEAN would load ``main.py``: its one ``QCAlgorithm`` subclass is
 instantiated and attached to :class:`~atomic_orders.simulator.lean.brokerage.LeanStandIn` over the
-simulated broker, which calls ``initialize``. ``from AlgorithmImports import ...`` in the file
+simulated broker, which calls ``initialize`` (or classic QuantConnect's ``Initialize``; the same for
+``on_order_event``/``OnOrderEvent``, whichever the class defines). ``from AlgorithmImports
+import ...`` in the file
 resolves to the stand-in's names (LEAN is not importable here). The stand-in then runs N trading
 days (weekends skipped; each day a fresh simulated session, positions kept) firing the
 algorithm's scheduled events, and the command prints the algorithm's ``log``/``debug``/``error``
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
 
 # The simulator and the backends are imported when a command runs, not when the parser is built.
 
-__all__ = ["LeanRunReport", "add_lean_commands", "format_lean_report", "load_algorithm", "run_algorithm"]
+__all__ = ["LeanRunReport", "add_lean_commands", "check_algorithm", "format_lean_report", "load_algorithm",
+           "run_algorithm"]
 
 #: The outcomes a finished group can have, in report order.
 OUTCOMES = ("committed", "rolled_back", "failed", "invalid")
@@ -107,9 +110,11 @@ def load_algorithm(path: Path) -> type[QCAlgorithm]:
 
     Call it inside the run (``AlgorithmImports`` must resolve to the stand-in). Raises
     :class:`ValidationError` (field ``algorithm``) for a missing file, a file that fails to load
-    (the error's type and text in the reason), or a file with no or several subclasses.
+    (the error's type and text in the reason), a file with no or several subclasses, or a class
+    that defines a hook under both its names, differently (``Initialize`` and ``initialize``:
+    :func:`~atomic_orders.simulator.lean.algorithm.check_hooks`).
     """
-    from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+    from atomic_orders.simulator.lean.algorithm import QCAlgorithm, check_hooks
 
     if not path.is_file():
         raise ValidationError("algorithm", str(path), "no such file")
@@ -132,7 +137,21 @@ def load_algorithm(path: Path) -> type[QCAlgorithm]:
     if len(found) > 1:
         names = ", ".join(sorted(cls.__name__ for cls in found))
         raise ValidationError("algorithm", str(path), f"defines several QCAlgorithm subclasses ({names}); keep one")
+    try:
+        check_hooks(found[0])
+    except ValidationError as err:
+        raise ValidationError("algorithm", str(path), f"{found[0].__name__} {err.reason}") from None
     return found[0]
+
+
+def check_algorithm(path: Path) -> str:
+    """The name of the one ``QCAlgorithm`` subclass the file at ``path`` defines, loaded as
+    ``lean-run`` loads it (what ``lean-bundle`` checks before writing anything).
+
+    Raises :class:`ValidationError` (field ``algorithm``) as :func:`load_algorithm` does.
+    """
+    with _algorithm_imports():
+        return load_algorithm(path).__name__
 
 
 def run_algorithm(path: Path, days: int, *, seed: int = 7, profile: str = "calm") -> LeanRunReport:

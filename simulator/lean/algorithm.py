@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from atomic_orders.backends.quantconnect.lean_api import LeanApi
+from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.simulator.lean.api import STAND_IN_API
 from atomic_orders.simulator.lean.lean_types import (
     BrokerageName,
@@ -36,7 +37,7 @@ from atomic_orders.simulator.lean.lean_types import (
 if TYPE_CHECKING:
     from atomic_orders.simulator.lean.brokerage import LeanStandIn
 
-__all__ = ["LogLine", "QCAlgorithm"]
+__all__ = ["HOOKS", "LogLine", "QCAlgorithm", "check_hooks"]
 
 #: LEAN's algorithm time zone (US equity and index options): ``time`` and the time rules.
 NEW_YORK = ZoneInfo("America/New_York")
@@ -75,8 +76,8 @@ class TimeRule:
     every: dt.timedelta | None = None
 
 
-class DateRules:
-    """LEAN's ``date_rules`` (every day; the first day of each week)."""
+class DateRules(PascalCase):
+    """LEAN's ``date_rules`` (every day; the first day of each week); ``EveryDay`` too."""
 
     def every_day(self, *_args: Any, **_kwargs: Any) -> DateRule:
         """Every trading day."""
@@ -87,8 +88,8 @@ class DateRules:
         return DateRule("week_start")
 
 
-class TimeRules:
-    """LEAN's ``time_rules`` (New York time)."""
+class TimeRules(PascalCase):
+    """LEAN's ``time_rules`` (New York time); ``AfterMarketOpen`` too."""
 
     def at(self, hour: int, minute: int, second: int = 0) -> TimeRule:
         """At a wall-clock time, New York."""
@@ -126,11 +127,32 @@ class ScheduleManager(PascalCase):
 # The algorithm base class
 
 
+#: The methods the stand-in calls on an algorithm, by the snake_case name current LEAN stubs give
+#: them, with the PascalCase name classic QuantConnect Python overrides; LEAN's pythonnet binds both
+#: (QuantConnect/pythonnet ClassManagerTests), looking the snake_case one up first.
+HOOKS = {"initialize": "Initialize", "on_order_event": "OnOrderEvent"}
+
+
+def check_hooks(cls: type[QCAlgorithm]) -> None:
+    """Refuse an algorithm class that defines a hook under both names as two different methods.
+
+    LEAN would call one and silently never the other. One name, or one aliasing the other
+    (``Initialize = initialize``), is fine. Raises :class:`ValidationError` (field ``algorithm``,
+    the class name) naming both methods.
+    """
+    for snake, pascal in HOOKS.items():
+        mine, theirs = getattr(cls, snake), getattr(cls, pascal, None)
+        if theirs is not None and mine is not getattr(QCAlgorithm, snake) and mine is not theirs:
+            raise ValidationError("algorithm", cls.__name__, f"defines both {pascal} and {snake}, differently; LEAN "
+                                                             f"calls only one of them: keep one")
+
+
 class QCAlgorithm(PascalCase):
     """The stand-in's ``QCAlgorithm``: subclass it as you would LEAN's.
 
-    Override ``initialize`` and ``on_order_event``. Attach it to a :class:`LeanStandIn` (which
-    calls ``initialize``) before use.
+    Override ``initialize`` and ``on_order_event``, or classic QuantConnect's ``Initialize`` and
+    ``OnOrderEvent`` (the stand-in calls whichever the class defines; :func:`check_hooks` refuses
+    both, differently). Attach it to a :class:`LeanStandIn` (which calls ``initialize``) before use.
     """
 
     #: Marks the stand-in for :func:`atomic_orders.backends.quantconnect.lean_api.lean_api_for`.
@@ -153,11 +175,20 @@ class QCAlgorithm(PascalCase):
 
     # -- hooks ----------------------------------------------------------------------------------
 
+    # Not overridden, each hook runs the class's PascalCase one, if any (a classic algorithm's).
+
     def initialize(self) -> None:
-        """Override: set up the algorithm."""
+        """Override (or ``Initialize``): set up the algorithm."""
+        self._pascal_hook("initialize")
 
     def on_order_event(self, order_event: OrderEvent) -> None:
-        """Override: called for every order event whose status is not ``NONE``."""
+        """Override (or ``OnOrderEvent``): called for every order event whose status is not ``NONE``."""
+        self._pascal_hook("on_order_event", order_event)
+
+    def _pascal_hook(self, snake: str, *args: Any) -> None:
+        method = getattr(type(self), HOOKS[snake], None)  # on the class: PascalCase.__getattr__ would loop back
+        if method is not None:
+            method(self, *args)
 
     # -- environment ----------------------------------------------------------------------------
 

@@ -81,7 +81,14 @@ from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.engine import derive_seed
 from atomic_orders.simulator.broker.market import MarketModel
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
-from atomic_orders.simulator.lean.algorithm import NEW_YORK, DateRule, QCAlgorithm, ScheduleManager, TimeRule
+from atomic_orders.simulator.lean.algorithm import (
+    NEW_YORK,
+    DateRule,
+    QCAlgorithm,
+    ScheduleManager,
+    TimeRule,
+    check_hooks,
+)
 from atomic_orders.simulator.lean.api import STAND_IN_API
 from atomic_orders.simulator.lean.lean_types import (
     CLOSED,
@@ -188,8 +195,9 @@ class LeanStandIn:
         #: Fills dropped after the order closed (only with ``drop_fills_after_close``).
         self.dropped_fills: list[tuple[int, Fill]] = []
         self.events: list[OrderEvent] = []
+        check_hooks(type(algorithm))  # Initialize and initialize both, differently: which would LEAN run?
         algorithm.attach_stand_in(self)
-        algorithm.initialize()
+        algorithm.initialize()  # or the class's Initialize (QCAlgorithm.initialize runs it)
 
     @property
     def tickets(self) -> Mapping[int, OrderTicket]:

@@ -92,3 +92,83 @@ def test_the_stand_in_skips_weekends_and_fires_week_start_on_the_first_session_o
                                ("every_day", tue)]
     with pytest.raises(ValueError, match="must be after today's session"):
         lean.next_session(BrokerSimulator(5, ChaosProfile.none(), session_open=friday))
+
+
+# -- classic QuantConnect Python: PascalCase hooks ----------------------------------------------------
+
+CLASSIC = """\
+from AlgorithmImports import *
+
+
+class Classic(QCAlgorithm):
+    def Initialize(self):
+        self.SetStartDate(2026, 1, 5)
+        self.spx = self.AddIndex("SPX").Symbol
+        self.Schedule.On(self.DateRules.EveryDay(self.spx), self.TimeRules.AfterMarketOpen(self.spx, 30), self.Trade)
+
+    def Trade(self):
+        today = self.Time.date()
+        expiry = today + timedelta(days=(4 - today.weekday()) % 7)
+        strike = round(float(self.Securities[self.spx].Price) / 5) * 5
+        contract = Symbol.create_option(self.spx, "SPXW", Market.USA, OptionStyle.EUROPEAN, OptionRight.CALL,
+                                        strike, datetime(expiry.year, expiry.month, expiry.day))
+        self.AddIndexOptionContract(contract)
+        self.Log("buying one call")
+        self.MarketOrder(contract, 1)
+
+    def OnOrderEvent(self, orderEvent):
+        self.Log(f"order event: {orderEvent.Status.name}")
+"""
+
+
+def test_a_classic_pascal_case_algorithm_has_its_initialize_and_on_order_event_called(tmp_path: Path) -> None:
+    algorithm = tmp_path / "classic.py"
+    algorithm.write_text(CLASSIC, encoding="utf-8")
+    done = lean_run(str(algorithm), "--days", "1")
+    assert done.returncode == 0, done.stderr
+    lines = [m.group(2) for m in map(LOG_LINE.match, done.stdout.splitlines()) if m]
+    assert lines == ["buying one call", "order event: SUBMITTED", "order event: FILLED"]
+    assert "positions held              1" in done.stdout
+
+
+@pytest.mark.parametrize(("body", "ok"), [
+    ("    def Initialize(self):\n        self.Log('pascal')\n\n    def initialize(self):\n        self.Log('snake')\n",
+     False),
+    ("    def OnOrderEvent(self, e):\n        pass\n\n    def on_order_event(self, e):\n        pass\n", False),
+    ("    def initialize(self):\n        self.Log('one method, two names')\n\n    Initialize = initialize\n", True),
+])
+def test_a_hook_defined_under_both_names_differently_is_refused_in_one_line(tmp_path: Path, body: str,
+                                                                              ok: bool) -> None:
+    algorithm = tmp_path / "both.py"
+    algorithm.write_text(f"from AlgorithmImports import QCAlgorithm\n\n\nclass Both(QCAlgorithm):\n{body}",
+                         encoding="utf-8")
+    done = lean_run(str(algorithm), "--days", "1")
+    if ok:
+        assert done.returncode == 0 and "one method, two names" in done.stdout, done.stderr
+        return
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    pascal, snake = ("Initialize", "initialize") if "Initialize" in body else ("OnOrderEvent", "on_order_event")
+    assert line.endswith(f"error: algorithm={str(algorithm)!r}: Both defines both {pascal} and {snake}, "
+                         "differently; LEAN calls only one of them: keep one")
+
+
+def test_the_stand_in_refuses_an_ambiguous_algorithm_before_calling_it() -> None:
+    from atomic_orders.fsm.errors import ValidationError
+    from atomic_orders.simulator.broker.chaos import ChaosProfile
+    from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+    from atomic_orders.simulator.lean.algorithm import QCAlgorithm
+    from atomic_orders.simulator.lean.brokerage import LeanStandIn
+
+    calls: list[str] = []
+
+    class Both(QCAlgorithm):
+        def Initialize(self) -> None:  # noqa: N802 (LEAN's classic name)
+            calls.append("Initialize")
+
+        def initialize(self) -> None:
+            calls.append("initialize")
+
+    with pytest.raises(ValidationError) as info:
+        LeanStandIn(Both(), BrokerSimulator(5, ChaosProfile.none()))
+    assert (info.value.field, info.value.value) == ("algorithm", "Both") and calls == []
