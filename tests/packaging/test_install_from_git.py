@@ -17,7 +17,8 @@ from .conftest import REPO, clean_env, pip
 def test_install_from_a_git_url(tmp_path: Path) -> None:
     clone = tmp_path / "atomic-orders"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120, env=clean_env())
-    url = f"git+{clone.as_uri()}"
+    # The README's local form: the pip bundled with Python 3.11 (23.2) refuses "git+file:///path".
+    url = f"git+file://localhost{clone.resolve()}"
     target = tmp_path / "site"
     pip("install", "--no-deps", "--no-build-isolation", "--no-index", "-q", "--target", str(target),
         f"atomic-orders @ {url}")
