@@ -228,19 +228,19 @@ def render_all(out_dir: Path = DEFAULT_DIR) -> list[Path]:
     """Write ``<name>.dot`` and ``<name>.svg`` for every machine in :data:`MACHINES`.
 
     Returns the paths written, ``.dot`` then ``.svg`` per machine, in registry order. Files
-    whose content did not change are left untouched.
+    whose content did not change are left untouched. Every SVG is rendered before the first file
+    is written: without ``dot`` (:class:`graphviz.ExecutableNotFound`) nothing is written.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    texts: dict[Path, str] = {}
     for stem, spec in MACHINES.items():
         source = diagram_source(spec)
-        dot_path = out_dir / f"{stem}.dot"
-        svg_path = out_dir / f"{stem}.svg"
-        _write_if_changed(dot_path, source)
-        _write_if_changed(svg_path, render_svg(source))
-        written += [dot_path, svg_path]
-    return written
+        texts[out_dir / f"{stem}.dot"] = source
+        texts[out_dir / f"{stem}.svg"] = render_svg(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, text in texts.items():
+        _write_if_changed(path, text)
+    return list(texts)
 
 
 def check_all(out_dir: Path = DEFAULT_DIR) -> list[str]:

@@ -22,15 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from atomic_orders.simulator.cli.options import (
+    MAX_KILLS,
+    MAX_RUNS,
+    UserError,
     add_command,
     add_groups,
     add_journal,
     add_port,
     add_profile,
     add_seed,
-    count,
+    count_at_most,
+    folder_path,
     non_negative_float,
-    positive,
+    positive_at_most,
     positive_float,
 )
 
@@ -44,9 +48,20 @@ def _session(args: argparse.Namespace) -> Any:
 
 
 def _cmd_child(args: argparse.Namespace) -> int:
+    import requests
+
+    from atomic_orders.backends.tastytrade.auth import OAuthCredentials
     from atomic_orders.simulator.crash.harness import run_child
 
-    result = run_child(args.url, args.account, args.journal, _session(args))
+    try:
+        OAuthCredentials.from_env()  # checked before anything is opened (names the variables, never values)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    try:
+        result = run_child(args.url, args.account, args.journal, _session(args))
+    except requests.RequestException as err:  # as 'recover' says it: the emulator is the user's to start
+        raise UserError(f"--url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
+                        "with 'atomic-orders crash serve'") from None
     print(json.dumps(result, sort_keys=True))  # the parent reads this last line
     return 0
 
@@ -99,13 +114,6 @@ def _session_args(p: argparse.ArgumentParser) -> None:
                    help="the journal's batch_seconds (default 0: every decision point commits)")
 
 
-def _out_dir(text: str) -> Path:
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a file; expected a folder")
-    return path
-
-
 def add_crash_commands(sub: Any) -> None:
     """Add ``crash`` (run, child, serve) to the ``atomic-orders`` parser."""
     crash = add_command(sub, "crash", "the SIGKILL crash test: kill a journaled session, recover, verify", None)
@@ -113,10 +121,11 @@ def add_crash_commands(sub: Any) -> None:
 
     run = add_command(csub, "run", "run crash campaigns (kill, recover, verify against the broker); print figures",
                       _cmd_run)
-    run.add_argument("--runs", type=positive, default=3, metavar="N",
-                     help="campaigns, seeds --seed .. --seed+N-1 (default 3)")
-    run.add_argument("--kills", type=count, default=20, metavar="N", help="planned SIGKILLs per campaign (default 20)")
-    run.add_argument("--out", type=_out_dir, default=None, metavar="DIR",
+    run.add_argument("--runs", type=positive_at_most(MAX_RUNS), default=3, metavar="N",
+                     help=f"campaigns, seeds --seed .. --seed+N-1 (default 3, at most {MAX_RUNS:,})")
+    run.add_argument("--kills", type=count_at_most(MAX_KILLS), default=20, metavar="N",
+                     help=f"planned SIGKILLs per campaign (default 20, at most {MAX_KILLS:,})")
+    run.add_argument("--out", type=folder_path, default=None, metavar="DIR",
                      help="where the journals go (default: a temporary folder, removed at the end)")
     _session_args(run)
 

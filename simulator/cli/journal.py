@@ -3,7 +3,8 @@
 ``journal show --journal PATH`` lists every group with its state and exposure (``--group ID``:
 that group's audit trail with its intents and broker events; ``--json [PATH]``: the same as
 JSON). A damaged journal is reported (file and problem) and its intact prefix is still shown;
-``journal salvage --journal PATH --out NEW`` copies that prefix into a new journal.
+``journal salvage --journal PATH --out NEW`` copies that prefix into a new journal. A file that is
+no journal at all (not SQLite, or SQLite without the journal's tables) is refused by every command.
 
 ``recover --journal PATH --backend ...`` rebuilds every unfinished group and drives it to a
 terminal state:
@@ -29,7 +30,8 @@ fill, or a broker record that disagrees with the journal) is listed and makes th
 
 Exit status of ``recover``: 0 when every group ended with no invariant violation (and, against
 the emulator, every broker position is accounted for by the journal); 1 otherwise (the report
-says what); 2 for a missing or damaged journal, missing credentials or an unreachable emulator.
+says what); 2 for a missing, damaged or foreign journal file, missing credentials or an
+unreachable emulator.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from atomic_orders.fsm.journal import JournalContents, JournalCorrupted, read_journal, salvage
 from atomic_orders.fsm.recovery import rebuild_group
 from atomic_orders.simulator.cli.options import (
+    UserError,
     add_backend,
     add_command,
     add_journal,
@@ -59,6 +62,28 @@ if TYPE_CHECKING:
     from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
 __all__ = ["add_journal_commands"]
+
+
+def _read(path: Path, *, allow_prefix: bool, keep_rows: bool = False) -> JournalContents:
+    """The journal at ``path`` (``--journal``); a :class:`UserError` for a file that is not a journal.
+
+    The store tells the two apart: a damaged journal still has its ``meta`` table and schema version
+    (its intact prefix can be shown and salvaged); a file without them (not SQLite, an empty file,
+    another database) holds nothing of a journal, and salvaging it would only make an empty one.
+    A damaged journal read without ``allow_prefix`` is a :class:`UserError` naming the damage.
+    """
+    must_exist(path, "--journal")
+    try:
+        contents = read_journal(path, allow_prefix=True, keep_rows=keep_rows)
+    except JournalCorrupted as err:  # a schema newer than this program's: nothing here can read it
+        raise UserError(f"--journal {str(path)!r}: {err.problem}") from None
+    if contents.problem is not None and contents.schema_version < 1:
+        # The store's wording ends in ": not a journal, or its start is damaged": said once, here.
+        reason = contents.problem.split(": not a journal")[0]
+        raise UserError(f"--journal: {str(path)!r} is not a journal ({reason})")
+    if contents.problem is not None and not allow_prefix:
+        raise UserError(str(JournalCorrupted(path, contents.problem, contents.records)))
+    return contents
 
 
 def _exposure(contents: JournalContents, gid: str) -> dict[str, int]:
@@ -89,11 +114,13 @@ def _emit(json_to: str, data: dict[str, Any]) -> int:
 
 
 def show(contents: JournalContents, group_id: str | None, json_to: str | None = None) -> int:
-    """Print the journal's groups (or one group's audit trail); ``json_to``: JSON to that path, or ``"-"`` stdout."""
+    """Print the journal's groups (or one group's audit trail); ``json_to``: JSON to that path, or ``"-"`` stdout.
+
+    Raises :class:`UserError` for a ``group_id`` the journal does not hold.
+    """
     if group_id is not None:
         if group_id not in contents.groups:
-            print(f"error: group {group_id!r} is not in the journal {str(contents.path)!r}", file=sys.stderr)
-            return 2
+            raise UserError(f"--group {group_id!r} is not in the journal {str(contents.path)!r}")
         return _show_group(contents, group_id, json_to)
     rows = []
     total: Counter[str] = Counter()
@@ -165,33 +192,29 @@ def _show_group(contents: JournalContents, gid: str, json_to: str | None) -> int
 
 def _cmd_salvage(args: argparse.Namespace) -> int:
     must_not_exist(args.out, "--out", "salvage never overwrites a journal")
-    kept = salvage(must_exist(args.journal, "--journal"), args.out)
+    _read(args.journal, allow_prefix=True)  # salvage is for a damaged journal, not for any file
+    kept = salvage(args.journal, args.out)
     print(f"copied the first {kept.records} intact records of {args.journal} to {args.out}"
           + (f" (dropped from the damage on: {kept.problem})" if kept.problem else " (the journal was intact)"))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    path = must_exist(args.journal, "--journal")
-    contents = read_journal(path, allow_prefix=True)
-    if contents.problem is not None:
-        print(f"error: journal {str(path)!r} is corrupted: {contents.problem}\n"
-              f"showing its intact prefix ({contents.records} records); "
-              "'atomic-orders journal salvage' copies it to a new journal", file=sys.stderr)
+    path = args.journal
+    contents = _read(path, allow_prefix=True)
     code = show(contents, args.group, args.json)
-    return 2 if contents.problem is not None else code
+    if contents.problem is not None:  # said after the prefix was shown: the last line, where it is seen
+        raise UserError(f"journal {str(path)!r} is corrupted: {contents.problem}; shown above: its intact prefix "
+                        f"({contents.records} records); 'atomic-orders journal salvage' copies it to a new journal")
+    return code
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
-    path = must_exist(args.journal, "--journal")
-    try:
-        contents = read_journal(path)
-    except JournalCorrupted as err:  # never recover from a guess: name the file and the problem
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    path = args.journal
+    contents = _read(path, allow_prefix=False)  # never recover from a guess: a damaged journal is refused
     config: dict[str, Any] = next((s["config"] for s in contents.sessions if s["kind"] == "start"), {})
     if args.backend == "tastytrade-emulator":
         import requests
@@ -200,28 +223,25 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         from atomic_orders.simulator.crash.harness import CrashSession, run_child
 
         if not args.url or not args.account:
-            print("error: --backend tastytrade-emulator needs --url and --account", file=sys.stderr)
-            return 2
+            raise UserError("--backend tastytrade-emulator needs --url and --account")
         try:
             OAuthCredentials.from_env()  # checked before anything is opened (names the variables, never values)
         except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            raise UserError(str(err)) from None
         session = CrashSession(int(config.get("seed", 1)), 0, str(config.get("profile", "rough")),
                                float(config.get("session_seconds", 6.5 * 3600)))
         try:
             result = run_child(args.url, args.account, path, session, run_plan=False)
         except requests.RequestException as err:
             # The clock routes: an unreachable emulator, or one without them (plain 'emulate').
-            print(f"error: --url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
-                  "with 'atomic-orders crash serve'. "
-                  "The journal is as it was or further recovered; "
-                  "run recover again", file=sys.stderr)
-            return 2
+            raise UserError(f"--url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
+                            "with 'atomic-orders crash serve'. The journal is as it was or further recovered; "
+                            "run recover again") from None
         print(json.dumps(result, indent=2, sort_keys=True))
         unexplained = result["recovery"].get("unexplained") if result["recovery"] else None
         if unexplained:  # a position no group owns is somebody's problem now: never exit 0 on it
-            print(f"error: broker positions the journal does not account for: {unexplained}", file=sys.stderr)
+            print(f"{args.help_parser.prog}: error: broker positions the journal does not account for: "
+                  f"{unexplained}", file=sys.stderr)
         ok = not result["violations"] and not result["open"] and not unexplained
     else:
         ok = _recover_simulated(path, contents, config)

@@ -16,8 +16,8 @@ test backend, ``fsm/diagrams.py`` (graphviz rendering) and every non-Python file
 holds ``.py`` files). The bundle imports ``attrs`` and ``transitions``, and ``requests`` only when
 ``backends.tastytrade`` is imported (the example does, for its live mode).
 
-Exit status 0, or 2 with one line ``error: field='value': reason`` for an unusable ``DIR`` (not
-empty) or algorithm file.
+Exit status 0, or 2 with one line ``atomic-orders lean-bundle: error: field='value': reason`` for an
+unusable ``DIR`` (a file, or a folder that is not empty) or algorithm file.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 from atomic_orders.fsm.errors import ValidationError
-from atomic_orders.simulator.cli.options import add_command
+from atomic_orders.simulator.cli.options import UserError, add_command, folder_path
 
 __all__ = ["BUNDLED_PACKAGES", "add_lean_bundle_command", "default_algorithm", "write_bundle"]
 
@@ -104,9 +103,8 @@ def _cmd_lean_bundle(args: argparse.Namespace) -> int:
         if algorithm is None:
             raise ValidationError("algorithm", None, "no example next to the package; give --algorithm FILE")
         written = write_bundle(Path(args.dir), algorithm)
-    except ValidationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValidationError as err:  # the user's input: one line, with the command's name (the boundary)
+        raise UserError(str(err)) from None
     print(f"{len(written)} files written to {args.dir} (main.py = {algorithm.name})")
     return 0
 
@@ -116,6 +114,6 @@ def add_lean_bundle_command(subparsers: Any) -> None:
     bundle = add_command(subparsers, "lean-bundle", "write a QuantConnect project folder: the algorithm as "
                                                     "main.py and the atomic_orders package files it needs",
                          _cmd_lean_bundle)
-    bundle.add_argument("dir", help="the project folder to write (new or empty)")
+    bundle.add_argument("dir", type=folder_path, metavar="DIR", help="the project folder to write (new or empty)")
     bundle.add_argument("--algorithm", metavar="FILE",
                         help="the algorithm to bundle as main.py (default: the repository's example)")

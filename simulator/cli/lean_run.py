@@ -16,7 +16,7 @@ the algorithm keeps as an attribute (what ``initialize`` created).
 
 Exit status: 0 when no invariant was violated and no group is still executing; 1 otherwise; 2
 for input the command cannot use (a missing file, a file without a ``QCAlgorithm`` subclass,
-``--days`` below 1), reported on one line as ``error: field='value': reason``.
+``--days`` outside 1..260), reported on one line as ``atomic-orders lean-run: error: field='value': reason``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from atomic_orders.fsm.errors import ValidationError
-from atomic_orders.simulator.cli.options import add_command, add_profile, add_seed, positive
+from atomic_orders.simulator.cli.options import (
+    MAX_DAYS,
+    UserError,
+    add_command,
+    add_profile,
+    add_seed,
+    positive_at_most,
+)
 
 if TYPE_CHECKING:
     from atomic_orders.backends.quantconnect.adapter import TastytradeIntegrationAdapter
@@ -247,9 +254,8 @@ def format_lean_report(report: LeanRunReport) -> str:
 def _cmd_lean_run(args: argparse.Namespace) -> int:
     try:
         report = run_algorithm(Path(args.algorithm), args.days, seed=args.seed, profile=args.profile)
-    except ValidationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValidationError as err:  # the file is the user's: one line, with the command's name (the boundary)
+        raise UserError(str(err)) from None
     print(format_lean_report(report))
     return 0 if report.ok else 1
 
@@ -259,7 +265,8 @@ def add_lean_commands(subparsers: Any) -> None:
     run = add_command(subparsers, "lean-run", "run a QuantConnect algorithm on the LEAN stand-in over N trading "
                                               "days; print its log and the executor's report", _cmd_lean_run)
     run.add_argument("algorithm", help="a Python file defining one QCAlgorithm subclass")
-    run.add_argument("--days", type=positive, default=5, help="trading days to run, weekends skipped (default 5)")
+    run.add_argument("--days", type=positive_at_most(MAX_DAYS), default=5, metavar="N",
+                     help=f"trading days to run, weekends skipped (default 5, at most {MAX_DAYS})")
     add_seed(run, 7, "seed of the simulated market and broker")
     add_profile(run, "calm")
     from atomic_orders.simulator.cli.lean_bundle import add_lean_bundle_command

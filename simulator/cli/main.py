@@ -13,13 +13,18 @@ import errno
 import importlib.metadata
 import logging
 import os
+import shutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.simulator.cli.options import (
+    MAX_DEPTH,
     STDOUT,
     Parser,
     UserError,
@@ -33,8 +38,9 @@ from atomic_orders.simulator.cli.options import (
     add_port,
     add_profile,
     add_seed,
-    count,
+    count_at_most,
     file_path,
+    folder_path,
     must_not_exist,
     positive,
     positive_float,
@@ -98,14 +104,28 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+#: The one line for a missing graphviz ``dot`` (checked before a diagram is written, and at the boundary).
+NO_DOT = "graphviz's 'dot' program is not on PATH: install graphviz (Debian: apt-get install graphviz)"
+
+
+def _folder_to_check(path: Path, what: str) -> Path:
+    """``path`` when it is a folder; else a :class:`UserError` (--check run away from a checkout)."""
+    if not path.is_dir():
+        raise UserError(f"--out {str(path)!r}: no such folder to check (the {what} of a checkout; run from "
+                        "the repository's root or give --out DIR)")
+    return path
+
+
 def _cmd_diagrams(args: argparse.Namespace) -> int:
     from atomic_orders.fsm.diagrams import check_all, render_all
 
     if args.check:
-        stale = check_all(args.out)
+        stale = check_all(_folder_to_check(args.out, "diagrams/ folder"))
         for line in stale:
             print(line)
         return 1 if stale else 0
+    if shutil.which("dot") is None:  # before anything is written: no folder, no half of the diagrams
+        raise UserError(NO_DOT)
     for path in render_all(args.out):
         print(path)
     return 0
@@ -118,7 +138,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     from atomic_orders.simulator.cli.docs import check_docs, write_docs
 
     if args.check:
-        stale = check_docs(args.out)
+        stale = check_docs(_folder_to_check(args.out, "docs/ folder"))
         for name in stale:
             print(f"{name} is stale: run `atomic-orders docs`")
         return 1 if stale else 0
@@ -205,13 +225,14 @@ def add_main_commands(sub: Any) -> None:
 
     dia = add_command(sub, "diagrams", "render every state machine from its table as SVG (needs graphviz's dot)",
                       _cmd_diagrams)
-    dia.add_argument("--out", type=Path, default=Path("diagrams"), metavar="DIR",
+    dia.add_argument("--out", type=folder_path, default=Path("diagrams"), metavar="DIR",
                      help="output folder (default diagrams/)")
     dia.add_argument("--check", action="store_true", help="only list diagrams that no longer match their tables")
 
     docs = add_command(sub, "docs", "write the generated parts of docs/ (state tables, status and preset tables)",
                        _cmd_docs)
-    docs.add_argument("--out", type=Path, default=Path("docs"), metavar="DIR", help="docs folder (default docs/)")
+    docs.add_argument("--out", type=folder_path, default=Path("docs"), metavar="DIR",
+                      help="docs folder (default docs/)")
     docs.add_argument("--check", action="store_true", help="only list docs whose generated parts are stale")
 
     emu = add_command(sub, "emulate", "serve a TastyTrade API emulator on 127.0.0.1 until Ctrl-C", _cmd_emulate)
@@ -224,8 +245,8 @@ def add_main_commands(sub: Any) -> None:
 
     chk = add_command(sub, "check", "exhaustively check every broker script up to --depth against the invariants",
                       _cmd_check)
-    chk.add_argument("--depth", type=count, default=5, metavar="K",
-                     help="script length K (default 5: ~20 s on 2 cores; 6: ~3 min)")
+    chk.add_argument("--depth", type=count_at_most(MAX_DEPTH), default=5, metavar="K",
+                     help=f"script length K (default 5: ~20 s on 2 cores; 6: ~3 min; at most {MAX_DEPTH})")
     add_mode(chk, repeatable=True)
     chk.add_argument("--quantity", type=positive, default=2, metavar="N",
                      help="units of the 2-leg vertical (default 2)")
@@ -288,8 +309,20 @@ def _user_error(err: BaseException, args: argparse.Namespace | None) -> str | No
     import graphviz
 
     if isinstance(err, graphviz.ExecutableNotFound):
-        return "graphviz's 'dot' program is not on PATH: install graphviz (Debian: apt-get install graphviz)"
+        return NO_DOT
     return None
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    """SIGINT while a command runs: stop it (KeyboardInterrupt), and ignore any further Ctrl-C.
+
+    The process is ending from the first Ctrl-C on. A second one, pressed while it shuts down
+    (the journal closing, ``threading`` joining its threads after :func:`main` returned), would
+    otherwise add an "Exception ignored ... KeyboardInterrupt" trace to the one line, or end the
+    process by the signal instead of status 2.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _report(prog: str, message: str) -> None:
@@ -306,17 +339,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     nothing was done, so a script that forgot the command must not pass as if it had run.
     Output piped into a reader that stops early (``| head``) ends the command quietly with
     status 141, as a command killed by SIGPIPE would, instead of a ``BrokenPipeError`` trace.
+    Every error line starts with the command's full name (``atomic-orders journal show: error:``).
+    After a Ctrl-C, SIGINT stays ignored (:func:`_interrupted`): the process is ending.
     """
     parser = build_parser()
     args: argparse.Namespace | None = None
     prog = parser.prog
+    # Python's own handler only, in the main thread (signal.signal is refused elsewhere).
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if ours:
+        signal.signal(signal.SIGINT, _interrupted)
     try:
         try:
             args = parser.parse_args(argv)
         except SystemExit as done:  # --help and --version print, then exit through argparse
             return done.code if isinstance(done.code, int) else 0
-        if args.command:
-            prog = f"{prog} {args.command}"
+        # The parser of the command that runs knows its whole path (``atomic-orders crash run``).
+        prog = args.help_parser.prog
         if args.func is None:
             args.help_parser.print_help()
             return EXIT_USER_ERROR
@@ -334,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _report(getattr(err, "prog", "") or prog, message)
         return EXIT_USER_ERROR
+    finally:
+        if ours and signal.getsignal(signal.SIGINT) is _interrupted:  # not interrupted: as it was
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     return code
 
 

@@ -7,17 +7,21 @@ checked while parsing: a bad one is a :class:`UserError` (one line on stderr, ex
 
 The names:
 
-* ``--seed N`` (int), ``--groups N`` (int >= 0), ``--profile`` (:meth:`ChaosProfile.preset_names`),
+* ``--seed N`` (int), ``--groups N`` (0 .. :data:`MAX_GROUPS`), ``--profile`` (:meth:`ChaosProfile.preset_names`),
   ``--mode combo|legged``, ``--backend simulated|tastytrade-emulator``,
   ``--http-faults none|light|heavy``, ``--port N`` (0..65535, 0 = any free port);
 * ``--journal PATH`` (a journal file), ``--json [PATH]`` (JSON to PATH, or to stdout without
   PATH), ``--out PATH`` (where a command writes), ``--url``/``--account`` (an emulator).
+
+Sizes have upper bounds (:data:`MAX_GROUPS`, :data:`MAX_DEPTH`, :data:`MAX_DAYS`, ...), refused
+while parsing: a typo of a few digits must not run for hours or eat the machine's memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,16 +32,30 @@ from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.emulator.session import BACKEND_NAMES
 
 __all__ = [
-    "HTTP_FAULT_PRESETS", "STDOUT", "Parser", "UserError", "add_backend", "add_command", "add_groups",
-    "add_http_faults", "add_journal", "add_json", "add_mode", "add_port", "add_profile", "add_seed", "count",
-    "file_path", "input_file", "must_exist", "must_not_exist", "non_negative_float", "port", "positive",
-    "positive_float", "write_json", "write_text",
+    "HTTP_FAULT_PRESETS", "MAX_DAYS", "MAX_DEPTH", "MAX_GROUPS", "MAX_KILLS", "MAX_RUNS", "STDOUT", "Parser",
+    "UserError", "add_backend", "add_command", "add_groups", "add_http_faults", "add_journal", "add_json",
+    "add_mode", "add_port", "add_profile", "add_seed", "count", "count_at_most", "file_path", "folder_path",
+    "input_file", "must_exist", "must_not_exist", "non_negative_float", "plain_text", "port", "positive",
+    "positive_at_most", "positive_float", "write_json", "write_text",
 ]
 
 #: ``--http-faults`` presets (:meth:`HttpFaults.preset`).
 HTTP_FAULT_PRESETS = ("none", "light", "heavy")
 #: ``--json`` without a path: the JSON goes to standard output.
 STDOUT = "-"
+
+# Upper bounds of sizes. Each is far above any use seen (tests, docs, the bench) and low enough that
+# a mistyped value is refused instead of running for hours or filling the memory.
+#: ``--groups``: iron condors of one session (a session holds every group's summary in memory).
+MAX_GROUPS = 1_000_000
+#: ``check --depth``: the scripts grow about 10x per step (5: ~20 s on 2 cores; 6: ~3 min; 8: hours).
+MAX_DEPTH = 8
+#: ``lean-run --days``: trading days, one year of them (each simulated day is a whole session).
+MAX_DAYS = 260
+#: ``crash run --runs``: campaigns (each starts and SIGKILLs trading processes).
+MAX_RUNS = 1_000
+#: ``crash run --kills``: planned SIGKILLs per campaign.
+MAX_KILLS = 10_000
 
 
 class UserError(Exception):
@@ -60,14 +78,33 @@ class Parser(argparse.ArgumentParser):
         raise UserError(" ".join(f"{message} (see '{self.prog} --help')".split()), prog=self.prog)
 
 
+_RST_ROLE = re.compile(r":[\w:]+:`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+
+
+def plain_text(doc: str) -> str:
+    """``doc`` (a docstring) without its reStructuredText markup, for a terminal.
+
+    A literal (two backquotes each side) keeps its text; a role such as ``:mod:`` keeps its target
+    (after a ``~``, only the last dotted name, as Sphinx shows it).
+    """
+
+    def role(m: re.Match[str]) -> str:
+        return m[1].rsplit(".", 1)[-1] if "`~" in m[0] else m[1]
+
+    return _RST_LITERAL.sub(r"\1", _RST_ROLE.sub(role, doc))
+
+
 def add_command(sub: Any, name: str, summary: str, func: Callable[[argparse.Namespace], int] | None,
                 *, description: str | None = None, **kwargs: Any) -> argparse.ArgumentParser:
     """Add subcommand ``name``: ``summary`` is its line in the parent's help; ``func(args)`` runs it.
 
-    A command with subcommands of its own passes ``func=None``: run without one, it prints its help.
+    ``description`` (default ``summary``) heads its own ``--help``, a docstring's markup removed
+    (:func:`plain_text`). A command with subcommands of its own passes ``func=None``: run without
+    one, it prints its help.
     """
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description or summary,
-                                                     **kwargs)
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary,
+                                                     description=plain_text(description or summary), **kwargs)
     parser.set_defaults(func=func, help_parser=parser)
     return parser
 
@@ -96,6 +133,30 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return value
+
+
+def count_at_most(maximum: int) -> Callable[[str], int]:
+    """The type of an int in 0..``maximum``."""
+
+    def bounded_count(text: str) -> int:
+        value = count(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} is above the maximum {maximum}")
+        return value
+
+    return bounded_count
+
+
+def positive_at_most(maximum: int) -> Callable[[str], int]:
+    """The type of an int in 1..``maximum``."""
+
+    def bounded_positive(text: str) -> int:
+        value = positive(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} is above the maximum {maximum}")
+        return value
+
+    return bounded_positive
 
 
 def port(text: str) -> int:
@@ -147,6 +208,21 @@ def file_path(text: str) -> Path:
     return path
 
 
+def folder_path(text: str) -> Path:
+    """A folder to write into: not a file, and its nearest existing parent is a folder (created if missing)."""
+    path = Path(text)
+    if not text:
+        raise argparse.ArgumentTypeError("'' is not a folder")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; expected a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is a file, not a folder")
+    return path
+
+
 def input_file(text: str) -> Path:
     """A file to read: not a folder (whether it exists is the command's to say: :func:`must_exist`)."""
     path = Path(text)
@@ -186,8 +262,9 @@ def add_seed(p: argparse.ArgumentParser, default: int, what: str = "one seed mak
 
 
 def add_groups(p: argparse.ArgumentParser, default: int, what: str = "iron condors placed") -> None:
-    """``--groups N`` (>= 0)."""
-    p.add_argument("--groups", type=count, default=default, metavar="N", help=f"{what} (default {default})")
+    """``--groups N`` (0 .. :data:`MAX_GROUPS`)."""
+    p.add_argument("--groups", type=count_at_most(MAX_GROUPS), default=default, metavar="N",
+                   help=f"{what} (default {default}, at most {MAX_GROUPS:,})")
 
 
 def add_profile(p: argparse.ArgumentParser, default: str = "rough") -> None:

@@ -67,5 +67,6 @@ def test_a_non_empty_folder_is_refused_in_one_line(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        f"error: dir={str(tmp_path)!r}: exists and is not an empty folder; give a new or empty one"]
+        f"atomic-orders lean-bundle: error: dir={str(tmp_path)!r}: exists and is not an empty folder; "
+        "give a new or empty one"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

@@ -50,8 +50,10 @@ def test_the_example_runs_three_trading_days_and_reports_consistent_counts() -> 
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["missing_algorithm.py", "--days", "3"], "error: algorithm='missing_algorithm.py': no such file"),
-    (["fsm/errors.py", "--days", "3"], "error: algorithm='fsm/errors.py': defines no QCAlgorithm subclass"),
+    (["missing_algorithm.py", "--days", "3"],
+     "atomic-orders lean-run: error: algorithm='missing_algorithm.py': no such file"),
+    (["fsm/errors.py", "--days", "3"],
+     "atomic-orders lean-run: error: algorithm='fsm/errors.py': defines no QCAlgorithm subclass"),
     # Caught while parsing, like every count of the command line.
     ([str(EXAMPLE), "--days", "0"],
      "atomic-orders lean-run: error: argument --days: '0' must be >= 1 (see 'atomic-orders lean-run --help')"),
