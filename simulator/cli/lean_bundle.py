@@ -4,8 +4,9 @@ QuantConnect Cloud runs a project's own files and the libraries of its environme
 pip-install a package from a project (docs/quantconnect.md, "Deploying"). So the package goes in
 as source files:
 
-* ``DIR/main.py`` -- the algorithm (``--algorithm FILE``; default the repository's example
-  ``docs/examples/iron_condor_algorithm.py``), byte for byte;
+* ``DIR/main.py`` -- the algorithm (``--algorithm FILE``; default the example shipped with the
+  package, ``simulator/cli/examples/iron_condor_algorithm.py``), byte for byte, once it loads as
+  ``lean-run`` loads an algorithm (one ``QCAlgorithm`` subclass);
 * ``DIR/atomic_orders/`` -- the ``.py`` files of :mod:`atomic_orders.fsm` and of the backends an
   algorithm uses (:mod:`atomic_orders.backends.quantconnect`, and
   :mod:`atomic_orders.backends.tastytrade` for live TastyTrade routing), copied unchanged from
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.simulator.cli.lean_run import check_algorithm
 from atomic_orders.simulator.cli.options import UserError, add_command, folder_path
 
 __all__ = ["BUNDLED_PACKAGES", "add_lean_bundle_command", "default_algorithm", "write_bundle"]
@@ -47,11 +49,9 @@ docs/quantconnect.md. Files are copies of the package: change them there and bun
 
 
 def default_algorithm() -> Path | None:
-    """The repository's example algorithm, when the package runs from a checkout; else ``None``."""
-    import atomic_orders.fsm
-
-    root = Path(atomic_orders.fsm.__file__).resolve().parent.parent
-    example = root / "docs" / "examples" / "iron_condor_algorithm.py"
+    """The example algorithm shipped with the package (its data, in a checkout or a wheel alike);
+    ``None`` only when an install dropped it."""
+    example = Path(__file__).resolve().parent / "examples" / "iron_condor_algorithm.py"
     return example if example.is_file() else None
 
 
@@ -66,10 +66,11 @@ def write_bundle(target: Path, algorithm: Path) -> list[Path]:
     """Write the bundle into ``target`` (created; must be new or empty); the files written, sorted.
 
     Raises :class:`ValidationError` for a non-empty ``target`` (field ``dir``) or an
-    ``algorithm`` that is not a file (field ``algorithm``).
+    ``algorithm`` that ``lean-run`` would refuse (field ``algorithm``: not a file, not Python, no or
+    several ``QCAlgorithm`` subclasses; :func:`~atomic_orders.simulator.cli.lean_run.check_algorithm`),
+    before anything is written.
     """
-    if not algorithm.is_file():
-        raise ValidationError("algorithm", str(algorithm), "no such file")
+    check_algorithm(algorithm)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ValidationError("dir", str(target), "exists and is not an empty folder; give a new or empty one")
     target.mkdir(parents=True, exist_ok=True)
@@ -116,4 +117,4 @@ def add_lean_bundle_command(subparsers: Any) -> None:
                          _cmd_lean_bundle)
     bundle.add_argument("dir", type=folder_path, metavar="DIR", help="the project folder to write (new or empty)")
     bundle.add_argument("--algorithm", metavar="FILE",
-                        help="the algorithm to bundle as main.py (default: the repository's example)")
+                        help="the algorithm to bundle as main.py (default: the example shipped with the package)")

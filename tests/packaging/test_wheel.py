@@ -9,14 +9,18 @@ project's setuptools) and read it.
 from __future__ import annotations
 
 import configparser
+import subprocess
+import sys
 import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
 
-from .conftest import PORTIONS, REPO
+from .conftest import PORTIONS, REPO, clean_env
 
 EXAMPLE = "atomic_orders/simulator/proofs/examples/test_my_strategy.py"
+#: The QuantConnect example algorithm, lean-bundle's default ``main.py``.
+ALGORITHM = "atomic_orders/simulator/cli/examples/iron_condor_algorithm.py"
 
 
 def _names(wheel: Path) -> list[str]:
@@ -54,9 +58,10 @@ def test_type_markers_and_the_example_test_ship(wheel: Path) -> None:
     names = set(_names(wheel))
     for portion in PORTIONS:
         assert f"atomic_orders/{portion}/py.typed" in names
-    assert EXAMPLE in names
+    assert EXAMPLE in names and ALGORITHM in names
     # data next to the proofs, not a package: pytest imports it by its own name wherever it is
     assert "atomic_orders/simulator/proofs/examples/__init__.py" not in names
+    assert "atomic_orders/simulator/cli/examples/__init__.py" not in names
     # a namespace package (PEP 420): no __init__.py at the top that another distribution could clash with
     assert "atomic_orders/__init__.py" not in names
 
@@ -97,3 +102,19 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert {f"atomic_orders.{p}" for p in PORTIONS} <= folders
     assert sorted(folders - listed) == [], "package folders missing from [tool.setuptools] packages"
     assert sorted(listed - folders) == [], "listed packages with no folder (or no __init__.py)"
+
+
+def test_lean_bundle_installed_from_the_wheel_bundles_the_shipped_example(installed: Path, tmp_path: Path) -> None:
+    """Without ``--algorithm``, away from any checkout: the example comes from the installed package."""
+    env = clean_env(PYTHONPATH=str(installed))
+    where = subprocess.run([sys.executable, "-c", "import atomic_orders.simulator.cli.lean_bundle as m; "
+                            "print(m.__file__)"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert Path(where.stdout.strip()).is_relative_to(installed), where.stdout + where.stderr
+    target = tmp_path / "IronCondorProject"
+    done = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli", "lean-bundle", str(target)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("(main.py = iron_condor_algorithm.py)\n")
+    shipped = (installed / ALGORITHM).read_bytes()
+    assert (target / "main.py").read_bytes() == shipped == (REPO / "simulator/cli/examples/iron_condor_algorithm.py"
+                                                            ).read_bytes()

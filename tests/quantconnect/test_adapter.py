@@ -174,7 +174,7 @@ def _lean_calls(path: Path) -> list[tuple[str, int]]:
 
 def test_only_the_backend_calls_lean_order_methods() -> None:
     files = [*sorted((ROOT / "backends" / "quantconnect").glob("*.py")),
-             ROOT / "docs" / "examples" / "iron_condor_algorithm.py"]
+             ROOT / "simulator" / "cli" / "examples" / "iron_condor_algorithm.py"]
     offenders = {}
     for path in files:
         calls = _lean_calls(path)

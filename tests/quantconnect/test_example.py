@@ -11,7 +11,7 @@ from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.lean.brokerage import LeanStandIn
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "iron_condor_algorithm.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "cli" / "examples" / "iron_condor_algorithm.py"
 
 
 def load_example() -> ModuleType:

@@ -6,10 +6,13 @@ import py_compile
 import subprocess
 import sys
 import textwrap
+from importlib.resources import files
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "docs" / "examples" / "iron_condor_algorithm.py"
+EXAMPLE = ROOT / "simulator" / "cli" / "examples" / "iron_condor_algorithm.py"
 
 #: Run in a fresh interpreter from the bundle folder: refuses the simulator (and ``requests`` until
 #: allowed), stands in a minimal ``AlgorithmImports`` (LEAN's module exists only inside LEAN), and
@@ -70,3 +73,29 @@ def test_a_non_empty_folder_is_refused_in_one_line(tmp_path: Path) -> None:
         f"atomic-orders lean-bundle: error: dir={str(tmp_path)!r}: exists and is not an empty folder; "
         "give a new or empty one"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize(("name", "text", "reason"), [
+    ("README.md", "# not an algorithm\n", "not a Python file"),
+    ("helpers.py", "def helper() -> int:\n    return 1\n", "defines no QCAlgorithm subclass"),
+    ("broken.py", "from AlgorithmImports import NoSuchName\n", "cannot be loaded: ImportError"),
+])
+def test_an_algorithm_lean_run_would_refuse_is_refused_in_one_line_and_nothing_is_written(
+        tmp_path: Path, name: str, text: str, reason: str) -> None:
+    algorithm = tmp_path / name
+    algorithm.write_text(text, encoding="utf-8")
+    target = tmp_path / "Project"
+    done = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli", "lean-bundle", str(target),
+                           "--algorithm", str(algorithm)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"error: algorithm={str(algorithm)!r}: {reason}" in line
+    assert not target.exists()
+
+
+def test_the_default_algorithm_is_the_example_shipped_with_the_package() -> None:
+    from atomic_orders.simulator.cli.lean_bundle import default_algorithm
+
+    shipped = files("atomic_orders.simulator.cli") / "examples" / "iron_condor_algorithm.py"
+    assert default_algorithm() == Path(str(shipped)) and shipped.is_file()
+    assert Path(str(shipped)).read_bytes() == EXAMPLE.read_bytes()

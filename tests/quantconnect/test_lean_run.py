@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "docs" / "examples" / "iron_condor_algorithm.py"
+EXAMPLE = ROOT / "simulator" / "cli" / "examples" / "iron_condor_algorithm.py"
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d) \d\d:\d\d:\d\d (.*)$")
 
 

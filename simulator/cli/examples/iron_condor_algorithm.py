@@ -7,8 +7,11 @@ executor from the mid toward the natural price), live with TastyTrade credential
 TastyTrade directly. Either way every leg fills or everything is undone, and each group's outcome
 is logged. The algorithm never calls an order method itself.
 
-Inside LEAN, put the ``atomic-orders`` package on the algorithm's path. Outside LEAN the same class
-runs on the stand-in in :mod:`atomic_orders.simulator.lean` (``tests/quantconnect/test_example.py`` does).
+Inside LEAN, put the ``atomic-orders`` package on the algorithm's path (``atomic-orders lean-bundle``
+writes this file as a project's ``main.py`` with the package files it imports). Outside LEAN the same
+class runs on the stand-in in :mod:`atomic_orders.simulator.lean` (``atomic-orders lean-run``;
+``tests/quantconnect/test_example.py``). It ships with the package as data, not a module:
+``importlib.resources.files("atomic_orders.simulator.cli") / "examples" / "iron_condor_algorithm.py"``.
 
 Live: set ``TASTYTRADE_ACCOUNT``, ``TASTYTRADE_CLIENT_SECRET`` and ``TASTYTRADE_REFRESH_TOKEN``.
 """
