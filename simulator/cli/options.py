@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.simulator.broker.chaos import ChaosProfile
-from atomic_orders.simulator.emulator.session import BACKEND_NAMES
+from atomic_orders.simulator.session.runner import BACKEND_NAMES  # not the emulator's: no HTTP stack
 
 __all__ = [
     "HTTP_FAULT_PRESETS", "MAX_DAYS", "MAX_DEPTH", "MAX_GROUPS", "MAX_KILLS", "MAX_RUNS", "STDOUT", "Parser",

@@ -39,10 +39,9 @@ answers in, and the real client that :mod:`.session` drives) and :mod:`atomic_or
 
 from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults
 from atomic_orders.simulator.emulator.server import TastytradeEmulator
-from atomic_orders.simulator.emulator.session import BACKEND_NAMES, EmulatorDriver, run_standalone
+from atomic_orders.simulator.emulator.session import EmulatorDriver, run_standalone
 
 __all__ = [
-    "BACKEND_NAMES",
     "EmulatorDriver",
     "Fault",
     "FaultInjector",

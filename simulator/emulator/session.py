@@ -27,12 +27,9 @@ from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import HttpFaults
 from atomic_orders.simulator.emulator.server import TastytradeEmulator
 
-__all__ = ["BACKEND_NAMES", "EmulatorDriver", "run_standalone"]
+__all__ = ["EmulatorDriver", "run_standalone"]
 
 log = logging.getLogger("atomic_orders.emulator")
-
-#: Backends ``atomic-orders simulate --backend`` accepts.
-BACKEND_NAMES = ("simulated", "tastytrade-emulator")
 
 
 class EmulatorDriver:

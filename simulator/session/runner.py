@@ -28,6 +28,10 @@ from atomic_orders.simulator.broker.engine import make_rng
 from atomic_orders.simulator.broker.market import MarketModel
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 
+#: Where a session's orders go: the simulated broker in process, or the same broker behind the
+#: TastyTrade emulator over HTTP through the real client (loaded only when asked for).
+BACKEND_NAMES = ("simulated", "tastytrade-emulator")
+
 #: Condors are placed from this many seconds after the open ...
 FIRST_ENTRY_SECONDS = 120.0
 #: ... until this many seconds before the close, leaving time to finish or roll back.
@@ -62,7 +66,7 @@ class SessionConfig:
         if type(self.max_quantity) is not int or self.max_quantity < 1:
             raise ValueError(f"max_quantity={self.max_quantity!r}: must be an int >= 1")
         ChaosProfile.preset(self.profile)  # raises a clear error naming a bad profile
-        if self.backend not in ("simulated", "tastytrade-emulator"):
+        if self.backend not in BACKEND_NAMES:
             raise ValueError(f"backend={self.backend!r}: expected 'simulated' or 'tastytrade-emulator'")
 
 

@@ -64,3 +64,12 @@ def test_every_subcommand_has_a_description_and_the_help_lists_it(capsys: pytest
                 assert " ".join(sub.description.split()[:6]) in " ".join(own.split()), f"{group} {name} --help"
             else:
                 raise AssertionError(f"{group} {name} --help has no description")
+
+
+def test_the_command_line_loads_the_http_stack_only_for_commands_that_use_it(tmp_path: Path) -> None:
+    # Startup cost of every command: the emulator and the TastyTrade client pull in requests.
+    code = ("import sys; from atomic_orders.simulator.cli.main import build_parser; build_parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3', 'http')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         timeout=60)
+    assert out.stdout.strip() == "[]"
