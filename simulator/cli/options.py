@@ -135,28 +135,24 @@ def positive(text: str) -> int:
     return value
 
 
-def count_at_most(maximum: int) -> Callable[[str], int]:
-    """The type of an int in 0..``maximum``."""
-
-    def bounded_count(text: str) -> int:
-        value = count(text)
+def _at_most(kind: Callable[[str], int], maximum: int) -> Callable[[str], int]:
+    def bounded(text: str) -> int:
+        value = kind(text)
         if value > maximum:
             raise argparse.ArgumentTypeError(f"{text!r} is above the maximum {maximum}")
         return value
 
-    return bounded_count
+    return bounded
+
+
+def count_at_most(maximum: int) -> Callable[[str], int]:
+    """The type of an int in 0..``maximum``."""
+    return _at_most(count, maximum)
 
 
 def positive_at_most(maximum: int) -> Callable[[str], int]:
     """The type of an int in 1..``maximum``."""
-
-    def bounded_positive(text: str) -> int:
-        value = positive(text)
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"{text!r} is above the maximum {maximum}")
-        return value
-
-    return bounded_positive
+    return _at_most(positive, maximum)
 
 
 def port(text: str) -> int:
