@@ -380,7 +380,7 @@ class AtomicOrderExecutor:
         longs_first: bool,
     ) -> AtomicOrderGroup:
         return AtomicOrderGroup(
-            group_id or self.new_group_id(),
+            self.new_group_id() if group_id is None else group_id,  # "" is refused by name, not replaced
             legs,
             quantity,
             strategy=kind,

@@ -214,7 +214,7 @@ HELPERS: dict[str, dict[str, Any]] = {
 BAD_INPUTS: list[tuple[str, Any]] = [
     ("quantity", "1"), ("quantity", 0), ("quantity", -1), ("quantity", True), ("quantity", False),
     ("quantity", 1.5), ("quantity", 1.0), ("quantity", None), ("quantity", Decimal(1)), ("quantity", float("nan")),
-    ("limit_price", 1.5), ("limit_price", Decimal("NaN")), ("mode", "foo"), ("group_id", "a b/c"),
+    ("limit_price", 1.5), ("limit_price", Decimal("NaN")), ("mode", "foo"), ("group_id", "a b/c"), ("group_id", ""),
 ]
 
 
