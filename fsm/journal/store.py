@@ -374,6 +374,9 @@ def read_journal(path: str | Path, *, allow_prefix: bool = False, integrity: boo
     except sqlite3.DatabaseError as err:
         return _fail(path, f"cannot open: {err}", JournalContents(path, 0), allow_prefix)
     try:
+        # One read transaction: every table below is read from the same snapshot (WAL), so a
+        # writer's commits landing between two SELECTs cannot look like missing records.
+        conn.execute("BEGIN")
         return _read(conn, path, allow_prefix, integrity, keep_rows)
     finally:
         conn.close()

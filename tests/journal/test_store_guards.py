@@ -299,3 +299,29 @@ def test_ordinary_configuration_passes_the_secret_check(tmp_path: Path) -> None:
     journal.start_session("start", config)
     journal.close()
     assert read_journal(tmp_path / "ok.journal").sessions[0]["config"] == config
+
+
+def test_a_journal_read_while_a_session_writes_it_is_one_consistent_snapshot(tmp_path: Path) -> None:
+    """A reader takes no lock (docs/journal.md), so it must not see a writer's commits halfway:
+    records missing between two tables' reads looked like corruption, and salvage cut a healthy file."""
+    import time
+
+    path = tmp_path / "live.journal"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "atomic_orders.simulator.cli", "simulate", "--groups", "100000", "--quiet",
+         "--journal", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reads, grew = 0, set()
+        stop = time.monotonic() + 4
+        while time.monotonic() < stop and writer.poll() is None:
+            contents = read_journal(path, integrity=False)  # raises JournalCorrupted on a torn read
+            grew.add(contents.records)
+            reads += 1
+        assert writer.poll() is None, "the writer ended before the reads were done"
+        assert reads >= 3 and len(grew) >= 2, (reads, sorted(grew))  # it really read a journal being written
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
