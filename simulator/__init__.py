@@ -17,7 +17,7 @@ Rooms, each a subpackage whose ``__init__`` says what it holds and what it may i
   the journal commands).
 
 The allowed directions (``tests/core/test_layering.py`` enforces them): the broker sits at the
-bottom; the emulator and the LEAN stand-in sit on it; session, proofs and crash may use those
-three; only the command line may use everything. Nothing in :mod:`atomic_orders.fsm` or
+bottom; the emulator and the LEAN stand-in sit on it; session, proofs and crash may use the
+broker and the emulator; only the command line may use everything. Nothing in :mod:`atomic_orders.fsm` or
 :mod:`atomic_orders.backends` imports this package.
 """

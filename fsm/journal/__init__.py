@@ -1,7 +1,9 @@
 """The durable journal: write-ahead record of intents, broker events and group transitions.
 
 :mod:`.store` is the SQLite file (schema, hash chain, verification, salvage); :mod:`.codec`
-turns the core's values into readable JSON and back. Recovery from a journal is
+turns the core's values into readable JSON and back; :mod:`.recorder` is what the executor
+writes through (intents before the POST, broker events before the machines see them, batched
+transitions); :mod:`.lock` keeps one writer per journal (an advisory lock naming its pid). Recovery from a journal is
 :meth:`atomic_orders.fsm.executor.AtomicOrderExecutor.recover` (:mod:`atomic_orders.fsm.recovery`). The schema and the
 recovery rules are documented in ``docs/journal.md``.
 

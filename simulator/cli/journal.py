@@ -291,8 +291,8 @@ def _recover_simulated(path: Path, contents: JournalContents, config: dict[str, 
     held = _hold_settled_orders(broker, contents)
     print(f"rehearsal on a fresh in-process simulator: it holds the {held} orders the journal saw settle and "
           "none of the unsettled ones (see 'atomic-orders recover --help')")
+    journal = Journal(path)  # before saying so: another process may hold it (JournalLocked)
     print(f"the rehearsal's decisions are written to {path} as a recovery session")
-    journal = Journal(path)
     executor, report = AtomicOrderExecutor.recover(journal, SimulatedBackend(broker))
     print("\n".join(report.lines()))
 

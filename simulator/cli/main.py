@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.simulator.cli.options import (
     MAX_DEPTH,
@@ -43,6 +44,7 @@ from atomic_orders.simulator.cli.options import (
     folder_path,
     must_not_exist,
     positive,
+    positive_at_most,
     positive_float,
     write_json,
     write_text,
@@ -206,8 +208,9 @@ def add_main_commands(sub: Any) -> None:
     add_groups(sim, 500, "iron condors placed over the day")
     add_profile(sim)
     add_mode(sim)
-    sim.add_argument("--max-quantity", type=positive, default=5, metavar="N",
-                     help="condors are 1..N units (default 5)")
+    sim.add_argument("--max-quantity", type=positive_at_most(MAX_CONTRACTS), default=5, metavar="N",
+                     help=f"condors are 1..N units (default 5, at most {MAX_CONTRACTS}: the execution policy's "
+                          "max_contracts)")
     add_json(sim, "the report")
     sim.add_argument("--events", type=file_path, metavar="PATH",
                      help="write the broker event log (JSON lines) for replay")
@@ -287,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Exit status when the reader of our output went away (``| head``): what a SIGPIPE death gives.
+#: The largest condor ``simulate --max-quantity`` may ask for: the session's policy refuses more per leg.
+MAX_CONTRACTS = ExecutionPolicy().max_contracts
+
 EXIT_BROKEN_PIPE = 128 + 13
 
 
@@ -297,6 +303,10 @@ EXIT_USER_ERROR = 2
 def _user_error(err: BaseException, args: argparse.Namespace | None) -> str | None:
     """The one line that reports ``err`` when it is the user's to fix; ``None`` for a bug (traceback)."""
     if isinstance(err, UserError):
+        return str(err)
+    from atomic_orders.fsm.journal import JournalLocked
+
+    if isinstance(err, JournalLocked):  # another process writes that journal: wait for it, or stop it
         return str(err)
     if isinstance(err, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
@@ -352,7 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupted)
     try:
         try:
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:  # said by the command they were given to, not by the top-level parser
+                getattr(args, "help_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
         except SystemExit as done:  # --help and --version print, then exit through argparse
             return done.code if isinstance(done.code, int) else 0
         # The parser of the command that runs knows its whole path (``atomic-orders crash run``).

@@ -45,7 +45,10 @@ def _assert_one_line_exit_2(returncode: int, stderr: str, *expected: str) -> Non
     (["emulate", "--port", "70000"], ["--port", "'70000'"]),
     (["check", "--workers", "0"], ["--workers", "'0'"]),
     (["check", "--quantity", "0"], ["--quantity", "'0'"]),
-    (["simulate", "--no-such-option"], ["--no-such-option"]),
+    (["simulate", "--no-such-option"], ["atomic-orders simulate: error: unrecognized", "--no-such-option"]),
+    (["journal", "show", "--journal", "j", "--bogus"], ["atomic-orders journal show: error:", "--bogus"]),
+    (["crash", "run", "extra"], ["atomic-orders crash run: error:", "extra"]),
+    (["simulate", "--max-quantity", "100000"], ["--max-quantity", "above the maximum 1000"]),
     (["no-such-command"], ["'no-such-command'"]),
     (["recover", "--journal", "missing.journal", "--backend", "simulated"], ["--journal", "does not exist"]),
     (["crash", "run", "--runs", "0"], ["atomic-orders crash run", "--runs"]),
@@ -259,3 +262,22 @@ def test_the_recover_help_is_plain_text(tmp_path: Path) -> None:
     proc = _run(["recover", "--help"], tmp_path)
     assert proc.returncode == 0 and "tastytrade-emulator" in proc.stdout
     assert "``" not in proc.stdout and ":mod:" not in proc.stdout
+
+
+def test_a_journal_another_process_writes(journal: Path, tmp_path: Path) -> None:
+    """recover refuses a journal another process holds open for writing, before saying it writes to it."""
+    held = tmp_path / "held.journal"
+    held.write_bytes(journal.read_bytes())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from atomic_orders.fsm.journal import Journal; "
+         "j = Journal(sys.argv[1]); print('open', flush=True); time.sleep(60)", str(held)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        proc = _run(["recover", "--journal", str(held), "--backend", "simulated"], tmp_path)
+        _assert_one_line_exit_2(proc.returncode, proc.stderr, "atomic-orders recover: error:",
+                                f"pid {holder.pid}")
+        assert "written to" not in proc.stdout
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
