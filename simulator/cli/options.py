@@ -189,6 +189,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+
+def _under_a_folder(text: str, path: Path) -> Path:
+    """``path`` when its nearest existing parent is a folder (the missing ones are created later)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is a file, not a folder")
+    return path
+
 def file_path(text: str) -> Path:
     """A file to write: not a folder, and its nearest existing parent is a folder (created if missing)."""
     if not text or text.endswith(("/", "\\")):
@@ -196,12 +206,7 @@ def file_path(text: str) -> Path:
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is a file, not a folder")
-    return path
+    return _under_a_folder(text, path)
 
 
 def folder_path(text: str) -> Path:
@@ -211,12 +216,7 @@ def folder_path(text: str) -> Path:
         raise argparse.ArgumentTypeError("'' is not a folder")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a file; expected a folder")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is a file, not a folder")
-    return path
+    return _under_a_folder(text, path)
 
 
 def input_file(text: str) -> Path:
