@@ -1,8 +1,9 @@
 """A local TastyTrade API emulator: a real HTTP server whose orders are matched by BrokerSimulator.
 
-:mod:`.state` translates between the API's order JSON and the simulator, :mod:`.server` is the
-HTTP layer (auth, versions, envelopes, errors), :mod:`.faults` injects HTTP-level faults on top of
-the simulator's chaos, :mod:`.session` drives it in-process or standalone.
+:mod:`.state` translates between the API's order JSON and the simulator, :mod:`.records` holds
+the customer, account and balance objects, :mod:`.server` is the HTTP layer (auth, versions,
+envelopes, errors), :mod:`.faults` injects HTTP-level faults on top of the simulator's chaos,
+:mod:`.session` drives it in-process or standalone.
 
 Where the emulator differs from (or guesses about) the real API -- see also the reference:
 
@@ -18,7 +19,16 @@ Where the emulator differs from (or guesses about) the real API -- see also the 
   the same full order objects with cumulative fills.
 * ``/_emulator/quotes`` is emulator-only: the real API serves quotes on DXLink.
 * One account, one virtual trading day: ``/orders/live`` lists every order of the session.
-* Only Limit and one-leg Market orders, Day and GTC; margin and fee blocks are constants.
+* Only Limit and one-leg Market orders, Day and GTC; margin and fee blocks are constants (every
+  field and breakdown of reference §3.3, zero fees); ``global-request-id`` is derived from the
+  order, not per request.
+* Customer, account and balances (reference §4.2) carry every recorded field with fixed values:
+  balances never move with fills. ``GET /accounts/{n}`` answers like ``/customers/me/accounts/{n}``
+  (the account object; the reference names only the latter). ``POST /sessions/validate`` answers
+  201 with the legacy session's user object (the reference says only "2xx").
+* Positions are the simulator's, with every §4.2 field; ``average-open-price`` and ``created-at``
+  come from the fills the account's orders list, the close prices are the simulator's mid now,
+  realized gains are 0.0.
 
 Scenario knobs (tests tell the emulator to produce shapes the real API can produce but a calm
 simulator never does; :class:`TastytradeEmulator` methods, by external-identifier pattern):

@@ -8,7 +8,12 @@ method      path                                         answer
 ==========  ===========================================  ==========================================
 POST        ``/oauth/token``                             ``access_token``, ``expires_in``, ``token_type``
 GET         ``/customers/me/accounts``                   ``items[{account, authority-level}]``
-GET         ``/accounts/{n}/positions``                  ``items`` (Equity Option rows)
+GET         ``/customers/me/accounts/{n}``               the ``account`` (404 for another number)
+GET         ``/accounts/{n}``                            the ``account`` (404 for another number)
+GET         ``/customers/me``                            the customer (:mod:`.records`)
+POST        ``/sessions/validate``                       the token's user (201; 401 for a bad token)
+GET         ``/accounts/{n}/positions``                  ``items`` (Equity Option rows, reference 4.2)
+GET         ``/accounts/{n}/balances``                   the balances (also ``/balances/USD``)
 POST        ``/accounts/{n}/orders/dry-run``             ``{order (no id), buying-power-effect, ...}``
 POST        ``/accounts/{n}/orders``                     ``{order, buying-power-effect, fee-calculation, warnings}``
 GET         ``/accounts/{n}/orders/live``                ``items`` (+ ``pagination`` with ``per-page``)
@@ -55,6 +60,7 @@ from atomic_orders.fsm.orders import Quote
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults
+from atomic_orders.simulator.emulator.records import account_record, balances_record, customer_record, validated_session
 from atomic_orders.simulator.emulator.state import EmulatedAccount, EmulatorError
 
 __all__ = ["TastytradeEmulator"]
@@ -407,15 +413,21 @@ class TastytradeEmulator:
         effective = version or _EARLIEST_VERSION
         if path == "/oauth/token":
             if method != "POST":
-                raise EmulatorError(405, "method_not_allowed", "use POST")
+                raise _TokenRefused(405, "invalid_request", "the token endpoint takes POST only")
             return 200, self._token(headers, raw)
         self._authenticate(headers)
         self.account.pump()
         if path == "/customers/me/accounts" and method == "GET":
             return 200, self._envelope(path, {"items": [{
-                "account": {"account-number": self.account.account_number, "nickname": "emulator",
-                            "account-type-name": "Individual", "margin-or-cash": "Margin", "is-closed": False},
-                "authority-level": "owner"}]})
+                "account": account_record(self.account.account_number), "authority-level": "owner"}]})
+        if path.startswith("/customers/me/accounts/") and method == "GET":
+            return 200, self._envelope(path, self._account_by_number(path[len("/customers/me/accounts/"):]))
+        if path == "/customers/me" and method == "GET":
+            return 200, self._envelope(path, customer_record())
+        if path == "/sessions/validate" and method == "POST":
+            return 201, self._envelope(path, validated_session())
+        if path.startswith("/accounts/") and path.count("/") == 2 and method == "GET":
+            return 200, self._envelope(path, self._account_by_number(path[len("/accounts/"):]))
         if path == "/_emulator/quotes" and method == "GET":
             items = [self.account.quote(s) for s in query.get("symbol", [])]
             return 200, self._envelope(path, {"items": items})
@@ -431,6 +443,8 @@ class TastytradeEmulator:
         acc = self.account
         if rest == "/positions" and method == "GET":
             return 200, self._envelope(path, {"items": acc.positions()})
+        if rest in ("/balances", "/balances/USD") and method == "GET":
+            return 200, self._envelope(path, balances_record(acc.account_number, acc.now))
         if rest == "/orders/dry-run" and method == "POST":
             return 200, self._envelope(path, acc.place(body, dry_run=True))
         if rest == "/orders" and method == "POST":
@@ -458,6 +472,12 @@ class TastytradeEmulator:
             if method == "PUT":
                 return 200, self._envelope(path, acc.replace(oid, body))
         raise EmulatorError(404, "not_found", f"no route {method} {path}")
+
+    def _account_by_number(self, quoted: str) -> dict[str, Any]:
+        number = urllib.parse.unquote(quoted)
+        if number != self.account.account_number:
+            raise EmulatorError(404, "record_not_found", f"account {number!r} not found")
+        return account_record(number)
 
     @staticmethod
     def _envelope(path: str, data: Any) -> dict[str, Any]:
@@ -492,25 +512,34 @@ class TastytradeEmulator:
     # -- auth -----------------------------------------------------------------------------------
 
     def _token(self, headers: Mapping[str, str], raw: bytes) -> dict[str, Any]:
+        """The refresh-token grant; a refusal is an OAuth error (:class:`_TokenRefused`), never the API envelope."""
         if headers.get("Authorization"):
-            raise EmulatorError(400, "invalid_request", "do not send an Authorization header to the token endpoint")
+            raise _TokenRefused(400, "invalid_request", "do not send an Authorization header to the token endpoint")
         content_type = headers.get("Content-Type") or ""
         if "application/x-www-form-urlencoded" in content_type:
             form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode("utf-8", "replace")).items()}
         else:
-            parsed = _json_body(raw)
+            try:
+                parsed = json.loads(raw) if raw.strip() else None
+            except (ValueError, RecursionError):
+                raise _TokenRefused(400, "invalid_request", "the body is not valid JSON") from None
             if not isinstance(parsed, dict):
-                raise EmulatorError(400, "invalid_request", "the body must be a JSON object")
+                raise _TokenRefused(400, "invalid_request", "the body must be a JSON object")
             form = {str(k): str(v) for k, v in parsed.items()}
-        if form.get("grant_type") != "refresh_token":
-            raise EmulatorError(400, "unsupported_grant_type", "only grant_type=refresh_token is supported")
-        ok = (
-            secrets.compare_digest(form.get("refresh_token", ""), self._refresh_token)
-            and secrets.compare_digest(form.get("client_secret", ""), self._client_secret)
-            and (self._client_id is None or form.get("client_id") in (None, self._client_id))
-        )
-        if not ok:
-            raise EmulatorError(401, "invalid_grant", "the refresh token or client secret is not valid")
+        grant = form.get("grant_type")
+        if not grant:
+            raise _TokenRefused(400, "invalid_request", "grant_type is required")
+        if grant != "refresh_token":
+            raise _TokenRefused(400, "unsupported_grant_type", "only grant_type=refresh_token is supported")
+        for name in ("refresh_token", "client_secret"):
+            if not form.get(name):
+                raise _TokenRefused(400, "invalid_request", f"{name} is required")
+        # Bytes: compare_digest refuses str with non-ASCII characters (a 500 for a hostile body).
+        if not secrets.compare_digest(form["refresh_token"].encode(), self._refresh_token.encode()):
+            raise _TokenRefused(401, "invalid_grant", "Invalid JWT")
+        client_id_ok = self._client_id is None or form.get("client_id") in (None, self._client_id)
+        if not (secrets.compare_digest(form["client_secret"].encode(), self._client_secret.encode()) and client_id_ok):
+            raise _TokenRefused(401, "invalid_client", "the client secret or client id is not valid")
         token = secrets.token_urlsafe(24)
         self._tokens[token] = time.monotonic() + self.token_lifetime
         self.tokens_issued += 1
@@ -524,6 +553,21 @@ class TastytradeEmulator:
         expiry = self._tokens.get(value[len("Bearer "):])
         if expiry is None or time.monotonic() >= expiry:
             raise EmulatorError(401, "unauthorized", "the access token is invalid or expired")
+
+
+class _TokenRefused(EmulatorError):
+    """A refusal of ``POST /oauth/token``, in the OAuth shape the real endpoint answers with.
+
+    ``{"error_code": ..., "error_description": ...}`` (reference 4.1: 401 ``invalid_grant`` "Invalid
+    JWT" for a bad refresh token, quoted from tastyware/tastytrade issue #281). ``invalid_client``
+    (bad client secret, 401) and the 400 ``invalid_request`` / ``unsupported_grant_type`` follow
+    RFC 6749 section 5.2; their statuses on the real endpoint are unverified. The description
+    never quotes what was sent.
+    """
+
+    def body(self) -> dict[str, Any]:
+        """``{"error_code": code, "error_description": message}``."""
+        return {"error_code": self.code, "error_description": self.message}
 
 
 def _route_key(method: str, path: str) -> str:

@@ -18,7 +18,9 @@ are completed from the simulator's truth (a fill reported late by the simulator 
 final answer).
 
 Simplifications (documented, not hidden): one account; market orders only with one leg; the
-``buying-power-effect`` and ``fee-calculation`` blocks are plausible constants; a DELETE or PUT on
+``buying-power-effect`` and ``fee-calculation`` blocks are plausible constants (every field of
+reference 3.3); positions carry the fields of reference 4.2, their prices from the listed fills
+and the simulator's market; a DELETE or PUT on
 a final order answers 422 (``order_not_cancellable`` / ``order_not_editable``, codes inferred).
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,6 +51,7 @@ from atomic_orders.fsm.leg import Leg, PositionEffect
 from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.emulator.records import BUYING_POWER
 
 __all__ = ["EmulatedAccount", "EmulatorError"]
 
@@ -194,6 +198,8 @@ class _Order:
             "edited": self.edited,
             "received-at": _iso(self.received_at),
             "updated-at": _ms(self.updated_at),
+            # 32 hex digits as recorded (LEAN Post_Submit_Order_Response.json); derived, so stable per order
+            "global-request-id": hashlib.md5(f"{account}/{self.id}/{self.ref}".encode()).hexdigest(),
             "legs": [leg.to_json(self.withhold) for leg in self.legs],
         }
         if self.price is not None:
@@ -669,19 +675,27 @@ class EmulatedAccount:
             "buying-power-effect": {
                 "change-in-margin-requirement": "0.0", "change-in-margin-requirement-effect": "None",
                 "change-in-buying-power": "0.0", "change-in-buying-power-effect": "None",
-                "current-buying-power": "100000.0", "current-buying-power-effect": "Credit",
-                "new-buying-power": "100000.0", "new-buying-power-effect": "Credit",
+                "current-buying-power": BUYING_POWER, "current-buying-power-effect": "Credit",
+                "new-buying-power": BUYING_POWER, "new-buying-power-effect": "Credit",
                 "isolated-order-margin-requirement": "0.0", "isolated-order-margin-requirement-effect": "None",
                 # A tampered answer may hold any JSON where the legs go.
                 "is-spread": isinstance(order, dict) and isinstance(order.get("legs"), list) and len(order["legs"]) > 1,
                 "impact": "0.0", "effect": "None",
             },
+            # the keys and breakdown names of the recorded answer (reference 3.3; LEAN Post_Submit_Order_Response.json)
             "fee-calculation": {
                 "regulatory-fees": zero["value"], "regulatory-fees-effect": "None",
+                "regulatory-fees-breakdown": [{"name": n, **zero} for n in ("exchange", "nfa", "orf", "sec", "taf")],
                 "clearing-fees": zero["value"], "clearing-fees-effect": "None",
+                "clearing-fees-breakdown": [{"name": "clearing", **zero}],
                 "commission": zero["value"], "commission-effect": "None",
+                "commission-breakdown": [{"name": "brokerage", **zero}],
                 "proprietary-index-option-fees": zero["value"], "proprietary-index-option-fees-effect": "None",
+                "proprietary-fees-breakdown": [{"name": "proprietary", **zero}],
                 "total-fees": zero["value"], "total-fees-effect": "None",
+                "rebates": zero["value"], "rebates-effect": "None",
+                "rebates-breakdown": [{"name": "rebate", **zero}],
+                "per-quantity": False,
             },
             "warnings": [],
         }
@@ -795,23 +809,71 @@ class EmulatedAccount:
         return [self._view(o) for o in chosen] + copy.deepcopy(self.foreign_records)
 
     def positions(self) -> list[dict[str, Any]]:
-        """``GET /positions``: the simulator's (true) positions."""
+        """``GET /positions``: the simulator's (true) positions, one row per option, with the fields of
+        reference 4.2 (``quantity`` a decimal string, the sign in ``quantity-direction``).
+
+        ``average-open-price`` and ``created-at`` come from the fills this account's orders list
+        (0.0 and now for a position the API never saw open); the three close prices are the
+        simulator's mid now (it models no previous close); realized gains are 0.0.
+        """
+        now = self.now
+        opened = self._open_prices()
         out = []
         for symbol, qty in sorted(self.sim.positions().items(), key=lambda kv: kv[0].occ):
+            q = self.sim.quote(symbol)
+            mid = format_price(((q.bid + q.ask) / 2).quantize(_CENT, ROUND_HALF_UP))
+            average, created, updated = opened.get(symbol.occ, (Decimal("0.0"), now, now))
             out.append({
                 "account-number": self.account_number,
                 "symbol": symbol.occ,
                 "instrument-type": "Equity Option",
                 "underlying-symbol": symbol.underlying,
-                "quantity": abs(qty),
+                "quantity": str(abs(qty)),
                 "quantity-direction": "Long" if qty > 0 else "Short",
+                "close-price": mid,
+                "average-open-price": format_price(average),
+                "average-yearly-market-close-price": mid,
+                "average-daily-market-close-price": mid,
                 "multiplier": 100,
                 "cost-effect": "Debit" if qty > 0 else "Credit",
                 "is-suppressed": False,
                 "is-frozen": False,
+                "restricted-quantity": "0.0",
+                "realized-day-gain": "0.0",
+                "realized-day-gain-effect": "None",
+                "realized-day-gain-date": now.date().isoformat(),
+                "realized-today": "0.0",
+                "realized-today-effect": "None",
+                "realized-today-date": now.date().isoformat(),
                 "expires-at": _iso(dt.datetime.combine(symbol.expiry, dt.time(21, 0), dt.UTC)),
+                "created-at": _iso(created),
+                "updated-at": _iso(updated),
             })
         return out
+
+    def _open_prices(self) -> dict[str, tuple[Decimal, dt.datetime, dt.datetime]]:
+        """Per OCC symbol: (average open price, opened at, last fill at) of the open position, from
+        the listed fills in time order (adding averages, reducing keeps the average, crossing zero
+        reopens at the crossing fill's price)."""
+        fills: list[tuple[str, str, int, Decimal]] = []
+        for order in self.orders.values():
+            for leg in order.legs:
+                for f in leg.fills:
+                    fills.append((str(f["filled-at"]), leg.option.occ, leg.sign * int(f["quantity"]),
+                                  Decimal(str(f["fill-price"]))))
+        fills.sort(key=lambda f: f[0])
+        state: dict[str, tuple[int, Decimal, str, str]] = {}
+        for when, occ, signed, price in fills:
+            held, average, opened, _ = state.get(occ, (0, Decimal(0), when, when))
+            after = held + signed
+            if held == 0 or ((held > 0) != (after > 0) and after != 0):
+                average, opened = price, when
+            elif (held > 0) == (signed > 0):
+                average = (average * abs(held) + price * abs(signed)) / abs(after)
+            state[occ] = (after, average, opened, when)
+        return {occ: (avg.quantize(Decimal("0.0001"), ROUND_HALF_UP).normalize() if avg else Decimal("0.0"),
+                      dt.datetime.fromisoformat(opened), dt.datetime.fromisoformat(last))
+                for occ, (held, avg, opened, last) in state.items() if held != 0}
 
     def quote(self, occ: str) -> dict[str, Any]:
         """Top of book of one option from the simulator's market (an emulator-only endpoint)."""
