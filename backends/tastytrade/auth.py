@@ -23,6 +23,7 @@ holds neither the body nor the server's answer.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 import os
@@ -34,12 +35,14 @@ from typing import Any
 from atomic_orders.backends.tastytrade.errors import (
     AuthenticationError,
     MalformedResponseError,
+    TastytradeApiError,
     TastytradeError,
+    api_error_for,
     redact,
     register_secret,
 )
 
-__all__ = ["AccessToken", "OAuthCredentials", "Secret", "TokenManager"]
+__all__ = ["AccessToken", "OAuthCredentials", "Secret", "TokenManager", "token_endpoint_error"]
 
 log = logging.getLogger("atomic_orders.tastytrade.auth")
 
@@ -264,3 +267,97 @@ def _parse_token_answer(answer: Any, now: float) -> tuple[AccessToken | None, Ta
         return None, AuthenticationError(401, "invalid_token", "the token server issued an expired token",
                                          method="POST", path=_TOKEN_PATH)
     return AccessToken(secret, now + lifetime, lifetime), None
+
+
+def token_endpoint_error(status: int, raw: bytes, reason: str = "", *, max_bytes: int = 1 << 20,
+                         retry_after: float | None = None) -> TastytradeApiError:
+    """The error for an answer of ``POST /oauth/token`` with a non-2xx HTTP ``status``.
+
+    ``raw`` is the body as received. The token endpoint answers in the OAuth shape, not the API's
+    envelope (reference 4.1, from tastyware/tastytrade issue #281): TastyTrade sends
+    ``{"error_code": "invalid_grant", "error_description": "Invalid JWT"}``, RFC 6749 section 5.2
+    ``{"error": ..., "error_description": ...}``; the API's ``{"error": {"code", "message",
+    "errors"}}`` is read too. The code (``invalid_grant``, ``invalid_client``, ..., or the API's
+    integer 406) is kept as the error's ``code``.
+
+    400, 401 and 403 are an :class:`AuthenticationError` whatever the body (no token can be had
+    with these credentials); any other status is the API's typed error (:func:`.errors.api_error_for`:
+    406 version not supported, 429 rate limited, 5xx server error, ...). A body that is none of
+    those shapes (not JSON, a list, a number where a string goes, too large) gives ``code=None``
+    and a message naming what came back; raw bytes are never quoted (a cut could split a secret
+    past :func:`redact`), server strings are redacted before they are shortened.
+    """
+    code, message, errors = _token_error_fields(raw, reason or "error", max_bytes)
+    if status in (400, 401, 403):
+        return AuthenticationError(status, code, message, method="POST", path=_TOKEN_PATH, errors=errors)
+    return api_error_for(status, code, message, method="POST", path=_TOKEN_PATH, errors=errors,
+                         retry_after=retry_after)
+
+
+def _token_error_fields(raw: bytes, reason: str, max_bytes: int) -> tuple[str | int | None, str, list[Any]]:
+    """``(code, message, nested errors)`` read from a token-endpoint error body (see above)."""
+    if len(raw) > max_bytes:
+        return None, f"{reason}: a body of {len(raw)} bytes, more than {max_bytes} (not read)", []
+    if not raw.strip():
+        return None, f"{reason}: an empty body", []
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
+        return None, f"{reason}: a body that is not JSON ({len(raw)} bytes)", []
+    if not isinstance(parsed, dict):
+        return None, f"{reason}: JSON that is {_kind(parsed)}, not an object", []
+    envelope = parsed.get("error")
+    nested: Mapping[str, Any] = envelope if isinstance(envelope, dict) else {}
+    code: str | int | None = None
+    description: str | None = None
+    notes: list[str] = []
+    for name, value in (("error_code", parsed.get("error_code")), ("error", parsed.get("error")),
+                        ("error.code", nested.get("code"))):
+        if value is None or (name == "error" and isinstance(value, dict)):
+            continue
+        if isinstance(value, str) and value.strip():
+            code = code or _clipped(value, 256)
+        elif name == "error.code" and type(value) is int:  # the API's envelope: 406 is an int
+            code = code or value
+        else:
+            notes.append(f"{name} is {_kind(value)}")
+    for name, value in (("error_description", parsed.get("error_description")),
+                        ("error.message", nested.get("message"))):
+        if value is None:
+            continue
+        if isinstance(value, str) and value.strip():
+            description = description or _clipped(value, 1000)
+        else:
+            notes.append(f"{name} is {_kind(value)}")
+    raw_errors = nested.get("errors")
+    errors = raw_errors[:20] if isinstance(raw_errors, list) else []
+    if code is None and description is None and not notes:
+        keys = ", ".join(_clipped(str(k), 40) for k in list(parsed)[:5]) or "none"
+        return None, f"{reason}: none of error_code, error, error_description in the body (keys: {keys})", errors
+    message = description or reason
+    if notes:
+        message += f" ({'; '.join(notes)})"
+    return code, message, errors
+
+
+def _clipped(text: str, limit: int) -> str:
+    """``text`` redacted, then cut to ``limit`` characters (in this order: a cut secret would escape redaction)."""
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for a message: ``a number (3)``, ``a list``, ... (never a string's content)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, (int, float)):
+        return f"a number ({_clipped(repr(value), 40)})"
+    if isinstance(value, str):
+        return "an empty string" if not value.strip() else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

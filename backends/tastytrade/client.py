@@ -43,16 +43,15 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from atomic_orders.backends.tastytrade.auth import OAuthCredentials, TokenManager
+from atomic_orders.backends.tastytrade.auth import OAuthCredentials, TokenManager, token_endpoint_error
 from atomic_orders.backends.tastytrade.config import TastytradeConfig
 from atomic_orders.backends.tastytrade.errors import (
-    AuthenticationError,
     MalformedResponseError,
     RateLimitedError,
     ServerError,
-    TastytradeApiError,
     TastytradeTransportError,
     api_error_for,
+    redact,
 )
 from atomic_orders.backends.tastytrade.parsing import parse_order_id
 
@@ -244,27 +243,43 @@ class TastytradeApiClient:
         cap = min(self.config.backoff_max, self.config.backoff_base * (2**attempt))
         return self._rng.uniform(0, cap)
 
-    def _send(self, method: str, path: str, headers: Mapping[str, str], params: Any, body: Any) -> requests.Response:
-        url = self.config.base_url + path
-        data = json.dumps(body, separators=(",", ":")) if body is not None else None
+    def _send(self, method: str, path: str, *, params: Any = None, body: Any = None, with_auth: bool = True,
+              retire_refused_token: bool = False) -> requests.Response:
+        """Put one request on the wire and return the answer, whatever its status.
+
+        No frame an error passes through holds the bearer token (a traceback printed with its
+        locals would show it): the headers go straight from :meth:`_headers` into the call, a
+        transport failure is raised after its ``except`` block is over (the ``requests``
+        exception, which holds the sent headers, is gone by then), and the answer's copy of the
+        sent request loses its ``Authorization`` header and body (:meth:`_scrub`).
+        ``retire_refused_token``: on a 401, forget the token that was sent (if still current).
+        """
         self._count(method)
         try:
-            return self._session.request(
+            response = self._session.request(
                 method,
-                url,
+                self.config.base_url + path,
                 params=params,
-                data=data,
-                headers=dict(headers),
+                data=json.dumps(body, separators=(",", ":")) if body is not None else None,
+                headers=self._headers(with_auth=with_auth, has_body=body is not None),
                 timeout=self.config.timeout,
                 allow_redirects=False,
                 verify=self.config.ca_bundle or True,
             )
-        except requests.Timeout as err:
-            raise TastytradeTransportError(f"timed out ({type(err).__name__})", method=method, path=path,
-                                           timed_out=True) from None
         except requests.RequestException as err:
-            raise TastytradeTransportError(f"connection failed ({type(err).__name__})", method=method,
-                                           path=path) from None
+            failure = _transport_error(err, method, path)
+        else:
+            self._scrub(response, retire=retire_refused_token and response.status_code == 401)
+            return response
+        raise failure
+
+    def _scrub(self, response: requests.Response, *, retire: bool) -> None:
+        """Drop the secrets from the request ``response`` keeps (``retire``: first forget its token)."""
+        sent = response.request
+        if retire:
+            self.tokens.invalidate(sent.headers.get("Authorization"))
+        sent.headers.pop("Authorization", None)
+        sent.body = None  # the token request's body holds the refresh token and the client secret
 
     def _request_envelope(self, method: str, path: str, *, params: Any = None, body: Any = None) -> JsonObject:
         retryable = method in _IDEMPOTENT
@@ -272,14 +287,12 @@ class TastytradeApiClient:
         reauthenticated = False
         attempt = 0
         while True:
-            headers = self._headers(with_auth=True, has_body=body is not None)
             try:
-                response = self._send(method, path, headers, params, body)
+                response = self._send(method, path, params=params, body=body, retire_refused_token=not reauthenticated)
                 if response.status_code == 401 and not reauthenticated:
-                    # The API refused before acting: refresh the token once and resend.
+                    # The API refused before acting (_send forgot the token): fetch another once and resend.
                     reauthenticated = True
                     log.info("%s %s: 401, refreshing the access token once", method, path)
-                    self.tokens.invalidate(headers.get("Authorization"))
                     continue
                 return self._decode(method, path, response)
             except (TastytradeTransportError, ServerError, RateLimitedError, MalformedResponseError) as err:
@@ -330,26 +343,22 @@ class TastytradeApiClient:
             elif isinstance(err, str):  # OAuth2-style {"error": "...", "error_description": "..."}
                 code = err
                 message = str(parsed.get("error_description") or message)
+        # Redacted before the cut: a secret cut in two would escape redaction.
         if isinstance(code, str) and len(code) > 256:
-            code = code[:256] + "..."
+            code = redact(code)[:256] + "..."
         if len(message) > 1000:  # server text is shown, never parsed: keep it readable
-            message = message[:1000] + "..."
+            message = redact(message)[:1000] + "..."
         retry_after = _retry_after(response.headers.get("Retry-After")) if status == 429 else None
         raise api_error_for(status, code, message, method=method, path=path, errors=errors, retry_after=retry_after)
 
     def _request_token(self, body: dict[str, str]) -> Mapping[str, Any]:
         """POST the refresh-token grant (no Authorization header; never retried, never logged)."""
-        headers = self._headers(with_auth=False, has_body=True)
-        response = self._send("POST", _TOKEN_PATH, headers, None, body)
+        response = self._send("POST", _TOKEN_PATH, body=body, with_auth=False)
         status = response.status_code
         if not 200 <= status < 300:
-            try:
-                self._decode("POST", _TOKEN_PATH, response)
-            except TastytradeApiError as err:
-                if err.status in (400, 401, 403):
-                    raise AuthenticationError(err.status, err.code, err.message, method="POST",
-                                              path=_TOKEN_PATH) from None
-                raise
+            retry_after = _retry_after(response.headers.get("Retry-After")) if status == 429 else None
+            raise token_endpoint_error(status, response.content, response.reason or "", retry_after=retry_after,
+                                       max_bytes=self.config.max_response_bytes)
         try:
             parsed = json.loads(response.content)
         except ValueError:
@@ -363,6 +372,14 @@ class TastytradeApiClient:
         if "access_token" not in parsed and isinstance(inner, dict):
             return inner
         return parsed
+
+
+def _transport_error(err: requests.RequestException, method: str, path: str) -> TastytradeTransportError:
+    """What a failed exchange becomes: its kind only (the ``requests`` text may name the request)."""
+    if isinstance(err, requests.Timeout):
+        return TastytradeTransportError(f"timed out ({type(err).__name__})", method=method, path=path,
+                                        timed_out=True)
+    return TastytradeTransportError(f"connection failed ({type(err).__name__})", method=method, path=path)
 
 
 def _parse_json(raw: bytes, method: str, path: str, status: int) -> Any:

@@ -33,6 +33,7 @@ from atomic_orders.backends.tastytrade.errors import (
     redact,
 )
 from atomic_orders.fsm.errors import SubmissionRefused
+from atomic_orders.simulator.emulator import Fault, HttpFaults
 from tests.tastytrade.conftest import NO_RESTING_FILLS, Harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -329,3 +330,82 @@ def test_pytest_showlocals_prints_no_credential(echo: EchoServer, tmp_path: Path
     assert "[redacted]" in output, "the server's echo is shown, masked"
     assert "config     = TastytradeConfig(" in output or "config = TastytradeConfig(" in output, \
         "locals were shown"
+
+
+# -- secrets in the locals of the frames an API error passes through --------------------------------
+
+
+def _provoke_api_error(h: Harness, case: str) -> Callable[[], object]:
+    """Arrange ``case`` at the emulator (after a token was issued); return the call that then fails."""
+    faults = h.emulator.faults
+    live = r"/orders/live$"
+    if case == "404":
+        return lambda: h.client.get_order(999)
+    if case == "422":
+        h.emulator.refuse_orders(".*", "margin check failed")
+        return lambda: h.client.place_order({"order-type": "Limit", "price": "0.05", "price-effect": "Debit",
+                                                     "time-in-force": "Day", "legs": []})
+    if case == "5xx":
+        faults.script(Fault.SERVER_ERROR, method="GET", path=live, count=10)
+    elif case == "429":
+        faults.script(Fault.RATE_LIMIT, method="GET", path=live, count=10)
+    elif case == "timeout":
+        faults.script(Fault.SLOW, method="GET", path=live, count=10)
+    elif case == "dropped":
+        faults.script(Fault.DROP_BEFORE, method="GET", path=live, count=10)
+    elif case == "garbage":
+        faults.script(Fault.GARBAGE, method="GET", path=live, count=10)
+    elif case == "401-then-token-5xx":  # the token expires; its refresh fails (the old header was still in a local)
+        h.emulator.expire_tokens()
+        faults.script(Fault.SERVER_ERROR, method="POST", path=r"^/oauth/token$", count=10)
+    elif case == "401-then-token-timeout":
+        h.emulator.expire_tokens()
+        faults.script(Fault.SLOW, method="POST", path=r"^/oauth/token$", count=10)
+    else:
+        raise AssertionError(case)
+    return h.client.live_orders
+
+
+@pytest.mark.parametrize("case", ["404", "422", "5xx", "429", "timeout", "dropped", "garbage",
+                                  "401-then-token-5xx", "401-then-token-timeout"])
+def test_no_frame_an_api_error_passes_through_holds_a_token_or_a_credential(
+        make_harness: Callable[..., Harness], case: str) -> None:
+    """Every local of every frame of the error's traceback (and of chained errors), walked deep."""
+    h = make_harness(NO_RESTING_FILLS, faults=HttpFaults(slow_seconds=0.6, retry_after="0"), read_timeout=0.3,
+                     max_retries=1)
+    h.client.live_orders()  # a token is issued and in use
+    call = _provoke_api_error(h, case)
+    with pytest.raises(TastytradeError) as info:
+        call()
+    tokens = tuple(h.emulator._tokens)
+    creds = h.emulator.credentials()
+    assert tokens and len(tokens) == h.emulator.tokens_issued
+    frames = [f.f_code.co_name for f, _ in traceback.walk_tb(info.value.__traceback__)]
+    assert "_send" in frames or "_decode" in frames or "_refresh_locked" in frames, frames
+    _assert_clean(info.value, (*tokens, *(f"Bearer {t}" for t in tokens), creds.refresh_token.reveal(),
+                               creds.client_secret.reveal()))
+
+
+def test_the_walk_does_find_a_bearer_token_held_in_a_local(harness: Harness) -> None:
+    """The check above can fail: a frame keeping the header dict is caught."""
+    harness.client.live_orders()
+    # compiled under another file name: the walk skips this module's own frames
+    source = ("def keeps_the_header(client):\n"
+              "    headers = {'Authorization': client.tokens.authorization()}\n"
+              "    raise TastytradeError(f'failed with {len(headers)} header')\n")
+    scope: dict[str, Any] = {"TastytradeError": TastytradeError}
+    exec(compile(source, "<leaky>", "exec"), scope)
+    with pytest.raises(TastytradeError) as info:
+        scope["keeps_the_header"](harness.client)
+    (token,) = harness.emulator._tokens
+    with pytest.raises(AssertionError, match="is reachable from the error"):
+        _assert_clean(info.value, (token,))
+
+
+def test_the_answer_a_client_keeps_has_no_bearer_header(harness: Harness) -> None:
+    """The answer's copy of the sent request loses its Authorization header (it outlives the call)."""
+    harness.client.live_orders()
+    response = harness.client._send("GET", f"/accounts/{harness.config.account_number}/orders/live")
+    assert response.status_code == 200
+    assert "Authorization" not in response.request.headers and response.request.body is None
+    assert response.request.headers["User-Agent"] == harness.config.user_agent
