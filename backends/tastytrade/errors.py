@@ -16,6 +16,7 @@ the error can reach a log or a caller (:func:`redact`).
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -87,6 +88,40 @@ def _redact_any(value: Any) -> Any:
     return value
 
 
+#: Control characters, bidi overrides and lone surrogates: escaped in server text, so an error
+#: message is one printable line (no log injection) that any UTF-8 stream can write.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: How deep and how long the server's nested error details are kept (a 1 kB body can nest 600 deep).
+_DETAIL_DEPTH = 4
+_DETAIL_CHARS = 200
+
+
+def _server_text(text: str, limit: int) -> str:
+    """Server-supplied ``text`` redacted, unprintables escaped, then cut to ``limit`` characters."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), redact(text))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _server_value(value: Any, depth: int = 0) -> Any:
+    """A server's JSON-like error detail, bounded: strings as :func:`_server_text`, at most 20 items
+    per list or object, nothing below :data:`_DETAIL_DEPTH` levels, numbers by a short repr."""
+    if isinstance(value, str):
+        return _server_text(value, _DETAIL_CHARS)
+    if depth >= _DETAIL_DEPTH and isinstance(value, (dict, list, tuple)):
+        return "..."
+    if isinstance(value, dict):
+        return {_server_text(str(k), 60): _server_value(v, depth + 1) for k, v in list(value.items())[:20]}
+    if isinstance(value, (list, tuple)):
+        return [_server_value(v, depth + 1) for v in list(value)[:20]]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, (int, float)):
+        return value
+    return _server_text(repr(value), _DETAIL_CHARS)
+
+
 class TastytradeError(BrokerError):
     """Base class of every error raised by the TastyTrade client (its text is always :func:`redact`-ed)."""
 
@@ -112,11 +147,11 @@ class TastytradeApiError(TastytradeError):
         errors: Sequence[Any] = (),
     ) -> None:
         self.status = status
-        self.code = redact(code) if isinstance(code, str) else code
-        self.message = redact(message)
+        self.code = _server_text(code, 256) if isinstance(code, str) else code
+        self.message = _server_text(message, 2000)
         self.method = method
         self.path = path
-        self.errors = tuple(_redact_any(e) for e in errors)
+        self.errors = tuple(_server_value(e) for e in list(errors)[:20])
         where = f"{method} {path}: " if method else ""
         detail = f" ({_format_details(self.errors)})" if self.errors else ""
         super().__init__(f"{where}HTTP {status} {self.code or 'error'}: {self.message}{detail}")
@@ -229,7 +264,7 @@ def _format_details(errors: Sequence[Any]) -> str:
             else:
                 parts.append(f"{item.get('code', '?')}: {item.get('message', '?')}")
         else:
-            parts.append(str(item))
+            parts.append(_server_text(str(item), _DETAIL_CHARS))
     if len(errors) > 5:
         parts.append(f"... {len(errors) - 5} more")
     return "; ".join(parts)

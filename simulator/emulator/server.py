@@ -101,8 +101,16 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+#: The largest request body read (an order is a few kB); more is refused 413 unread.
+MAX_BODY_BYTES = 1 << 20
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A socket that goes silent mid-request (a body shorter than its Content-Length) frees its
+    # thread after this many seconds instead of holding it for ever (idle keep-alives too: clients
+    # see the closed socket and reconnect).
+    timeout = 60
     # headers and body leave in one segment; no Nagle / delayed-ACK stalls on keep-alive connections
     disable_nagle_algorithm = True
     wbufsize = -1
@@ -111,9 +119,36 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log (it would print request lines, never headers)."""
 
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer a request the HTTP layer cannot take, in the API's error envelope, and close."""
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
     def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.isascii() or not declared.isdigit():
+            self._refuse(400, "invalid_request", "Content-Length is not a non-negative integer")
+            return
+        length = int(declared)
+        if length > MAX_BODY_BYTES:
+            self._refuse(413, "request_too_large", f"a body of more than {MAX_BODY_BYTES} bytes")
+            return
+        try:
+            raw = self.rfile.read(length) if length > 0 else b""
+        except TimeoutError:  # fewer bytes than Content-Length promised: free the thread
+            self._refuse(400, "invalid_request", "the body is shorter than its Content-Length")
+            return
+        if len(raw) < length:
+            self._refuse(400, "invalid_request", "the body is shorter than its Content-Length")
+            return
         emulator = self.server.emulator
         response = emulator.dispatch(method, self.path, CaseInsensitiveDict(self.headers.items()), raw)
         fault = response.fault
@@ -535,10 +570,13 @@ class TastytradeEmulator:
             if not form.get(name):
                 raise _TokenRefused(400, "invalid_request", f"{name} is required")
         # Bytes: compare_digest refuses str with non-ASCII characters (a 500 for a hostile body).
-        if not secrets.compare_digest(form["refresh_token"].encode(), self._refresh_token.encode()):
+        # (surrogatepass: a lone surrogate in the JSON is a wrong secret, not a 500)
+        if not secrets.compare_digest(form["refresh_token"].encode("utf-8", "surrogatepass"),
+                                      self._refresh_token.encode()):
             raise _TokenRefused(401, "invalid_grant", "Invalid JWT")
         client_id_ok = self._client_id is None or form.get("client_id") in (None, self._client_id)
-        if not (secrets.compare_digest(form["client_secret"].encode(), self._client_secret.encode()) and client_id_ok):
+        if not (secrets.compare_digest(form["client_secret"].encode("utf-8", "surrogatepass"),
+                                       self._client_secret.encode()) and client_id_ok):
             raise _TokenRefused(401, "invalid_client", "the client secret or client id is not valid")
         token = secrets.token_urlsafe(24)
         self._tokens[token] = time.monotonic() + self.token_lifetime

@@ -134,6 +134,12 @@ def _post(harness: Harness, **kwargs: Any) -> requests.Response:
      400, "unsupported_grant_type"),
     (lambda: {"json": {"grant_type": "refresh_token", "client_secret": _GOOD_CS}}, 400, "invalid_request"),
     (lambda: {"json": ["grant_type"]}, 400, "invalid_request"),
+    # a lone surrogate (valid JSON escape) in a secret: a wrong secret, not a 500
+    (lambda: {"data": b'{"grant_type":"refresh_token","refresh_token":"\\ud800","client_secret":"x"}',
+              "headers": {"Content-Type": "application/json"}}, 401, "invalid_grant"),
+    (lambda: {"data": (f'{{"grant_type":"refresh_token","refresh_token":"{_GOOD_RT}",'
+                       '"client_secret":"\\udfff"}').encode(),
+              "headers": {"Content-Type": "application/json"}}, 401, "invalid_client"),
     (lambda: {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
     (lambda: {"json": {"grant_type": "refresh_token", "refresh_token": _GOOD_RT, "client_secret": _GOOD_CS},
               "headers": {"Authorization": "Bearer x"}}, 400, "invalid_request"),
@@ -176,3 +182,49 @@ def test_the_client_keeps_the_code_of_the_emulators_refusal(harness: Harness, cl
                    "emulator-client-secret"):
         assert secret not in str(err) + repr(err) + err.message
     assert harness.emulator.request_count("GET /orders/live") == 0, "nothing was sent without a token"
+
+
+@pytest.mark.parametrize(("length", "status"), [("abc", 400), ("-1", 400), ("1000000000000000000", 413)])
+def test_the_emulator_answers_a_bad_content_length_in_the_envelope(harness: Harness, length: str,
+                                                                   status: int) -> None:
+    """A Content-Length that is not a count, or absurdly large, is refused in the error envelope (it dropped
+    the connection: ValueError, MemoryError)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(harness.emulator.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(f"POST /oauth/token HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1\r\n"
+                     f"Content-Length: {length}\r\n\r\n{{}}".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] == str(status).encode(), head
+    assert set(json.loads(body)["error"]) == {"code", "message"}
+
+
+@pytest.mark.parametrize(("errors", "expected"), [
+    ([[[["x"]]], [[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]], "..."),
+    (["y" * 900_000], "y..."),
+    ([10 ** 4000], "an integer of"),
+])
+def test_nested_error_details_from_the_server_are_bounded(errors: list[Any], expected: str) -> None:
+    deep = "[" * 900 + "]" * 900  # 1.8 kB of nesting once made a RecursionError, not an AuthenticationError
+    for body in (_body({"error": {"code": "x", "message": "m", "errors": errors}}),
+                 b'{"error":{"code":"x","message":"m","errors":[' + deep.encode() + b"]}}"):
+        err = token_endpoint_error(401, body, "Unauthorized")
+        assert isinstance(err, AuthenticationError) and err.code == "x"
+        assert len(str(err)) < 5_000, len(str(err))
+    assert expected in str(token_endpoint_error(401, _body({"error": {"code": "x", "message": "m",
+                                                                      "errors": errors}}), "U"))
+
+
+def test_server_text_in_an_error_is_one_printable_line() -> None:
+    body = _body({"error_code": "a\x1b[31mred\r\nX-Injected: 1", "error_description": "d\u202e\x00\ud800e"})
+    err = token_endpoint_error(400, body, "Bad Request")
+    text = str(err)
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text and "\u202e" not in text
+    assert "\\x1b" in text and "\\u202e" in text  # escaped, still readable
+    text.encode("utf-8")  # a lone surrogate would make writing it to a UTF-8 stream fail
+    assert err.code is not None and "\n" not in str(err.code)
