@@ -42,7 +42,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "simulator.session": _BELOW_TOOLS,
     "simulator.proofs": _BELOW_TOOLS,
     "simulator.crash": _BELOW_TOOLS,
-    "simulator.cli": _BELOW_TOOLS | {"simulator.lean", "simulator.session", "simulator.proofs", "simulator.crash"},
+    "simulator.cli": _BELOW_TOOLS | {"simulator.lean", "simulator.session", "simulator.proofs", "simulator.crash",
+                                     "simulator.sweep"},
+    # Sweeps run sessions and crash campaigns per seed on Dask.
+    "simulator.sweep": _BELOW_TOOLS | {"simulator.session", "simulator.crash"},
 }
 
 #: Third-party modules a room may not load: the core and the simulated broker speak no HTTP.

@@ -1,0 +1,153 @@
+"""A Dask client on this machine's cores or on a cluster, and a bounded map over it.
+
+:func:`open_client` yields a :class:`distributed.Client`: a ``LocalCluster`` of worker PROCESSES
+(one thread each: the sessions are CPU-bound Python, so threads would share one GIL) on
+127.0.0.1 with no dashboard, or a client of an existing scheduler (``tcp://HOST:PORT``).
+:func:`map_bounded` runs ``fn(item)`` for every item with at most ``window`` futures in flight
+(10,000 seeds are not 10,000 futures held at once) and yields ``(item, result)`` as each finishes,
+in completion order. ``fn`` must be a picklable, module-level pure function of its item.
+
+Dask is the optional extra ``sweep``: without it, :func:`open_client` raises
+:class:`MissingDask` (one line naming the extra to install).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from atomic_orders.fsm.errors import ValidationError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["INSTALL_HINT", "MissingDask", "default_workers", "map_bounded", "open_client", "parse_scheduler"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: The one line printed when Dask is not installed.
+INSTALL_HINT = "sweeps need Dask: install the 'sweep' extra (pip install 'atomic-orders[sweep]')"
+
+#: Seconds to wait for a scheduler to answer before giving up (a wrong address fails, never hangs).
+CONNECT_TIMEOUT = 30.0
+
+
+class MissingDask(ImportError):
+    """``dask.distributed`` is not installed; ``str()`` is :data:`INSTALL_HINT`."""
+
+    def __init__(self) -> None:
+        super().__init__(INSTALL_HINT)
+
+
+def _distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise MissingDask() from None
+
+
+def default_workers() -> int:
+    """Worker processes of a local cluster by default: the cores this process may run on (>= 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_scheduler(text: str) -> str:
+    """``tcp://HOST:PORT`` -> the same address; else :class:`ValidationError` naming ``scheduler``."""
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or port is None or port == 0 or parts.path not in ("", "/"):
+        raise ValidationError("scheduler", text, "expected tcp://HOST:PORT (a Dask scheduler's address)")
+    return f"tcp://{parts.netloc}"
+
+
+@contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A Dask client, closed (and its local cluster shut down) when the block ends.
+
+    ``scheduler``: ``tcp://HOST:PORT`` of a running scheduler (``workers`` must then be None: the
+    cluster has its own), or None for a local cluster of ``workers`` processes (default
+    :func:`default_workers`), one thread each, on 127.0.0.1 without a dashboard.
+    Raises :class:`MissingDask`, or :class:`ValidationError` for a bad address or worker count;
+    ``OSError``/``TimeoutError`` when the scheduler does not answer within :data:`CONNECT_TIMEOUT`.
+    """
+    _distributed()
+    import distributed
+
+    # distributed's constructors and close() carry no annotations: held as Any here.
+    dist: Any = distributed
+    client: Any
+
+    if scheduler is not None:
+        if workers is not None:
+            raise ValidationError("workers", workers, "a scheduler's cluster has its own workers; give one of the two")
+        client = dist.Client(parse_scheduler(scheduler), timeout=CONNECT_TIMEOUT)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = default_workers() if workers is None else workers
+    if type(n) is not int or n < 1:
+        raise ValidationError("workers", workers, "must be an int >= 1")
+    cluster: Any = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        client = dist.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def map_bounded(client: Client, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[tuple[T, R]]:
+    """``(item, fn(item))`` for every item, as each finishes, with at most ``window`` tasks in flight.
+
+    A task's exception is raised here (the remaining futures are cancelled). Closing the iterator
+    early cancels what is still in flight.
+    """
+    import distributed
+
+    # distributed's as_completed and cancel carry no annotations: held as Any here.
+    dist: Any = distributed
+    futures_of: Any = client
+    if type(window) is not int or window < 1:
+        raise ValidationError("window", window, "must be an int >= 1")
+    source = iter(items)
+    pending: dict[object, T] = {}
+
+    def submit_next() -> Any:
+        for item in source:
+            future = client.submit(fn, item, pure=False)
+            pending[future.key] = item
+            return future
+        return None
+
+    first = [f for f in (submit_next() for _ in range(window)) if f is not None]
+    if not first:
+        return
+    flow = dist.as_completed(first)
+    try:
+        for future in flow:
+            item = pending.pop(future.key)
+            result: R = future.result()
+            future.release()
+            more = submit_next()
+            if more is not None:
+                flow.add(more)
+            yield item, result
+    finally:
+        if pending:
+            futures_of.cancel(list(flow.futures))
