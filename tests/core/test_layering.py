@@ -43,7 +43,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "simulator.proofs": _BELOW_TOOLS,
     "simulator.crash": _BELOW_TOOLS,
     "simulator.cli": _BELOW_TOOLS | {"simulator.lean", "simulator.session", "simulator.proofs", "simulator.crash",
-                                     "simulator.sweep"},
+                                     "simulator.sweep", "simulator.report"},
+    # The HTML and CSV reports read a session's event log through its record types.
+    "simulator.report": _CORE | {"simulator.session"},
     # Sweeps run sessions and crash campaigns per seed on Dask.
     "simulator.sweep": _BELOW_TOOLS | {"simulator.session", "simulator.crash"},
 }
