@@ -49,6 +49,7 @@ from atomic_orders.simulator.cli.options import (
     write_json,
     write_text,
 )
+from atomic_orders.simulator.cli.report import add_report_outputs, write_reports
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -68,6 +69,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         http_faults=args.http_faults,
     )
     events_path = args.events
+    scratch = None
+    if events_path is None and (args.html is not None or args.csv is not None):
+        # The report files are drawn from the session's event log: kept in a scratch folder without --events.
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="atomic-orders-session-")
+        events_path = Path(scratch.name) / "events.jsonl"
     journal_path = args.journal
     if journal_path is not None:
         must_not_exist(journal_path, "--journal",
@@ -95,6 +103,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     else:
         report = run_session(config, events_path=events_path, journal_path=journal_path,
                              journal_sync=args.journal_sync)
+    written = write_reports(events_path, args.html, args.csv) if events_path is not None else []
+    if scratch is not None:
+        scratch.cleanup()
+        events_path = None
     if args.json == STDOUT:
         write_json(STDOUT, report.to_json())
         return 0 if report.ok else 1
@@ -103,6 +115,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(f"\nreport written to {write_json(args.json, report.to_json())}")
     if events_path is not None:
         print(f"event log written to {events_path}")
+    for line in written:
+        print(line)
     return 0 if report.ok else 1
 
 
@@ -214,6 +228,7 @@ def add_main_commands(sub: Any) -> None:
     add_json(sim, "the report")
     sim.add_argument("--events", type=file_path, metavar="PATH",
                      help="write the broker event log (JSON lines) for replay")
+    add_report_outputs(sim)
     sim.add_argument("--verify-replay", action="store_true", help="also replay every group's audit trail at its end")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--verbose", action="store_true", help="print every alert as it is raised")
@@ -286,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     from atomic_orders.simulator.cli.lean_run import add_lean_commands
 
     add_lean_commands(sub)
+    from atomic_orders.simulator.cli.report import add_report_commands
+
+    add_report_commands(sub)
     return parser
 
 

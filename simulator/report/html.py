@@ -122,7 +122,7 @@ def _page_data(log: SessionLog) -> dict[str, Any]:
             "reason": [g.reason or "" for g in gs],
             "detail": [g.reason_detail or "" for g in gs],
             "submitted": [g.submitted_at for g in gs],
-            "settle": [g.settle_seconds for g in gs],
+            "settle": [None if g.settle_seconds is None else round(g.settle_seconds, 3) for g in gs],
             "entry": [str(g.entry) for g in gs],
             "unwind": [str(g.unwind) for g in gs],
             "pnl": [str(g.pnl) for g in gs],
@@ -175,7 +175,7 @@ def render_html(log: SessionLog, *, title: str | None = None) -> str:
         ("slippage", _histogram(slippage, "Slippage per committed group vs mid at submission (+ = worse for us)",
                                 "dollars", "#00838f")),
         ("reasons", _bars(rollback, "Why groups rolled back, failed or were refused", OUTCOME_COLORS["rolled_back"])),
-        ("chaos", _bars(_int_counts(log.report.get("chaos")), "Chaos injected by the broker", "#5d4037")),
+        ("chaos", _bars(_int_counts(log.report.get("chaos")), "Broker activity and chaos injected", "#5d4037")),
     ]
     http_faults = _int_counts(log.report.get("http_faults"))
     if http_faults:
