@@ -7,6 +7,8 @@ rolled back, or failed with its residual exposure stated; the report proves it.
 
 from __future__ import annotations
 
+import heapq
+import json
 import math
 import statistics
 import time
@@ -27,6 +29,8 @@ from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.engine import make_rng
 from atomic_orders.simulator.broker.market import MarketModel
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.session.accounting import group_record
+from atomic_orders.simulator.session.records import GroupRecord, SessionHeader
 
 #: Where a session's orders go: the simulated broker in process, or the same broker behind the
 #: TastyTrade emulator over HTTP through the real client (loaded only when asked for).
@@ -38,6 +42,8 @@ FIRST_ENTRY_SECONDS = 120.0
 LAST_ENTRY_BEFORE_CLOSE = 45 * 60.0
 #: The session keeps running after the close at most this long (day orders expire at the close).
 AFTER_CLOSE_SECONDS = 3600.0
+#: The report names this many of the worst groups per measure (every failed group is named).
+WORST_GROUPS = 3
 
 
 @attrs.frozen
@@ -59,6 +65,9 @@ class SessionConfig:
     #: TastyTrade client over HTTP to the local emulator), with an HTTP fault preset for the latter.
     backend: str = "simulated"
     http_faults: str = "none"
+    #: Keep one :class:`GroupRecord` per group in the report (``SessionReport.records``); the
+    #: event log keeps them too. Off, the session keeps aggregates only.
+    records: bool = False
 
     def __attrs_post_init__(self) -> None:
         if type(self.groups) is not int or self.groups < 0:
@@ -99,6 +108,20 @@ class SessionReport:
     chaos: dict[str, Any]
     executor: dict[str, int]
     unfinished: list[str]
+    #: Groups not committed, per reason category (records.REASONS): sums to rolled back + failed + invalid.
+    rollback_reasons: dict[str, int] = attrs.field(factory=dict)
+    #: Session P&L in dollars at fill prices: entry (credits, debits, net), unwind, fees, total.
+    pnl: dict[str, Decimal | None] = attrs.field(factory=dict)
+    #: Entry cost beyond the mid at submission over committed groups, dollars (+ = worse for us).
+    slippage_dollars: Decimal | None = None
+    #: Groups with at least one anomaly event (records.GroupRecord.anomalies > 0).
+    anomaly_groups: int = 0
+    #: HTTP faults the emulator injected, per kind (empty unless the backend is the emulator).
+    http_faults: dict[str, int] = attrs.field(factory=dict)
+    #: ``longest_settle``, ``largest_unwind_cost`` (the WORST_GROUPS worst) and every ``failed`` group.
+    worst_groups: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    #: One record per group in submission order, when ``SessionConfig.records`` or an event log asked.
+    records: list[GroupRecord] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON types (Decimals as strings)."""
@@ -122,6 +145,7 @@ class SessionReport:
             "events": self.events,
             "stray_events": self.stray_events,
             "anomalies": self.anomalies,
+            "anomaly_groups": self.anomaly_groups,
             "alerts": self.alerts,
             "flagged_groups": self.flagged_groups,
             "settle_seconds_p50": self.settle_p50,
@@ -133,6 +157,12 @@ class SessionReport:
             "simulated_seconds": round(self.sim_seconds, 3),
             "chaos": self.chaos,
             "executor": self.executor,
+            "http_faults_preset": c.http_faults,
+            "rollback_reasons": dict(self.rollback_reasons),
+            "pnl": {k: None if v is None else str(v) for k, v in self.pnl.items()},
+            "slippage_dollars": None if self.slippage_dollars is None else str(self.slippage_dollars),
+            "http_faults": dict(self.http_faults),
+            "worst_groups": self.worst_groups,
         }
 
     @property
@@ -154,6 +184,30 @@ class _Tally:
         self.flagged: set[str] = set()
         self.alerts: dict[str, int] = {}
         self.final_positions: dict[str, dict[str, int]] = {}
+        # Per group, only what the session's sums need (a re-finished group replaces its entry).
+        self.reasons: dict[str, str] = {}
+        self.cash: dict[str, tuple[Decimal, Decimal]] = {}
+        self.slippage_dollars: dict[str, Decimal] = {}
+        self.anomalous: dict[str, int] = {}
+        self.round_trip: dict[str, Decimal] = {}
+        self.records: dict[str, GroupRecord] | None = None
+
+    def account(self, rec: GroupRecord) -> None:
+        """Keep a finished group's money, reason and anomalies (and its record, when asked)."""
+        gid = rec.group
+        for table in (self.reasons, self.slippage_dollars, self.anomalous, self.round_trip):
+            table.pop(gid, None)
+        if rec.reason is not None:
+            self.reasons[gid] = rec.reason
+        self.cash[gid] = (rec.entry, rec.unwind)
+        if rec.slippage is not None:
+            self.slippage_dollars[gid] = rec.slippage
+        if rec.anomalies:
+            self.anomalous[gid] = rec.anomalies
+        if rec.unwind_orders:
+            self.round_trip[gid] = rec.round_trip_cost
+        if self.records is not None:
+            self.records[gid] = rec
 
     def record(self, group: AtomicOrderGroup, s: GroupSummary) -> None:
         # Keyed by group: a group re-opened by a late fill and finished again counts once.
@@ -172,6 +226,8 @@ class _Tally:
         if s.state == "failed":
             self.failed[gid] = {"group": gid, "residual_exposure": dict(s.residual_exposure),
                                 "reason": s.rollback_reason, "alerts": list(s.alerts)}
+            if gid in self.reasons:
+                self.failed[gid]["category"] = self.reasons[gid]
         else:
             self.failed.pop(gid, None)
 
@@ -214,6 +270,7 @@ def run_session(
         market=market,
         session_seconds=config.session_seconds,
         event_log=config.event_log or events_path is not None,
+        keep_requests=on_end is not None,  # every request held only for a caller who looks at the broker
     )
     backend: ExecutionBackend = SimulatedBackend(broker)
     driver: Any = broker  # what the loop advances: the simulator itself, or the emulator's driver
@@ -223,10 +280,15 @@ def run_session(
         driver = EmulatorDriver(broker, faults=HttpFaults.preset(config.http_faults), fault_seed=config.seed)
         backend = driver.backend
     tally = _Tally()
+    if config.records or events_path is not None:
+        tally.records = {}
     done = [0]
+    clock = broker.clock
 
     def finished(group: AtomicOrderGroup, summary: GroupSummary) -> None:
         first_time = summary.group_id not in tally.outcome
+        submitted = clock.to_seconds(group.created_at) if group.created_at is not None else None
+        tally.account(group_record(group, summary, submitted_at=submitted, settled_at=round(clock.seconds, 6)))
         tally.record(group, summary)
         if first_time:
             done[0] += 1
@@ -249,7 +311,6 @@ def run_session(
         session_id="",  # a fresh simulated account: plain ids (G000001), reproducible per seed
         journal=journal,
     )
-    clock = broker.clock
 
     rng = make_rng(config.seed, "session-plan")
     last_entry = config.session_seconds - LAST_ENTRY_BEFORE_CLOSE
@@ -297,11 +358,6 @@ def run_session(
     if on_end is not None:
         on_end(broker, executor)
 
-    if events_path is not None:
-        with events_path.open("w", encoding="utf-8") as fh:
-            for line in broker.event_log_lines():
-                fh.write(line + "\n")
-
     # Exposure the broker holds that no group accounts for would be a lost fill.
     expected: Counter[str] = Counter()
     for positions in tally.final_positions.values():
@@ -309,7 +365,9 @@ def run_session(
     for group in executor.open_groups():
         expected.update({s.occ: q for s, q in group.ledger.positions().items()})
     actual: Counter[str] = Counter({s.occ: q for s, q in backend.positions().items() if q})
+    http_faults: dict[str, int] = {}
     if driver is not broker:
+        http_faults = dict(sorted(driver.emulator.faults.injected.items()))
         driver.close()
     unaccounted = {k: actual.get(k, 0) - expected.get(k, 0) for k in set(actual) | set(expected)}
     unaccounted = {k: v for k, v in sorted(unaccounted.items()) if v}
@@ -324,7 +382,7 @@ def run_session(
     outcomes = Counter(tally.outcome.values())
     slippages = [float(v) for v in tally.slippage.values()]
     stats = executor.stats
-    return SessionReport(
+    report = SessionReport(
         config=config,
         outcomes={k: outcomes.get(k, 0) for k in ("committed", "rolled_back", "failed", "invalid")},
         invariant_violations=stats.invariant_violations,
@@ -337,7 +395,7 @@ def run_session(
         orders_sent=stats.orders_sent,
         events=stats.broker_events,
         stray_events=stats.stray_events,
-        anomalies=stats.anomalies,
+        anomalies=sum(tally.anomalous.values()),
         alerts=sum(tally.alerts.values()),
         flagged_groups=len(tally.flagged),
         settle_p50=_percentile(list(tally.settle.values()), 0.50),
@@ -350,13 +408,63 @@ def run_session(
         chaos=dict(broker.stats),
         executor=attrs.asdict(stats),
         unfinished=unfinished,
+        rollback_reasons=dict(sorted(Counter(tally.reasons.values()).items(), key=lambda kv: (-kv[1], kv[0]))),
+        pnl=_session_pnl(tally),
+        slippage_dollars=sum(tally.slippage_dollars.values(), Decimal(0)) if tally.slippage_dollars else None,
+        anomaly_groups=len(tally.anomalous),
+        http_faults=http_faults,
+        worst_groups=_worst_groups(tally),
+        records=[tally.records[g] for g in sorted(tally.records)] if tally.records is not None else [],
     )
+    if events_path is not None:
+        _write_event_log(events_path, config, broker, report)
+    return report
+
+
+def _session_pnl(tally: _Tally) -> dict[str, Decimal | None]:
+    """Dollars at fill prices: entry credits and debits, their net, unwinds, fees (None: not reported), total."""
+    credits = sum((e for e, _ in tally.cash.values() if e > 0), Decimal(0))
+    debits = sum((e for e, _ in tally.cash.values() if e < 0), Decimal(0))
+    unwind = sum((u for _, u in tally.cash.values()), Decimal(0))
+    return {"entry_credits": credits, "entry_debits": debits, "entry": credits + debits, "unwind": unwind,
+            "fees": None, "total": credits + debits + unwind}
+
+
+def _worst_groups(tally: _Tally) -> dict[str, list[dict[str, Any]]]:
+    settle = heapq.nsmallest(WORST_GROUPS, tally.settle.items(), key=lambda kv: (-kv[1], kv[0]))
+    costly = heapq.nsmallest(WORST_GROUPS, tally.round_trip.items(), key=lambda kv: (kv[1], kv[0]))
+    return {
+        "longest_settle": [{"group": g, "settle_seconds": round(v, 3)} for g, v in settle],
+        "largest_unwind_cost": [{"group": g, "cost": str(v), "entry": str(tally.cash[g][0]),
+                                 "unwind": str(tally.cash[g][1])} for g, v in costly if v < 0],
+        "failed": [{"group": g, "residual": dict(info["residual_exposure"]), "reason": info.get("category"),
+                    "detail": info["reason"]} for g, info in sorted(tally.failed.items())],
+    }
+
+
+def _write_event_log(path: Path, config: SessionConfig, broker: BrokerSimulator, report: SessionReport) -> None:
+    """Header, the broker's lines, one line per group, the report (without wall-clock figures, so
+    that the same seed writes the same bytes)."""
+    def dumps(obj: dict[str, Any]) -> str:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+    header = SessionHeader(seed=config.seed, profile=config.profile, mode=config.mode.value, backend=config.backend,
+                           http_faults=config.http_faults, groups=config.groups)
+    summary = {k: v for k, v in report.to_json().items() if k not in ("wall_seconds", "events_per_second")}
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(dumps(header.to_json()) + "\n")
+        for line in broker.event_log_lines():
+            fh.write(line + "\n")
+        for rec in report.records:
+            fh.write(dumps(rec.to_json()) + "\n")
+        fh.write(dumps({"kind": "report", **summary}) + "\n")
 
 
 def format_report(report: SessionReport) -> str:
     """A plain-text summary table of a session."""
     j = report.to_json()
     residual = sum(abs(v) for v in j["residual_exposure"].values())
+    pnl = j["pnl"]
     lines = [
         f"atomic-orders simulate: seed={j['seed']} profile={j['profile']} mode={j['mode']} groups={j['groups']}",
         "",
@@ -364,26 +472,46 @@ def format_report(report: SessionReport) -> str:
         f"  rolled back          {j['outcomes']['rolled_back']:>8}",
         f"  failed               {j['outcomes']['failed']:>8}",
         f"  invalid              {j['outcomes']['invalid']:>8}",
+        *(f"    {reason:<19}{n:>8}   {'(reasons of the groups not committed)' if i == 0 else ''}".rstrip()
+          for i, (reason, n) in enumerate(j["rollback_reasons"].items())),
         f"  unfinished           {len(j['unfinished_groups']):>8}",
         f"  invariant violations {j['invariant_violations']:>8}   (must be 0)",
         f"  unaccounted exposure {len(j['unaccounted_exposure']):>8}   (broker positions no group explains; must be 0)",
         f"  residual exposure    {residual:>8}   contracts (failed groups only)",
         f"  fills                {j['fills']:>8}",
         f"  orders sent          {j['orders_sent']:>8}   ({j['unwind_orders']} unwinds)",
-        f"  anomalies flagged    {j['anomalies']:>8}   ({j['flagged_groups']} groups over-/late-filled)",
+        f"  anomaly events       {j['anomalies']:>8}   in {j['anomaly_groups']} groups"
+        f" ({j['flagged_groups']} of them over-/late-filled; docs/chaos.md)",
         f"  alerts raised        {j['alerts']:>8}   (re-opened or failed groups; --verbose prints them)",
         f"  settle p50 / p99     {_fmt(j['settle_seconds_p50']):>8} / {_fmt(j['settle_seconds_p99'])} s"
         "   (first fill -> committed or rolled back, simulated)",
         f"  slippage vs mid      {_fmt(j['slippage_per_unit_mean']):>8}   $/unit mean"
-        f" (p50 {_fmt(j['slippage_per_unit_p50'])})",
+        f" (p50 {_fmt(j['slippage_per_unit_p50'])}); {_money(j['slippage_dollars'])} dollars over committed groups",
+        "  P&L at fill prices, dollars (price x 100 multiplier x contracts; + = received):",
+        f"    entry credits    {_money(pnl.get('entry_credits')):>12}",
+        f"    entry debits     {_money(pnl.get('entry_debits')):>12}",
+        f"    unwinds          {_money(pnl.get('unwind')):>12}   (what undoing rolled-back groups paid or received)",
+        f"    fees             {_money(pnl.get('fees')):>12}",
+        f"    total            {_money(pnl.get('total')):>12}",
         f"  broker events        {j['events']:>8}   ({j['events_per_second']:,.0f} per wall-clock second)",
         f"  wall time            {j['wall_seconds']:>8} s",
     ]
+    if j["http_faults"]:
+        lines.append("  http faults injected " + ", ".join(f"{k}={v}" for k, v in j["http_faults"].items())
+                     + f"   (emulator, preset {j['http_faults_preset']})")
+    worst = j["worst_groups"]
+    if worst.get("longest_settle"):
+        lines.append("  longest settle       " + ", ".join(
+            f"{w['group']} {w['settle_seconds']:g} s" for w in worst["longest_settle"]))
+    if worst.get("largest_unwind_cost"):
+        lines.append("  largest unwind cost  " + ", ".join(
+            f"{w['group']} {_money(w['cost'])}" for w in worst["largest_unwind_cost"]))
     if j["failed_groups"]:
         lines.append("")
         lines.append("  failed groups (residual exposure a human must handle):")
         for info in j["failed_groups"][:20]:
-            lines.append(f"    {info['group']}: {info['residual_exposure']}  ({info['reason']})")
+            lines.append(f"    {info['group']}: {info['residual_exposure']}  ({info.get('category', 'other')}:"
+                         f" {info['reason']})")
         if len(j["failed_groups"]) > 20:
             lines.append(f"    ... and {len(j['failed_groups']) - 20} more (see --json)")
     if j["violation_samples"]:
@@ -399,4 +527,9 @@ def format_report(report: SessionReport) -> str:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
+
+
+def _money(value: str | Decimal | None) -> str:
+    """Dollars with cents and thousands separators; None is a figure the backend does not report."""
+    return "not reported" if value is None else f"{Decimal(value):,.2f}"
 
