@@ -181,6 +181,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
     sim = None if args.no_sim else (lambda: simulation_figures(quick=args.quick))
     result = run_bench(quick=args.quick, sim=sim, progress=lambda line: print(line, file=sys.stderr))
+    if args.scaling is not None:
+        from atomic_orders.simulator.cli.scaling import scaling_figures
+
+        result["scaling"] = scaling_figures(large=args.scaling, progress=lambda line: print(line, file=sys.stderr))
     # Exit 1 when a correctness check of the bench failed (the implementations disagreed).
     code = 0 if result["checks_ok"] else 1
     if args.json == STDOUT:
@@ -196,10 +200,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from atomic_orders.simulator.proofs.exhaustive import format_check, run_check
+    from atomic_orders.simulator.cli.check import run
+    from atomic_orders.simulator.proofs.exhaustive import format_check
 
     modes = [ExecutionMode(m) for m in args.mode] if args.mode else list(ExecutionMode)
-    report = run_check(args.depth, modes, quantity=args.quantity, workers=args.workers)
+    report = run(args.depth, modes, quantity=args.quantity, workers=args.workers)
     print(format_check(report))
     return 0 if report.ok else 1
 
@@ -269,12 +274,16 @@ def add_main_commands(sub: Any) -> None:
     chk.add_argument("--quantity", type=positive, default=2, metavar="N",
                      help="units of the 2-leg vertical (default 2)")
     chk.add_argument("--workers", type=positive, default=2, metavar="N",
-                     help="modes checked in parallel processes (default 2)")
+                     help="worker processes of a local Dask cluster sharing every level of the search (default "
+                          "2; 1: no cluster; the report is the same)")
 
     bench = add_command(sub, "bench", "measure the machines and the simulator; print figures", _cmd_bench)
     add_json(bench, "the figures")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures are noisy)")
     bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
+    bench.add_argument("--scaling", nargs="?", const=100_000, type=int, metavar="N",
+                       help="also run N hostile groups (default 100,000) against 1,000 in child processes: "
+                       "per-condor cost, peak RSS and CPU time beside their goals (slow: minutes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     from atomic_orders.simulator.cli.report import add_report_commands
 
     add_report_commands(sub)
+    from atomic_orders.simulator.cli.sweep import add_sweep_commands
+
+    add_sweep_commands(sub)
     return parser
 
 
