@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two set-up-and-go commands of the README:
-#   ./tasks.sh simulate [simulate options]   -> chaos session on the built-in simulator + diagrams
+#   ./tasks.sh simulate [simulate options]   -> chaos session on the built-in simulator + diagrams + HTML report
 #   ./tasks.sh test [pytest options]         -> the whole test suite
 # Both create (or reuse) ./.venv and install the project into it: `simulate` only what it needs,
 # `test` the dev extra too. `./tasks.sh venv-check` says whether ./.venv would be reused or rebuilt.
@@ -18,6 +18,21 @@ need_dot() {
     fi
   fi
   $SUDO apt-get install -y -q graphviz >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q graphviz >/dev/null; }
+}
+
+# The browser tests/report opens the HTML report in: Debian's chromium (never a downloaded one).
+need_chromium() {
+  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  echo "chromium not found: installing Debian's chromium (for the HTML report's browser test)" >&2
+  local SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+      echo "warning: 'chromium' is missing and this user cannot install packages; the browser test is skipped" \
+        "(apt-get install chromium)" >&2
+      return 0
+    fi
+  fi
+  $SUDO apt-get install -y -q chromium >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
 }
 
 # The interpreter a .venv is made with: $PYTHON, else the first of python3, python3.13, python3.12,
@@ -97,10 +112,10 @@ case "$cmd" in
   simulate)
     need_dot; venv base
     .venv/bin/atomic-orders diagrams
-    .venv/bin/atomic-orders simulate --json out/session.json --events out/events.jsonl "$@"
+    .venv/bin/atomic-orders simulate --json out/session.json --events out/events.jsonl --html out/report.html "$@"
     ;;
   test)
-    need_dot; venv dev
+    need_dot; need_chromium; venv dev
     .venv/bin/python -m pytest "$@"
     ;;
   venv-check)
