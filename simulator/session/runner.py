@@ -481,7 +481,7 @@ def format_report(report: SessionReport) -> str:
         f"  fills                {j['fills']:>8}",
         f"  orders sent          {j['orders_sent']:>8}   ({j['unwind_orders']} unwinds)",
         f"  anomaly events       {j['anomalies']:>8}   in {j['anomaly_groups']} groups"
-        f" ({j['flagged_groups']} of them over-/late-filled; docs/chaos.md)",
+        f" ({j['flagged_groups']} of them over-/late-filled)",
         f"  alerts raised        {j['alerts']:>8}   (re-opened or failed groups; --verbose prints them)",
         f"  settle p50 / p99     {_fmt(j['settle_seconds_p50']):>8} / {_fmt(j['settle_seconds_p99'])} s"
         "   (first fill -> committed or rolled back, simulated)",
