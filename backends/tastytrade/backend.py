@@ -1,7 +1,13 @@
 """TastytradeBackend: the :class:`~atomic_orders.fsm.ports.ExecutionBackend` contract over the TastyTrade REST API.
 
-* ``submit``: validate and build the order JSON (:mod:`.payloads`), optionally dry-run it, then
-  ``POST`` it once. A 4xx answer (validation, preflight/business rule, auth) raises
+* ``submit``: validate and build the order JSON (:mod:`.payloads`), dry-run it when it is a
+  multi-leg entry and ``dry_run`` is on (:mod:`.dry_run`; default: the config's
+  ``dry_run_before_submit``), then ``POST`` it once. A dry run that refuses (4xx, a preflight
+  ``error``, negative buying power, a blocking warning) or cannot be had (timeout, 5xx, an
+  unreadable answer) raises ``SubmissionRefused`` before anything is sent (fail closed: "dry run
+  unavailable"; the group is refused, never resubmitted blindly). Unwinds are never dry-run: a
+  preflight must not delay or block closing a position. The POST: a 4xx answer (validation,
+  preflight/business rule, auth) raises
   ``SubmissionRefused``; a timeout, a lost connection, a 5xx or an unreadable answer raises
   ``SubmissionOutcomeUnknown`` (the order may exist: the executor reconciles by our
   ``external-identifier``, it never resends; the monitor also adopts an order carrying that
@@ -27,8 +33,9 @@
   carrying our reference is adopted only under :meth:`~.monitor.TicketTracker.may_adopt`.
 * ``find_orders``: every order of today whose ``external-identifier`` starts with a prefix,
   reported like ``reconcile`` (for recovery).
-* ``quote``: the REST API has no quote endpoint in the reference (live quotes come from the DXLink
-  streamer, ``GET /api-quote-tokens``): quotes come from an injected :data:`QuoteSource`.
+* ``quote``: from the injected :data:`QuoteSource`: :class:`~.quotes.TastytradeQuoteSource`
+  (``GET /market-data/by-type``, one request per pricing tick covering :meth:`open_symbols`), or
+  any callable (the simulated market in-process, a DXLink stream).
 * ``positions``: ``GET /accounts/{n}/positions`` (``Equity Option`` rows, signed by
   ``quantity-direction``).
 
@@ -56,6 +63,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+from atomic_orders.backends.tastytrade.dry_run import api_refusal, dry_run_refusal
 from atomic_orders.backends.tastytrade.errors import (
     MalformedResponseError,
     TastytradeApiError,
@@ -80,7 +88,7 @@ from atomic_orders.fsm.errors import (
     ValidationError,
 )
 from atomic_orders.fsm.events import BrokerStatus, CancelRejected, Fill, UpdateRejected
-from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Quote
+from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderRequest, Purpose, Quote
 from atomic_orders.fsm.ports import ExecutionBackend
 from atomic_orders.fsm.pricing import DEFAULT_TICKS, TickRule
 from atomic_orders.fsm.symbol import OptionSymbol
@@ -110,7 +118,7 @@ class TastytradeBackend(ExecutionBackend):
         clock: Clock | None = None,
         quote_source: QuoteSource | None = None,
         ticks: TickRule = DEFAULT_TICKS,
-        dry_run: bool = False,
+        dry_run: bool | None = None,
         search_margin: float = 300.0,
         fast_interval: float = 1.0,
         idle_interval: float = 10.0,
@@ -120,7 +128,8 @@ class TastytradeBackend(ExecutionBackend):
         self._clock: Clock = clock if clock is not None else SystemClock()
         self.quote_source = quote_source
         self.ticks = ticks
-        self.dry_run = dry_run
+        #: Dry-run multi-leg entries before sending them (``None``: the config's ``dry_run_before_submit``).
+        self.dry_run = client.config.dry_run_before_submit if dry_run is None else dry_run
         self.search_margin = dt.timedelta(seconds=search_margin)
         self.monitor = OrderMonitor(client, self._clock, fast_interval=fast_interval, idle_interval=idle_interval,
                                     stall_after=stall_after)
@@ -171,17 +180,8 @@ class TastytradeBackend(ExecutionBackend):
             raise SubmissionRefused(ref, f"invalid order: {err}") from None
         except Exception as err:  # nothing was sent
             raise SubmissionRefused(ref, self._caught(f"submit({ref!r}) building the order", err)) from None
-        if self.dry_run:
-            try:
-                self.client.dry_run(payload)
-            except TastytradeApiError as err:
-                if err.is_client_error and err.status not in _TRANSIENT_STATUSES:
-                    raise SubmissionRefused(ref, f"dry run refused: {err.code}: {err.message}") from None
-                raise BrokerUnavailable(f"dry run of {ref!r} failed: {err}") from None
-            except TastytradeError as err:
-                raise BrokerUnavailable(f"dry run of {ref!r} failed: {err}") from None
-            except Exception as err:  # the dry run placed nothing
-                raise BrokerUnavailable(self._caught(f"dry run of {ref!r}", err)) from None
+        if self.dry_run and request.is_combo and request.purpose is Purpose.ENTRY:
+            self._dry_run(ref, payload)
         tracker = self.monitor.track(request, self._clock.now())
         try:
             answer = self.client.place_order(payload)
@@ -215,6 +215,30 @@ class TastytradeBackend(ExecutionBackend):
                 self.monitor.expect_id(tracker, oid)  # read by the id the answer names
             log.warning("submit(%r): unreadable answer about order %s: %s; outcome unknown", ref, oid, err)
             raise SubmissionOutcomeUnknown(ref, f"unreadable answer: {err}"[:500]) from None
+
+    def _dry_run(self, ref: str, payload: Mapping[str, object]) -> None:
+        """``POST .../orders/dry-run``; raise ``SubmissionRefused`` unless it says go (fail closed).
+
+        Nothing has been sent when this raises, so "refused" is the truth whatever went wrong: a
+        refusal carries the broker's reason (``dry run refused: ...``); a dry run that cannot be
+        had (timeout, lost connection, 5xx, 401/429 after the client's handling, an unreadable
+        answer) is ``dry run unavailable: ...``. The dry run itself is never retried.
+        """
+        try:
+            answer = self.client.dry_run(payload)
+            reason = dry_run_refusal(answer, self.client.config.dry_run_blocking_warnings)
+        except TastytradeApiError as err:
+            if err.is_client_error and err.status not in _TRANSIENT_STATUSES:
+                reason = api_refusal(err)
+            else:
+                raise SubmissionRefused(ref, f"dry run unavailable: {err}"[:500]) from None
+        except TastytradeError as err:
+            raise SubmissionRefused(ref, f"dry run unavailable: {err}"[:500]) from None
+        except Exception as err:  # the dry run placed nothing
+            raise SubmissionRefused(ref, "dry run unavailable: " + self._caught(f"dry run of {ref!r}", err)) from None
+        if reason is not None:
+            log.warning("submit(%r): the dry run refuses the order: %s; nothing sent", ref, reason)
+            raise SubmissionRefused(ref, f"dry run refused: {reason}"[:500])
 
     def adopt_orders(self, orders: Sequence[tuple[OrderRequest, dt.datetime, tuple[Fill, ...]]]) -> None:
         """Track orders a previous process sent; the next reconcile finds them by our identifier.
@@ -559,11 +583,20 @@ class TastytradeBackend(ExecutionBackend):
 
     # -- market data and account ----------------------------------------------------------------
 
+    def open_symbols(self) -> list[OptionSymbol]:
+        """Every leg symbol of the orders this backend tracks that are not final yet (what a
+        :class:`~.quotes.TastytradeQuoteSource` covers on each fetch), sorted, no duplicates."""
+        out: set[OptionSymbol] = set()
+        for tracker in list(self.monitor.trackers.values()):
+            if tracker.final is None and tracker.request is not None:
+                out.update(leg.symbol for leg in tracker.request.legs)
+        return sorted(out, key=lambda s: s.occ)
+
     def quote(self, symbol: OptionSymbol) -> Quote:
-        """Top of book from the injected quote source (the REST API serves no quotes)."""
+        """Top of book from the injected quote source (see the module docstring)."""
         if self.quote_source is None:
             raise BrokerUnavailable(
-                "no quote source: TastyTrade serves live quotes on the DXLink streamer; inject quote_source"
+                "no quote source: inject quote_source (e.g. TastytradeQuoteSource over GET /market-data/by-type)"
             )
         try:
             quote = self.quote_source(symbol)

@@ -55,13 +55,15 @@ from atomic_orders.backends.tastytrade.errors import (
 )
 from atomic_orders.backends.tastytrade.parsing import parse_order_id
 
-__all__ = ["JsonObject", "TastytradeApiClient"]
+__all__ = ["MAX_MARKET_DATA_SYMBOLS", "JsonObject", "TastytradeApiClient"]
 
 log = logging.getLogger("atomic_orders.tastytrade.client")
 
 JsonObject = dict[str, Any]
 
 _IDEMPOTENT = frozenset({"GET", "DELETE"})
+#: Symbols one ``GET /market-data/by-type`` may name, across all types (reference 5.1).
+MAX_MARKET_DATA_SYMBOLS = 100
 _TOKEN_PATH = "/oauth/token"
 
 
@@ -129,8 +131,34 @@ class TastytradeApiClient:
         return _items(self._request("GET", path), "GET", path)
 
     def dry_run(self, order: Mapping[str, Any]) -> JsonObject:
-        """``POST /accounts/{n}/orders/dry-run``: validate an order without placing it (never retried)."""
-        return _object(self._request("POST", f"{self._account_path}/orders/dry-run", body=order), "POST", "dry-run")
+        """``POST /accounts/{n}/orders/dry-run``: validate an order without placing it (never retried).
+
+        Answers ``data`` (``{order, buying-power-effect, fee-calculation, warnings}``). A failed
+        preflight may come as a 2xx whose envelope holds a top-level ``error`` beside ``data``
+        (reference 2, the Go SDK's ``orderErrorDryRunResp``): that ``error`` object is returned
+        under ``data["error"]`` (``data`` has no such key of its own); a 4xx raises as usual.
+        """
+        path = f"{self._account_path}/orders/dry-run"
+        envelope = self._request_envelope("POST", path, body=order)
+        data = _object(envelope.get("data"), "POST", path)
+        error = envelope.get("error")
+        if error is not None:
+            data = {**data, "error": error}
+        return data
+
+    def market_data(self, equity_options: Sequence[str]) -> list[JsonObject]:
+        """``GET /market-data/by-type?equity-option=A&equity-option=B``: quote items (reference 5.1).
+
+        At most :data:`MAX_MARKET_DATA_SYMBOLS` (100) symbols per request (``ValueError`` for
+        more: the caller batches); the key is repeated per symbol as the tastyware SDK sends it.
+        Retried like every GET. Answers ``data.items`` (objects only).
+        """
+        if len(equity_options) > MAX_MARKET_DATA_SYMBOLS:
+            raise ValueError(f"equity_options: {len(equity_options)} symbols, at most {MAX_MARKET_DATA_SYMBOLS} "
+                             "per request")
+        path = "/market-data/by-type"
+        params = [("equity-option", s) for s in equity_options]
+        return _items(self._request("GET", path, params=params), "GET", path)
 
     def place_order(self, order: Mapping[str, Any]) -> JsonObject:
         """``POST /accounts/{n}/orders``: place an order; answers ``{order, buying-power-effect, ...}``.

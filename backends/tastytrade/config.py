@@ -140,6 +140,13 @@ def _user_agent(_inst: object, _attr: object, value: str) -> None:
         raise ValueError(f"user_agent={value!r}: must look like <product>/<version>")
 
 
+def _codes(value: object) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, (set, frozenset, list, tuple)) \
+            or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"dry_run_blocking_warnings={value!r:.80}: must be a collection of warning codes")
+    return frozenset(value)
+
+
 @attrs.frozen
 class TastytradeConfig:
     """Everything the client needs besides credentials (which live in :mod:`.auth`)."""
@@ -175,10 +182,20 @@ class TastytradeConfig:
     max_find_pages: int = attrs.field(default=100, validator=_non_negative_int)
     #: Larger answers are refused as malformed before they are decoded (bytes).
     max_response_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_non_negative_int)
+    #: ``POST /orders/dry-run`` before each multi-leg entry order is sent; a refusal refuses the
+    #: order with the broker's reason, nothing sent (see :mod:`.dry_run`). On by default for
+    #: :meth:`production` (a refused preflight costs one request, a refused live order may leave
+    #: a group half-built); off otherwise: the sandbox and the emulator answer dry runs with
+    #: constant buying power, so there it costs a round trip and proves nothing.
+    dry_run_before_submit: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    #: Dry-run ``warnings[].code`` values that refuse the order (none by default: the only
+    #: recorded warning, ``tif_next_valid_sesssion``, says when the order works, not whether).
+    dry_run_blocking_warnings: frozenset[str] = attrs.field(factory=frozenset, converter=_codes)
 
     @classmethod
     def production(cls, account_number: str, **kwargs: object) -> TastytradeConfig:
-        """Settings for the production API."""
+        """Settings for the production API (``dry_run_before_submit`` on unless given)."""
+        kwargs.setdefault("dry_run_before_submit", True)
         return cls(account_number, PRODUCTION_URL, **kwargs)  # type: ignore[arg-type]
 
     @classmethod

@@ -21,6 +21,8 @@ GET         ``/accounts/{n}/orders``                     ``items`` + ``paginatio
 GET         ``/accounts/{n}/orders/{id}``                the order
 DELETE      ``/accounts/{n}/orders/{id}``                the order (``Cancel Requested``)
 PUT         ``/accounts/{n}/orders/{id}``                the NEW order (``Contingent``)
+GET         ``/market-data/by-type?equity-option=<OCC>``  ``items`` of quotes (:mod:`.market_data`)
+GET         ``/market-data/equity-option/{symbol}``        one quote item
 GET         ``/_emulator/quotes?symbol=<OCC>``           emulator only: ``items[{symbol, bid, ask, mid}]``
 ==========  ===========================================  ==========================================
 
@@ -60,6 +62,7 @@ from atomic_orders.fsm.orders import Quote
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFaults
+from atomic_orders.simulator.emulator.market_data import MarketDataDesk
 from atomic_orders.simulator.emulator.records import account_record, balances_record, customer_record, validated_session
 from atomic_orders.simulator.emulator.state import EmulatedAccount, EmulatorError
 
@@ -222,6 +225,8 @@ class TastytradeEmulator:
     ) -> None:
         self.simulator = simulator
         self.account = EmulatedAccount(simulator, account_number)
+        #: The market-data routes (quotes of the simulated market).
+        self.market_data = MarketDataDesk(simulator)
         self.faults = FaultInjector(faults, fault_seed)
         self.lock = threading.RLock()
         self.token_lifetime = token_lifetime
@@ -360,6 +365,13 @@ class TastytradeEmulator:
         with self.lock:
             self.account.refuse(pattern, message)
 
+    def refuse_dry_run(self, pattern: str, message: str = "Account does not have sufficient buying power "
+                       "available for this order.", status: int = 200) -> None:
+        """Dry runs of orders whose external identifier matches ``pattern`` fail their preflight
+        (:meth:`EmulatedAccount.refuse_dry_run`: 200 with a top-level ``error``, or ``status``)."""
+        with self.lock:
+            self.account.refuse_dry_run(pattern, message, status)
+
     def withhold_fills(self, pattern: str) -> None:
         """Orders whose external identifier matches ``pattern`` list no leg fills (counts stay; see
         :meth:`EmulatedAccount.withhold_fills`): e.g. ``Filled`` with ``fills: []``."""
@@ -408,6 +420,17 @@ class TastytradeEmulator:
         with self.lock:
             self.account.stop_tampering()
             self._claimed_pages = _NO_CLAIM
+
+    def tamper_quotes(self, pattern: str, rewrite: Callable[[dict[str, Any]], Any]) -> None:
+        """Market-data items whose symbol matches ``pattern`` are answered as ``rewrite(item)``
+        (``None`` leaves them out): see :meth:`.market_data.MarketDataDesk.tamper`."""
+        with self.lock:
+            self.market_data.tamper(pattern, rewrite)
+
+    def honest_quotes(self) -> None:
+        """Market-data items are the market's again."""
+        with self.lock:
+            self.market_data.stop_tampering()
 
     def dispatch(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> _Response:
         """Answer one request (called by the handler thread)."""
@@ -463,6 +486,11 @@ class TastytradeEmulator:
             return 201, self._envelope(path, validated_session())
         if path.startswith("/accounts/") and path.count("/") == 2 and method == "GET":
             return 200, self._envelope(path, self._account_by_number(path[len("/accounts/"):]))
+        if path == "/market-data/by-type" and method == "GET":
+            return 200, self._envelope(path, self.market_data.by_type(query))
+        if path.startswith("/market-data/equity-option/") and method == "GET":
+            occ = urllib.parse.unquote(path[len("/market-data/equity-option/"):])
+            return 200, self._envelope(path, self.market_data.one(occ))
         if path == "/_emulator/quotes" and method == "GET":
             items = [self.account.quote(s) for s in query.get("symbol", [])]
             return 200, self._envelope(path, {"items": items})
@@ -481,6 +509,9 @@ class TastytradeEmulator:
         if rest in ("/balances", "/balances/USD") and method == "GET":
             return 200, self._envelope(path, balances_record(acc.account_number, acc.now))
         if rest == "/orders/dry-run" and method == "POST":
+            refused = acc.dry_run_refusal(body)
+            if refused is not None:
+                return refused[0], {**refused[1], "context": path}
             return 200, self._envelope(path, acc.place(body, dry_run=True))
         if rest == "/orders" and method == "POST":
             return 201, self._envelope(path, acc.place(body))
@@ -613,6 +644,7 @@ def _route_key(method: str, path: str) -> str:
     m = _ACCOUNT_RE.match(path)
     rest = m.group(2) if m else path
     rest = re.sub(r"/orders/\d+", "/orders/{id}", rest)
+    rest = re.sub(r"^/market-data/equity-option/.+", "/market-data/equity-option/{symbol}", rest)
     return f"{method} {rest}"
 
 

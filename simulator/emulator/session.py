@@ -3,7 +3,8 @@
 * :class:`EmulatorDriver` -- for ``run_session`` with ``backend="tastytrade-emulator"`` and for
   tests: starts the emulator on a free port of 127.0.0.1, builds a :class:`TastytradeBackend`
   on a real :class:`TastytradeApiClient` pointed at it (its clock is the simulator's
-  VirtualClock, quotes come from the simulator's market in-process), and offers the two calls a
+  VirtualClock; quotes come over HTTP too, through a :class:`TastytradeQuoteSource` on the
+  emulator's ``GET /market-data/by-type``, or in-process with ``http_quotes=False``), and offers the two calls a
   discrete-event loop needs: :meth:`~EmulatorDriver.next_event_time` (the simulator's next event
   or the backend's next poll, whichever is first) and :meth:`~EmulatorDriver.advance_to`.
 * :func:`run_standalone` -- ``atomic-orders emulate``: a background thread moves virtual time with
@@ -22,6 +23,7 @@ import attrs
 from atomic_orders.backends.tastytrade.backend import TastytradeBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.backends.tastytrade.quotes import TastytradeQuoteSource
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import HttpFaults
@@ -46,6 +48,7 @@ class EmulatorDriver:
         idle_interval: float = 10.0,
         token_lifetime: float = 900.0,
         max_retries: int = 3,
+        http_quotes: bool = True,
     ) -> None:
         self.broker = broker
         if faults is not None and faults.slow_rate and faults.slow_seconds <= read_timeout:
@@ -65,10 +68,15 @@ class EmulatorDriver:
         self.backend = TastytradeBackend(
             self.client,
             clock=broker.clock,
-            quote_source=self.emulator.quote_source(),
+            quote_source=None if http_quotes else self.emulator.quote_source(),
             fast_interval=fast_interval,
             idle_interval=idle_interval,
         )
+        #: The quote source over HTTP (None with ``http_quotes=False``).
+        self.quotes: TastytradeQuoteSource | None = None
+        if http_quotes:
+            self.quotes = TastytradeQuoteSource(self.client, broker.clock, symbols=self.backend.open_symbols)
+            self.backend.quote_source = self.quotes
 
     def next_event_time(self) -> float | None:
         """The simulator's next event or the backend's next poll (virtual seconds)."""

@@ -257,6 +257,8 @@ class EmulatedAccount:
         #: Orders placed through the API, by external identifier (for tests: "no duplicate").
         self.placed_by_external_id: dict[str, list[int]] = {}
         self._refusals: list[tuple[re.Pattern[str], str]] = []
+        #: Dry runs refused: (pattern, message, HTTP status of the refusal).
+        self._dry_run_refusals: list[tuple[re.Pattern[str], str, int]] = []
         self._withhold: list[re.Pattern[str]] = []
         self._reject_after_fill: list[tuple[re.Pattern[str], str]] = []
         self._echo_prior: list[re.Pattern[str]] = []
@@ -269,6 +271,34 @@ class EmulatedAccount:
     def refuse(self, pattern: str, message: str) -> None:
         """Refuse (422 ``preflight_check_failure``) new orders whose external identifier matches ``pattern``."""
         self._refusals.append((re.compile(pattern), message))
+
+    def refuse_dry_run(self, pattern: str, message: str, status: int = 200) -> None:
+        """Dry runs of orders whose external identifier matches ``pattern`` fail their preflight.
+
+        ``status`` 200: the recorded shape (the Go SDK's ``orderErrorDryRunResp``): ``data`` with a
+        ``buying-power-effect`` that leaves the account short (``new-buying-power-effect: Debit``)
+        and a top-level ``error`` ``preflight_check_failure`` with ``errors[{code:
+        margin_check_failed, message}]``. A 4xx ``status``: that ``error`` in the plain error
+        envelope. Orders themselves are not refused (see :meth:`refuse`).
+        """
+        self._dry_run_refusals.append((re.compile(pattern), message, status))
+
+    def dry_run_refusal(self, body: Any) -> tuple[int, dict[str, Any]] | None:
+        """``(status, whole answer)`` when a dry run of ``body`` is to be refused (see :meth:`refuse_dry_run`)."""
+        ext = body.get("external-identifier") if isinstance(body, dict) else None
+        for pattern, message, status in self._dry_run_refusals:
+            if isinstance(ext, str) and pattern.search(ext):
+                error = _preflight("margin_check_failed", message)
+                error.message = "One or more preflight checks failed"
+                if status != 200:
+                    return status, error.body()
+                answer = self._placed_answer({})
+                effect = answer["buying-power-effect"]
+                effect.update({"change-in-buying-power": BUYING_POWER, "change-in-buying-power-effect": "Debit",
+                               "new-buying-power": "1.0", "new-buying-power-effect": "Debit",
+                               "effect": "Debit"})
+                return 200, {"data": {"buying-power-effect": effect}, **error.body()}
+        return None
 
     # -- scenario knobs: shapes the real API produces that a calm simulator never would ----------
 

@@ -173,3 +173,47 @@ def test_http_faults_are_counted_with_the_emulator() -> None:
     line = next(x for x in format_report(report).splitlines() if x.startswith("  http faults injected"))
     assert all(f"{k}={v}" in line for k, v in report.http_faults.items()) and "heavy" in line
     assert run_session(SessionConfig(seed=3, groups=2, profile="calm", session_seconds=1200.0)).http_faults == {}
+
+
+def test_a_failed_group_is_named_with_its_residual_and_why() -> None:
+    """Hostile sessions of this size rarely fail a group, so one is scripted: the long call of a
+    legged condor fills (2 @ 1.55, a debit of 310.00 dollars), the long put is rejected, and both
+    unwinds of the long call are rejected."""
+    from atomic_orders.fsm.events import Rejected
+    from atomic_orders.fsm.execution_policy import ExecutionPolicy
+    from atomic_orders.fsm.executor import GroupSummary
+    from atomic_orders.fsm.group import AtomicOrderGroup
+    from atomic_orders.fsm.orders import Purpose
+    from atomic_orders.simulator.session import runner
+    from atomic_orders.simulator.session.accounting import group_record
+    from tests.executor.test_executor import CONDOR_ROLES, LC, make, pump
+
+    backend, ex = make(ExecutionPolicy(max_unwind_retries=1, unwind_retry_delay=1.0))
+    done: list[tuple[AtomicOrderGroup, GroupSummary]] = []
+    ex.on_finished = lambda g, s: done.append((g, s))
+    ex.execute_iron_condor(**CONDOR_ROLES, quantity=2, mode=ExecutionMode.LEGGED)
+    lc, lp = backend.submitted
+    backend.fill_all(lc.order_ref, price=Decimal("1.55"))
+    backend.push(lp.order_ref, Rejected(backend.now(), "insufficient buying power"))
+    pump(backend, ex)
+    for _ in range(2):
+        unwinds = [r for r in backend.submitted if r.purpose is Purpose.UNWIND]
+        backend.push(unwinds[-1].order_ref, Rejected(backend.now(), "halted"))
+        pump(backend, ex)
+        pump(backend, ex, 5.0)
+    (group, summary), = done
+    rec = group_record(group, summary, submitted_at=0.0, settled_at=12.0)
+    assert (rec.outcome, rec.reason) == ("failed", "unwind_exhausted")
+    assert rec.reason_detail is not None and "leg ended short" in rec.reason_detail
+    assert rec.residual == {LC.occ: 2}
+    assert (rec.entry, rec.unwind, rec.pnl) == (Decimal("-310.00"), 0, Decimal("-310.00"))
+    assert GroupRecord.from_json(rec.to_json()) == rec
+
+    tally = runner._Tally()
+    tally.account(rec)
+    tally.record(group, summary)
+    worst = runner._worst_groups(tally)
+    assert worst["failed"] == [{"group": rec.group, "residual": {LC.occ: 2}, "reason": "unwind_exhausted",
+                                "detail": group.rollback_reason}]
+    assert worst["largest_unwind_cost"] == [{"group": rec.group, "cost": "-310.00", "entry": "-310.00",
+                                             "unwind": "0.00"}]

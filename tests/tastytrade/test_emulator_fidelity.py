@@ -21,6 +21,7 @@ import requests
 from atomic_orders.backends.tastytrade.payloads import build_order_payload
 from atomic_orders.fsm.leg import Leg, Side
 from atomic_orders.fsm.orders import OrderRequest, OrderType, Purpose, TimeInForce
+from atomic_orders.fsm.symbol import OptionSymbol
 
 from .conftest import Harness
 
@@ -259,3 +260,50 @@ def test_the_checker_names_a_missing_or_mistyped_field() -> None:
     assert any(p.startswith("r.quantity: wrong type") for p in problems({"quantity": 2}, POSITION_FIELDS, "r"))
     assert problems({"cash-balance": "abc"}, {"cash-balance": DECIMAL}, "b") == ["b.cash-balance: wrong type or "
                                                                                  "value 'abc'"]
+
+
+#: Reference 5.1 (developer.tastytrade.com market-data guide; tastyware SDK ``MarketData``):
+#: ``GET /market-data/by-type`` items, numbers as decimal strings.
+MARKET_DATA_FIELDS: dict[str, Check] = {
+    **dict.fromkeys(("bid", "bid-size", "ask", "ask-size", "mid", "mark", "last", "open", "day-high-price",
+                     "day-low-price", "prev-close", "volume", "open-interest"), DECIMAL),
+    "symbol": STR, "instrument-type": lambda v: v == "Equity Option", "updated-at": ISO,
+    "halt-start-time": INT, "halt-end-time": INT, "is-trading-halted": BOOL,
+    "summary-date": DATE, "prev-close-date": DATE, "close-price-type": STR, "prev-close-price-type": STR,
+}
+
+
+def _option_symbols(h: Harness, n: int) -> list[str]:
+    m = h.sim.market
+    base = int(m.spot(h.now) // 5 * 5) - 5 * (n // 4)
+    return [m.symbol(m.default_expiry, "CP"[i % 2], base + 5 * (i // 2)).occ for i in range(n)]
+
+
+def test_market_data_items_carry_every_field(harness: Harness) -> None:
+    symbols = _option_symbols(harness, 3)
+    query = "&".join(f"equity-option={requests.utils.quote(s)}" for s in symbols)
+    data = _data(harness, f"/market-data/by-type?{query}")
+    assert [item["symbol"] for item in data["items"]] == symbols
+    found = [p for i, item in enumerate(data["items"]) for p in problems(item, MARKET_DATA_FIELDS, f"items[{i}]")]
+    one = _data(harness, f"/market-data/equity-option/{requests.utils.quote(symbols[0])}")
+    found += problems(one, MARKET_DATA_FIELDS, "equity-option/{symbol}")
+    assert found == []
+    # the quote is the simulated market's now
+    q = harness.sim.quote(OptionSymbol.parse_occ(symbols[0]))
+    item = data["items"][0]
+    assert (Decimal(item["bid"]), Decimal(item["ask"])) == (q.bid, q.ask)
+    assert dt.datetime.fromisoformat(item["updated-at"]) == q.time
+
+
+def test_market_data_refusals_are_400_in_the_error_envelope(harness: Harness) -> None:
+    too_many = "&".join(f"equity-option={requests.utils.quote(s)}" for s in _option_symbols(harness, 101))
+    for query, needle in ((too_many, "at most 100"), ("equity-option=NOT-A-SYMBOL", "equity-option"),
+                          (f"equity-option={requests.utils.quote('XYZ   260116C00100000')}", "unknown symbol")):
+        r = _get(harness, f"/market-data/by-type?{query}")
+        assert r.status_code == 400, (query[:40], r.status_code)
+        error = r.json()["error"]
+        assert error["code"] == "validation_error" and needle in error["message"], error
+    # auth required
+    r = requests.get(harness.emulator.url + "/market-data/by-type?equity-option=x",
+                     headers={"User-Agent": "fidelity/1.0"}, timeout=5)
+    assert r.status_code == 401
