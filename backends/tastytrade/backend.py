@@ -22,7 +22,11 @@
   took over, ``UpdateRejected`` when it is rejected (or the PUT answers 4xx). PUT is not retried;
   when its answer is lost we raise ``BrokerUnavailable`` and still adopt the replacement if it
   appears.
-* ``poll_events``: the :class:`~.monitor.OrderMonitor` (one list request per tick).
+* ``poll_events``: the :class:`~.monitor.OrderMonitor` (one list request per tick). With an
+  :class:`~.streamer.AccountStreamer` (``streamer=``), its pushed ``Order`` records are drained
+  first and fed to the same monitor (same parser, fills de-duplicated by id); every (re)connect
+  asks for a poll (the REST re-sync), and while it is connected the poll is a watchdog
+  (``watchdog_interval``); while it is down, polls run at ``fast_interval`` as before.
 * ``reconcile``: the broker's own record, by our identifier: known broker orders are read by id
   (final ones are not read again unless their count disagrees with their fills); orders we never
   learnt the id of are searched in ``GET /orders`` from shortly before their submission (newest
@@ -78,6 +82,7 @@ from atomic_orders.backends.tastytrade.parsing import (
     peek_identity,
 )
 from atomic_orders.backends.tastytrade.payloads import build_order_payload, build_replace_payload
+from atomic_orders.backends.tastytrade.streamer import ORDER, RESYNC, AccountStreamer
 from atomic_orders.fsm.clock import Clock, SystemClock
 from atomic_orders.fsm.errors import (
     BrokerError,
@@ -123,6 +128,8 @@ class TastytradeBackend(ExecutionBackend):
         fast_interval: float = 1.0,
         idle_interval: float = 10.0,
         stall_after: float = 20.0,
+        streamer: AccountStreamer | None = None,
+        watchdog_interval: float = 30.0,
     ) -> None:
         self.client = client
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -132,8 +139,12 @@ class TastytradeBackend(ExecutionBackend):
         self.dry_run = client.config.dry_run_before_submit if dry_run is None else dry_run
         self.search_margin = dt.timedelta(seconds=search_margin)
         self.monitor = OrderMonitor(client, self._clock, fast_interval=fast_interval, idle_interval=idle_interval,
-                                    stall_after=stall_after)
+                                    stall_after=stall_after, watchdog_interval=watchdog_interval)
         self._queued: list[BrokerEvent] = []
+        #: The account streamer (started by the caller), or None: polling only.
+        self.streamer = streamer
+        #: REST re-syncs asked for by streamer (re)connects.
+        self.resyncs = 0
 
     def __repr__(self) -> str:
         return f"TastytradeBackend({self.client!r})"
@@ -156,7 +167,7 @@ class TastytradeBackend(ExecutionBackend):
 
     def next_poll_time(self) -> dt.datetime:
         """When :meth:`poll_events` next talks to the broker (for a driver that sleeps until then)."""
-        if self._queued:
+        if self._queued or (self.streamer is not None and self.streamer.pending()):
             return self._clock.now()
         return self.monitor.next_poll_time()
 
@@ -383,11 +394,26 @@ class TastytradeBackend(ExecutionBackend):
         out = self._queued
         self._queued = []
         try:
+            self._drain_streamer()
             out.extend(self.monitor.poll(self._clock.now()))
         except Exception as err:  # the monitor reads per record; this is the last line (queued events are kept)
             self._caught("poll_events", err)
             out.extend(self.monitor.take_pending())
         return out
+
+    def _drain_streamer(self) -> None:
+        """Feed what the streamer pushed to the monitor (on this, the executor's, thread)."""
+        streamer = self.streamer
+        if streamer is None:
+            return
+        now = self._clock.now()
+        for item in streamer.drain():
+            if item.kind == RESYNC:
+                self.resyncs += 1
+                self.monitor.mark_due()  # nothing is replayed: read the live orders now
+            elif item.kind == ORDER:
+                self.monitor.ingest(item.data, now, pushed=True)
+        self.monitor.streaming = streamer.connected
 
     def reconcile(self, order_refs: Sequence[str]) -> Mapping[str, OrderReport]:
         """What the broker knows about each of our orders, looked up by our identifier.

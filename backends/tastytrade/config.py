@@ -27,15 +27,22 @@ __all__ = [
     "CERTIFICATION_URL",
     "DEFAULT_API_VERSION",
     "PRODUCTION_URL",
+    "PRODUCTION_STREAMER_URL",
+    "CERTIFICATION_STREAMER_URL",
     "TastytradeConfig",
     "default_user_agent",
     "validate_base_url",
+    "validate_streamer_url",
 ]
 
 #: REST base URL of the production environment.
 PRODUCTION_URL = "https://api.tastyworks.com"
 #: REST base URL of the certification (sandbox) environment.
 CERTIFICATION_URL = "https://api.cert.tastyworks.com"
+#: Account streamer (websocket) of the production environment (reference §5).
+PRODUCTION_STREAMER_URL = "wss://streamer.tastyworks.com"
+#: Account streamer of the certification environment (reference §5).
+CERTIFICATION_STREAMER_URL = "wss://streamer.cert.tastyworks.com"
 #: The ``Accept-Version`` we speak (order-api version of 2026-10-12).
 DEFAULT_API_VERSION = "20261012"
 
@@ -111,6 +118,28 @@ def _check_url(_inst: object, _attr: object, value: str) -> None:
     validate_base_url(value)
 
 
+def validate_streamer_url(url: str) -> str:
+    """Return the account streamer URL; refuse anything but ``wss://`` (or ``ws://`` to loopback).
+
+    The same rules as :func:`validate_base_url` (no user info, query or fragment; the message never
+    quotes them), over the websocket schemes. Raises :class:`InsecureTransportError`.
+    """
+    if not isinstance(url, str) or not url.startswith(("wss://", "ws://")):
+        shown = _shown(url) if isinstance(url, str) else repr(url)
+        raise InsecureTransportError(f"streamer_url={shown}: must be a wss:// URL (or ws:// to loopback)")
+    as_http = "https://" + url[len("wss://"):] if url.startswith("wss://") else "http://" + url[len("ws://"):]
+    try:
+        validate_base_url(as_http)
+    except InsecureTransportError as err:
+        raise InsecureTransportError(str(err).replace("base_url", "streamer_url").replace("https", "wss")
+                                     .replace("http", "ws")) from None
+    return url.rstrip("/")
+
+
+def _check_streamer_url(_inst: object, _attr: object, value: str) -> None:
+    validate_streamer_url(value)
+
+
 def _strip_slash(value: str) -> str:
     return value.rstrip("/") if isinstance(value, str) else value
 
@@ -182,6 +211,9 @@ class TastytradeConfig:
     max_find_pages: int = attrs.field(default=100, validator=_non_negative_int)
     #: Larger answers are refused as malformed before they are decoded (bytes).
     max_response_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_non_negative_int)
+    #: The account streamer's websocket URL (used only when a streamer is wired in).
+    streamer_url: str = attrs.field(default=PRODUCTION_STREAMER_URL, validator=_check_streamer_url,
+                                    converter=_strip_slash)
     #: ``POST /orders/dry-run`` before each multi-leg entry order is sent; a refusal refuses the
     #: order with the broker's reason, nothing sent (see :mod:`.dry_run`). On by default for
     #: :meth:`production` (a refused preflight costs one request, a refused live order may leave
@@ -202,6 +234,7 @@ class TastytradeConfig:
     def certification(cls, account_number: str, **kwargs: object) -> TastytradeConfig:
         """Settings for the certification sandbox (no ``Accept-Version``, see the module doc)."""
         kwargs.setdefault("api_version", None)
+        kwargs.setdefault("streamer_url", CERTIFICATION_STREAMER_URL)
         return cls(account_number, CERTIFICATION_URL, **kwargs)  # type: ignore[arg-type]
 
     @property

@@ -27,6 +27,13 @@ record, and an order with none is left out, never ``NOT_FOUND``). The tracker ke
 readable snapshot, so one bad record never fails a batch, a poll, or a later tick, the order can
 still be cancelled by its id, and the next readable record (a fill) is booked as usual.
 
+Pushed records (the account streamer, :mod:`.streamer`): ``ingest(..., pushed=True)`` places and
+parses them exactly like polled ones (same tracker, fills de-duplicated by fill id, events once);
+a pushed record older than the one held (``updated-at`` earlier, fewer fills, working after final,
+or an earlier status at the same ``updated-at``: a reordered or late notification) is dropped and
+counted (:attr:`OrderMonitor.stale_pushes`). While :attr:`OrderMonitor.streaming` is True the poll
+runs only as a watchdog (``watchdog_interval``) that catches what the socket missed.
+
 All times are the backend clock's (virtual in a simulation).
 """
 
@@ -77,6 +84,10 @@ log = logging.getLogger("atomic_orders.tastytrade.monitor")
 #: Statuses of a replacement order that show it took over from its original.
 _TOOK_OVER = frozenset({"Received", "Routed", "In Flight", "Live", "Cancel Requested", "Replace Requested", "Filled"})
 _CANCEL_LIKE = frozenset({"Cancelled", "Removed", "Partially Removed"})
+#: How far along an order's life a working status is (a pushed record earlier than the held one
+#: at the same ``updated-at`` is stale); final statuses rank above all.
+_RANK = {"Received": 0, "Routed": 0, "Contingent": 0, "In Flight": 1, "Live": 2, "Cancel Requested": 3,
+         "Replace Requested": 3}
 
 
 class _Placed(Protocol):
@@ -160,6 +171,25 @@ def _shape_from_snapshot(snap: OrderSnapshot) -> ComboShape | None:
         size = gcd(size, leg.quantity)
     size = size or 1
     return tuple((leg.symbol, max(1, leg.quantity // size), leg.sign) for leg in snap.legs)
+
+
+def _filled(snap: OrderSnapshot) -> int:
+    return sum(f.quantity for leg in snap.legs for f in leg.fills)
+
+
+def _stale(snap: OrderSnapshot, held: OrderSnapshot | None, held_is_echo: bool) -> bool:
+    """True when a pushed ``snap`` shows an order earlier in its life than the ``held`` record."""
+    if held is None or held_is_echo:
+        return False
+    if held.terminal and not snap.terminal:
+        return True
+    if _filled(snap) < _filled(held):
+        return True
+    if snap.updated_at is not None and held.updated_at is not None:
+        if snap.updated_at != held.updated_at:
+            return snap.updated_at < held.updated_at
+        return not snap.terminal and _RANK.get(snap.status, 2) < (9 if held.terminal else _RANK.get(held.status, 2))
+    return False
 
 
 class TicketTracker:
@@ -508,6 +538,7 @@ class OrderMonitor:
         stall_after: float = 20.0,
         linger: float = 1800.0,
         adopt_margin: float = 300.0,
+        watchdog_interval: float = 30.0,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -518,6 +549,12 @@ class OrderMonitor:
         self.stall_after = dt.timedelta(seconds=stall_after)
         self.linger = dt.timedelta(seconds=linger)
         self.adopt_margin = dt.timedelta(seconds=adopt_margin)
+        self.watchdog_interval = dt.timedelta(seconds=watchdog_interval)
+        #: True while the account streamer is connected: polls are a slow watchdog then.
+        self.streaming = False
+        #: Pushed records placed, and pushed records dropped as older than the one held.
+        self.pushed_records = 0
+        self.stale_pushes = 0
         #: Broker orders seen carrying one of our references that were not ours (another process's), by id.
         self.foreign: set[str] = set()
         self.trackers: dict[str, TicketTracker] = {}
@@ -646,12 +683,16 @@ class OrderMonitor:
         self._pending.append(BrokerEvent(tracker.order_ref, SubmissionUnknown(time=now, reason=reason)))
 
     def ingest(self, item: Any, now: dt.datetime, expect: TicketTracker | None = None,
-               expect_id: str | None = None) -> TicketTracker | None:
+               expect_id: str | None = None, *, pushed: bool = False) -> TicketTracker | None:
         """Place one raw record, parse it if it is ours and record it; never raises.
 
         ``expect``/``expect_id``: the record was read by id for this tracker (its id must match).
-        Returns the tracker that recorded it, or None (not ours, or unreadable: counted).
+        ``pushed``: the record came from the account streamer (dropped when older than the one
+        held, see the module docstring). Returns the tracker that recorded it, or None (not ours,
+        or unreadable: counted).
         """
+        if pushed:
+            self.pushed_records += 1
         try:
             ident = peek_identity(item)
             tracker = expect if expect is not None else self._owner(ident)
@@ -670,6 +711,9 @@ class OrderMonitor:
             except Exception as err:  # any failure to read one record stays with that record
                 self.unreadable(tracker, oid, err, now)
                 return None
+            if pushed and _stale(snap, tracker.orders.get(snap.order_id), snap.order_id in tracker.echo_ids):
+                self.stale_pushes += 1
+                return tracker
             self.record(tracker, snap)
             return tracker
         except Exception:  # a bug while placing a record: counted, the batch goes on
@@ -696,6 +740,8 @@ class OrderMonitor:
             return self._next_due
         if self._last_poll is None:
             return self.clock.now()
+        if self.streaming:
+            return self._last_poll + self.watchdog_interval
         return self._last_poll + (self.fast_interval if self._working() else self.idle_interval)
 
     def poll(self, now: dt.datetime, force: bool = False) -> list[BrokerEvent]:

@@ -65,6 +65,7 @@ from atomic_orders.simulator.emulator.faults import Fault, FaultInjector, HttpFa
 from atomic_orders.simulator.emulator.market_data import MarketDataDesk
 from atomic_orders.simulator.emulator.records import account_record, balances_record, customer_record, validated_session
 from atomic_orders.simulator.emulator.state import EmulatedAccount, EmulatorError
+from atomic_orders.simulator.emulator.streamer import StreamerHub
 
 __all__ = ["TastytradeEmulator"]
 
@@ -246,6 +247,8 @@ class TastytradeEmulator:
         self.tokens_issued = 0
         #: What list answers claim as ``pagination.total-pages`` (see :meth:`claim_pages`).
         self._claimed_pages: Any = _NO_CLAIM
+        #: The account streamer (websocket, its own port): see :mod:`.streamer`.
+        self.streamer = StreamerHub(self.token_valid, account_number, host)
 
     def __repr__(self) -> str:
         return f"TastytradeEmulator(url={self.url if self._server else None!r})"
@@ -262,6 +265,7 @@ class TastytradeEmulator:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="tastytrade-emulator", daemon=True)
         self._thread.start()
+        self.streamer.start()
         return self
 
     def stop(self) -> None:
@@ -269,6 +273,7 @@ class TastytradeEmulator:
         server = self._server
         if server is None:
             return
+        self.streamer.stop()
         server.shutdown()
         server.server_close()
         if self._thread is not None:
@@ -295,6 +300,25 @@ class TastytradeEmulator:
         return f"http://{self._host}:{self.port}"
 
     @property
+    def streamer_url(self) -> str:
+        """The account streamer's ``ws://127.0.0.1:<port>``."""
+        return self.streamer.url
+
+    def token_valid(self, auth_token: str) -> bool:
+        """True when ``auth_token`` (``Bearer <token>``, as the streamer's messages carry it) is live."""
+        if not auth_token.startswith("Bearer "):
+            return False
+        with self.lock:
+            expiry = self._tokens.get(auth_token[len("Bearer "):])
+        return expiry is not None and time.monotonic() < expiry
+
+    def _publish(self) -> None:
+        """Push every order change since the last call to the account streamer (under the lock)."""
+        changed = self.account.changed_orders()
+        if changed:
+            self.streamer.publish(changed, int(self.account.now.timestamp() * 1000))
+
+    @property
     def account_number(self) -> str:
         """The emulated account."""
         return self.account.account_number
@@ -310,11 +334,13 @@ class TastytradeEmulator:
         with self.lock:
             self.simulator.advance_to(seconds)
             self.account.pump()
+            self._publish()
 
     def pump(self) -> None:
         """Fold the simulator's pending deliveries into the orders (under the lock)."""
         with self.lock:
             self.account.pump()
+            self._publish()
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
@@ -452,7 +478,10 @@ class TastytradeEmulator:
             return self._answer(_Response(0, None, fault=fault))
         try:
             with self.lock:
-                status, body = self._handle(method, path, query, headers, raw)
+                try:
+                    status, body = self._handle(method, path, query, headers, raw)
+                finally:
+                    self._publish()
         except EmulatorError as err:
             status, body = err.status, err.body()
         except Exception:  # a bug in the emulator: answer 500 like a real server would

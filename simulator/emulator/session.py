@@ -7,6 +7,10 @@
   emulator's ``GET /market-data/by-type``, or in-process with ``http_quotes=False``), and offers the two calls a
   discrete-event loop needs: :meth:`~EmulatorDriver.next_event_time` (the simulator's next event
   or the backend's next poll, whichever is first) and :meth:`~EmulatorDriver.advance_to`.
+  With ``streamer=True`` the backend also listens to the emulator's account streamer
+  (:class:`~atomic_orders.backends.tastytrade.streamer.AccountStreamer`); since virtual time does
+  not wait for a socket, :meth:`~EmulatorDriver.advance_to` waits (a bounded wall-clock moment)
+  until the streamer received what the emulator pushed on its socket.
 * :func:`run_standalone` -- ``atomic-orders emulate``: a background thread moves virtual time with
   the wall clock (``speed`` x real time) until interrupted.
 """
@@ -24,6 +28,7 @@ from atomic_orders.backends.tastytrade.backend import TastytradeBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.backends.tastytrade.config import TastytradeConfig
 from atomic_orders.backends.tastytrade.quotes import TastytradeQuoteSource
+from atomic_orders.backends.tastytrade.streamer import AccountStreamer, StreamerSettings
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.emulator.faults import HttpFaults
@@ -48,6 +53,9 @@ class EmulatorDriver:
         idle_interval: float = 10.0,
         token_lifetime: float = 900.0,
         max_retries: int = 3,
+        streamer: bool = False,
+        watchdog_interval: float = 30.0,
+        streamer_settings: StreamerSettings | None = None,
         http_quotes: bool = True,
     ) -> None:
         self.broker = broker
@@ -63,14 +71,23 @@ class EmulatorDriver:
             backoff_base=0.01,
             backoff_max=0.05,
             max_retries=max_retries,
+            streamer_url=self.emulator.streamer_url,
         )
         self.client = TastytradeApiClient(config, self.emulator.credentials())
+        self.streamer: AccountStreamer | None = None
+        if streamer:
+            self.streamer = AccountStreamer(config.streamer_url, config.account_number,
+                                            self.client.tokens.authorization, on_refused=self.client.tokens.invalidate,
+                                            settings=streamer_settings).start()
+            self.streamer.wait_connected(5.0)
         self.backend = TastytradeBackend(
             self.client,
             clock=broker.clock,
             quote_source=None if http_quotes else self.emulator.quote_source(),
             fast_interval=fast_interval,
             idle_interval=idle_interval,
+            streamer=self.streamer,
+            watchdog_interval=watchdog_interval,
         )
         #: The quote source over HTTP (None with ``http_quotes=False``).
         self.quotes: TastytradeQuoteSource | None = None
@@ -87,9 +104,27 @@ class EmulatorDriver:
     def advance_to(self, seconds: float) -> None:
         """Move virtual time (the emulator folds the simulator's deliveries into its orders)."""
         self.emulator.advance_to(seconds)
+        self.sync_streamer()
+
+    def sync_streamer(self, timeout: float = 0.5) -> bool:
+        """Wait until the streamer received every message the emulator wrote to its socket (at
+        most ``timeout`` wall seconds; True when it did, or when there is no streamer or socket)."""
+        streamer = self.streamer
+        if streamer is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = self.emulator.streamer.sent_in_session(streamer.session_id)
+            if sent is None or not streamer.connected or streamer.received_in_session >= sent:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.0005)
 
     def close(self) -> None:
         """Close the client and stop the server."""
+        if self.streamer is not None:
+            self.streamer.stop()
         self.client.close()
         self.emulator.stop()
 

@@ -267,6 +267,23 @@ class EmulatedAccount:
         #: Raw records served after the account's own orders in ``/orders/live`` and ``/orders``
         #: (another application's orders, or anything a test wants the client to read), as given.
         self.foreign_records: list[Any] = []
+        #: What each order looked like when it was last pushed (see :meth:`changed_orders`).
+        self._pushed: dict[int, tuple[Any, ...]] = {}
+
+    def changed_orders(self) -> list[tuple[str | None, Any]]:
+        """Orders that changed since the last call, as ``(external identifier, order JSON)``, by id.
+
+        A change is anything an answer would show differently: status, fills, ``updated-at``,
+        size, links, reasons (the account streamer pushes each one as an ``Order`` notification).
+        """
+        out: list[tuple[str | None, Any]] = []
+        for oid, order in self.orders.items():
+            sig = (order.status, order.updated_at, tuple(len(leg.fills) for leg in order.legs), order.size,
+                   order.withhold, order.replacing, order.contingent_status, order.reject_reason, order.edited)
+            if self._pushed.get(oid) != sig:
+                self._pushed[oid] = sig
+                out.append((order.external_identifier, self._view(order)))
+        return out
 
     def refuse(self, pattern: str, message: str) -> None:
         """Refuse (422 ``preflight_check_failure``) new orders whose external identifier matches ``pattern``."""
