@@ -3,8 +3,9 @@
 One module per concern: :mod:`.config` (hosts, headers, timeouts), :mod:`.auth` (OAuth2 tokens,
 masked secrets), :mod:`.client` (HTTP, retries, typed errors from :mod:`.errors`),
 :mod:`.symbols` (OCC and streamer symbology), :mod:`.payloads` (order JSON),
-:mod:`.parsing` (order JSON back, the status table), :mod:`.monitor` (polling -> ticket events)
-and :mod:`.backend` (:class:`TastytradeBackend`).
+:mod:`.parsing` (order JSON back, the status table), :mod:`.monitor` (polling -> ticket events),
+:mod:`.quotes` (top of book from ``GET /market-data/by-type``, one request per pricing tick),
+:mod:`.dry_run` (what a preflight answer says) and :mod:`.backend` (:class:`TastytradeBackend`).
 
 Choices where the reference is silent or unverified:
 
@@ -24,6 +25,7 @@ from atomic_orders.backends.tastytrade.auth import OAuthCredentials, Secret, Tok
 from atomic_orders.backends.tastytrade.backend import QuoteSource, TastytradeBackend
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.backends.tastytrade.config import CERTIFICATION_URL, PRODUCTION_URL, TastytradeConfig
+from atomic_orders.backends.tastytrade.quotes import TastytradeQuoteSource
 
 __all__ = [
     "CERTIFICATION_URL",
@@ -34,5 +36,6 @@ __all__ = [
     "TastytradeApiClient",
     "TastytradeBackend",
     "TastytradeConfig",
+    "TastytradeQuoteSource",
     "TokenManager",
 ]

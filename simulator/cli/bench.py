@@ -993,6 +993,12 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("emulator_groups_per_s_journal_off", "grp/s", "journal overhead: TastyTrade client over HTTP, no journal"),
     ("emulator_groups_per_s_journal_normal", "grp/s", "  same session, journal sync=normal"),
     ("emulator_groups_per_s_journal_full", "grp/s", "  same session, journal sync=full"),
+    ("tastytrade_submit_ms_dry_run_off", "ms", "TastyTrade combo submit over HTTP (emulator), no dry run"),
+    ("tastytrade_submit_ms_dry_run_on", "ms", "  same, dry run first (dry_run_before_submit)"),
+    ("tastytrade_dry_run_cost_ms", "ms", "  the dry run's cost per order"),
+    ("quote_requests_per_tick_1", "req", "GET /market-data/by-type per pricing tick, 1 open group"),
+    ("quote_requests_per_tick_10", "req", "  10 open groups"),
+    ("quote_requests_per_tick_100", "req", "  100 open groups (quote_legs_per_tick_100 legs)"),
 )
 
 
