@@ -67,6 +67,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         verify_replay=args.verify_replay,
         backend=args.backend,
         http_faults=args.http_faults,
+        streamer=args.streamer == "on",
     )
     events_path = args.events
     scratch = None
@@ -241,6 +242,9 @@ def add_main_commands(sub: Any) -> None:
                 help="simulated (in-process, the default) or tastytrade-emulator (the real TastyTrade client over "
                      "HTTP to a local emulator)")
     add_http_faults(sim)
+    sim.add_argument("--streamer", choices=("on", "off"), default="off",
+                     help="tastytrade-emulator: also listen to the account streamer (pushed fills; polls become "
+                          "a watchdog). Default off: a polled session is reproducible from its seed")
     add_journal(sim, required=False, exists=False,
                 help="journal the session to this new file (write-ahead SQLite, docs/journal.md)")
     sim.add_argument("--journal-sync", choices=("full", "normal"), default="full",

@@ -344,6 +344,8 @@ def run_session(
             _, qty, width, wing = plan[next_entry]
             next_entry += 1
             sc, lc, sp, lp = market.strikes_for_iron_condor(t, expiry, width, wing)
+            if getattr(driver, "quotes", None) is not None:  # over HTTP: the new legs' quotes in one request
+                driver.quotes.prefetch((sc, lc, sp, lp))
             executor.execute_iron_condor(short_call=sc, long_call=lc, short_put=sp, long_put=lp, quantity=qty,
                                           mode=config.mode)
         executor.process_events()
