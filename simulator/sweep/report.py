@@ -106,7 +106,8 @@ def format_report(report: SweepReport) -> str:
     rate = f", {report.ran_now / report.elapsed * 60:.1f} seeds/min" if report.ran_now and report.elapsed else ""
     out = [
         f"sweep: {report.seeds} seeds x {c.groups} groups, profile {c.profile}, mode {c.mode}, {kind}",
-        f"  run now {report.ran_now} (the others were in the results file), {report.elapsed:.1f} s elapsed{rate}",
+        f"  run now {report.ran_now}, {report.seeds - report.ran_now} already in the results file, "
+        f"{report.elapsed:.1f} s elapsed{rate}",
         f"  seeds ok {report.ok_seeds}, failing {len(report.failing)}",
         "  outcomes " + (", ".join(f"{k}={v}" for k, v in report.outcomes.items()) or "-"),
         f"  invariant violations {sum(report.violations.values())}   (must be 0)"
