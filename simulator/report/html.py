@@ -74,11 +74,13 @@ def _outcomes_over_time(groups: Sequence[GroupRecord]) -> Any:
     return fig
 
 
-def _histogram(values: list[float], title: str, xtitle: str, color: str) -> Any:
+def _histogram(values: list[float], title: str, xtitle: str, color: str, *, log_y: bool = False) -> Any:
     import plotly.graph_objects as go
 
-    fig = go.Figure(layout=_layout(title, xaxis={"title": {"text": xtitle}}, yaxis={"title": {"text": "groups"}},
-                                   bargap=0.05))
+    yaxis: dict[str, Any] = {"title": {"text": "groups (log scale)" if log_y else "groups"}}
+    if log_y:  # most groups settle at once; the tail is what a trader looks for
+        yaxis["type"] = "log"
+    fig = go.Figure(layout=_layout(title, xaxis={"title": {"text": xtitle}}, yaxis=yaxis, bargap=0.05))
     fig.add_histogram(x=values, marker_color=color, nbinsx=60, name=xtitle)
     if not values:
         fig.add_annotation(text="no group to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
@@ -156,6 +158,24 @@ def _totals(groups: Sequence[GroupRecord]) -> list[tuple[str, str]]:
     ]
 
 
+def _worst(groups: Sequence[GroupRecord], n: int = 5) -> str:
+    """The groups to look at first, as buttons that draw their timeline: longest settle, largest
+    unwind cost, every failed one (at most 50) with its residual."""
+
+    def buttons(picked: Sequence[GroupRecord], label: Any) -> str:
+        return " ".join(f'<button type="button" class="pick" data-group="{html.escape(g.group)}">'
+                        f"{html.escape(g.group)} {html.escape(label(g))}</button>" for g in picked) or "none"
+
+    settle = sorted((g for g in groups if g.settle_seconds is not None), key=lambda g: -(g.settle_seconds or 0))
+    unwind = sorted((g for g in groups if g.unwind < 0), key=lambda g: g.unwind)
+    failed = [g for g in groups if g.outcome == "failed"]
+    rows = [("longest settle", buttons(settle[:n], lambda g: f"{g.settle_seconds:.1f} s")),
+            ("largest unwind cost", buttons(unwind[:n], lambda g: _dollars(g.unwind))),
+            (f"failed ({len(failed)})", buttons(failed[:50], lambda g: ", ".join(
+                f"{k} {v:+d}" for k, v in sorted(g.residual.items())) or "no residual"))]
+    return "".join(f'<div class="bar"><b>{k}</b> {v}</div>' for k, v in rows)
+
+
 def render_html(log: SessionLog, *, title: str | None = None) -> str:
     """The report page of ``log`` as one HTML document (UTF-8 text, plotly.js inlined, about 5 MB
     plus ~0.5 kB per group)."""
@@ -170,7 +190,7 @@ def render_html(log: SessionLog, *, title: str | None = None) -> str:
     charts = [
         ("outcomes", _outcomes_over_time(groups)),
         ("settle", _histogram(settle, "Settle time (first fill to committed or rolled back)", "simulated seconds",
-                              "#1565c0")),
+                              "#1565c0", log_y=True)),
         ("pnl", _histogram(pnl, "P&L per group at fill prices (entry + unwind - fees)", "dollars", "#6a1b9a")),
         ("slippage", _histogram(slippage, "Slippage per committed group vs mid at submission (+ = worse for us)",
                                 "dollars", "#00838f")),
@@ -187,10 +207,11 @@ def render_html(log: SessionLog, *, title: str | None = None) -> str:
     params = ", ".join(f"{k} {html.escape(str(v))}" for k, v in
                        (("seed", h.seed), ("profile", h.profile), ("mode", h.mode), ("backend", h.backend),
                         ("HTTP faults", h.http_faults), ("groups", f"{h.groups:,}")))
+    worst = _worst(groups)
     filters = "".join(f'<button type="button" data-outcome="{o}">{o.replace("_", " ")}</button>'
                       for o in ("all", *OUTCOMES))
     return _PAGE.format(
-        title=html.escape(title), params=params, totals=totals, charts="\n".join(blocks), filters=filters,
+        title=html.escape(title), params=params, totals=totals, charts="\n".join(blocks), filters=filters, worst=worst,
         data=_json_for_script(_page_data(log)), script=_SCRIPT, style=_STYLE,
     )
 
@@ -240,6 +261,8 @@ open.</div>
 <div class="charts">
 {charts}
 </div>
+<h2>Groups to look at</h2>
+<div id="worst">{worst}</div>
 <h2>Group timeline</h2>
 <div class="bar"><label for="group-pick">group</label><input id="group-pick" list="group-ids" size="12">
 <datalist id="group-ids"></datalist><span id="group-info"></span></div>
@@ -361,6 +384,12 @@ _SCRIPT = r"""
     var tr = ev.target.closest("tr");
     if (!tr) return;
     drawTimeline(tr.dataset.group);
+    document.getElementById("timeline").scrollIntoView({behavior: "smooth"});
+  });
+  document.getElementById("worst").addEventListener("click", function (ev) {
+    var b = ev.target.closest("button");
+    if (!b) return;
+    drawTimeline(b.dataset.group);
     document.getElementById("timeline").scrollIntoView({behavior: "smooth"});
   });
   document.getElementById("group-pick").addEventListener("change", function (ev) {

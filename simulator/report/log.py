@@ -68,7 +68,8 @@ def _detail(line: Mapping[str, Any]) -> str:
     kind = line["kind"]
     if kind == "received":
         legs = line.get("legs") or []
-        head = f"{line.get('type', '')} x{line.get('quantity', '')} limit {line.get('limit', '-')}"
+        head = f"{line.get('type', '')} order x{line.get('quantity', '')} @ {line.get('limit', 'market')}" \
+               f" ({line.get('tif', '')})"
         return head + "".join(f"<br>{leg}" for leg in legs if isinstance(leg, str))
     if kind == "fill":
         return f"{line.get('quantity')} @ {line.get('price')} ({line.get('filled')}/{line.get('of')})"

@@ -85,6 +85,10 @@ def test_table_filled_and_filtered_by_a_click(opened: tuple[Any, list[str], list
     assert {"received", "acknowledged", "fill"} <= set(names)
     page.click("#filters button[data-outcome='all']")
     assert page.locator("#groups tbody tr").count() == 4
+    # "Groups to look at": the failed group is named with its residual, and its button draws it.
+    page.click("#worst button[data-group='G000003']")
+    page.wait_for_function("document.getElementById('timeline').layout.title.text.startsWith('G000003: failed')")
+    assert "failed (1) G000003 SPXW 260112C05080000 -2" in " ".join(page.inner_text("#worst").split())
     assert errors == []
 
 
