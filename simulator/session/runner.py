@@ -65,6 +65,10 @@ class SessionConfig:
     #: TastyTrade client over HTTP to the local emulator), with an HTTP fault preset for the latter.
     backend: str = "simulated"
     http_faults: str = "none"
+    #: ``tastytrade-emulator`` only: also listen to the emulator's account streamer (pushed fills;
+    #: polls become a 30 s watchdog). Off by default: pushes cross a real socket in wall-clock time,
+    #: so a polled session is the reproducible one (same seed, same report).
+    streamer: bool = False
     #: Keep one :class:`GroupRecord` per group in the report (``SessionReport.records``); the
     #: event log keeps them too. Off, the session keeps aggregates only.
     records: bool = False
@@ -77,6 +81,8 @@ class SessionConfig:
         ChaosProfile.preset(self.profile)  # raises a clear error naming a bad profile
         if self.backend not in BACKEND_NAMES:
             raise ValueError(f"backend={self.backend!r}: expected 'simulated' or 'tastytrade-emulator'")
+        if self.streamer and self.backend != "tastytrade-emulator":
+            raise ValueError(f"streamer={self.streamer!r}: the account streamer needs backend 'tastytrade-emulator'")
 
 
 @attrs.define
@@ -158,6 +164,7 @@ class SessionReport:
             "chaos": self.chaos,
             "executor": self.executor,
             "http_faults_preset": c.http_faults,
+            "streamer": c.streamer,
             "rollback_reasons": dict(self.rollback_reasons),
             "pnl": {k: None if v is None else str(v) for k, v in self.pnl.items()},
             "slippage_dollars": None if self.slippage_dollars is None else str(self.slippage_dollars),
@@ -277,7 +284,8 @@ def run_session(
     if config.backend == "tastytrade-emulator":
         from atomic_orders.simulator.emulator import EmulatorDriver, HttpFaults
 
-        driver = EmulatorDriver(broker, faults=HttpFaults.preset(config.http_faults), fault_seed=config.seed)
+        driver = EmulatorDriver(broker, faults=HttpFaults.preset(config.http_faults), fault_seed=config.seed,
+                                streamer=config.streamer)
         backend = driver.backend
     tally = _Tally()
     if config.records or events_path is not None:
