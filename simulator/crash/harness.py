@@ -6,8 +6,8 @@ process (``atomic-orders crash child ...``) runs the session through the real
 :class:`~atomic_orders.backends.tastytrade.backend.TastytradeBackend` over HTTP, with a journal. The child
 drives virtual time through two emulator-only routes (``GET /_emulator/clock``,
 ``POST /_emulator/advance``), so the broker's clock stops while no child runs and resumes
-where it was. Quotes and strikes come from a replica of the emulator's market model (same seed;
-the REST API serves no quotes, and in-process the driver reads the same model).
+where it was. Quotes and strikes come from a replica of the emulator's market model (same seed,
+the same numbers the emulator's ``GET /market-data/by-type`` serves, without the requests).
 
 The parent kills the child with SIGKILL, either at a deterministic crash point (the child's
 journal hook kills itself at the N-th passage of a named point: ``ATOMIC_ORDERS_KILL_AT``,

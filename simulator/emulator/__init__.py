@@ -17,7 +17,10 @@ Where the emulator differs from (or guesses about) the real API -- see also the 
   ``size`` is what remains to fill; a PUT without ``legs`` keeps it, a PUT with ``legs`` sets it.
 * No account streamer (websocket, checklist item 5): clients poll the REST lists, which hold
   the same full order objects with cumulative fills.
-* ``/_emulator/quotes`` is emulator-only: the real API serves quotes on DXLink.
+* Quotes: ``GET /market-data/by-type`` and ``GET /market-data/equity-option/{symbol}``
+  (:mod:`.market_data`, reference 5.1) from the simulated market; sizes, ``last``, the day's
+  range, ``volume`` and ``open-interest`` are made up (the simulator models a top of book only).
+  ``/_emulator/quotes`` is an older emulator-only shortcut.
 * One account, one virtual trading day: ``/orders/live`` lists every order of the session.
 * Only Limit and one-leg Market orders, Day and GTC; margin and fee blocks are constants (every
   field and breakdown of reference §3.3, zero fees); ``global-request-id`` is derived from the

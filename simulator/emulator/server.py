@@ -21,8 +21,8 @@ GET         ``/accounts/{n}/orders``                     ``items`` + ``paginatio
 GET         ``/accounts/{n}/orders/{id}``                the order
 DELETE      ``/accounts/{n}/orders/{id}``                the order (``Cancel Requested``)
 PUT         ``/accounts/{n}/orders/{id}``                the NEW order (``Contingent``)
-GET         ``/market-data/by-type?equity-option=<OCC>``  ``items`` of quotes (:mod:`.market_data`)
-GET         ``/market-data/equity-option/{symbol}``        one quote item
+GET         ``/market-data/by-type``                     ``items`` of quotes (``equity-option=<OCC>``)
+GET         ``/market-data/equity-option/{symbol}``      one quote item (:mod:`.market_data`)
 GET         ``/_emulator/quotes?symbol=<OCC>``           emulator only: ``items[{symbol, bid, ask, mid}]``
 ==========  ===========================================  ==========================================
 
