@@ -13,10 +13,11 @@ from atomic_orders.backends.tastytrade.quotes import TastytradeQuoteSource, pars
 from atomic_orders.fsm.errors import BrokerUnavailable, QuoteUnavailable, ValidationError
 from atomic_orders.fsm.orders import Quote
 from atomic_orders.fsm.symbol import OptionSymbol
-from atomic_orders.simulator.emulator import Fault
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.emulator import EmulatorDriver, Fault
 from tests.roles import condor_roles
 
-from .conftest import NO_RESTING_FILLS, Harness
+from .conftest import NO_RESTING_FILLS, PERFECT, Harness
 
 ROUTE = "GET /market-data/by-type"
 
@@ -181,3 +182,13 @@ def test_the_client_refuses_more_than_100_symbols(harness: Harness) -> None:
     with pytest.raises(ValueError, match="at most 100"):
         harness.client.market_data([s.occ for s in _symbols(harness, 101)])
     assert harness.emulator.request_count(ROUTE) == 0
+
+
+def test_the_emulator_driver_prices_over_http() -> None:
+    """The emulator-backed session's driver wires the HTTP quote source (not the in-process one)."""
+    with EmulatorDriver(BrokerSimulator(3, PERFECT)) as driver:
+        assert driver.quotes is not None and driver.backend.quote_source is driver.quotes
+        m = driver.broker.market
+        symbol = m.symbol(m.default_expiry, "C", int(m.spot(0.0) // 5 * 5))
+        assert driver.backend.quote(symbol).ask == driver.broker.quote(symbol).ask
+        assert driver.emulator.request_count(ROUTE) == 1
