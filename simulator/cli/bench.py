@@ -999,6 +999,16 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("quote_requests_per_tick_1", "req", "GET /market-data/by-type per pricing tick, 1 open group"),
     ("quote_requests_per_tick_10", "req", "  10 open groups"),
     ("quote_requests_per_tick_100", "req", "  100 open groups (quote_legs_per_tick_100 legs)"),
+    ("reject_to_cancel_virtual_ms_p50_streamer", "ms", "broker reject -> our cancel at the emulator, streamer"),
+    ("reject_to_cancel_virtual_ms_p99_streamer", "ms", "  p99 (virtual time; wall: reject_to_cancel_wall_ms_*)"),
+    ("reject_to_cancel_virtual_ms_p50_polling", "ms", "  same, polling every 1 s, p50"),
+    ("reject_to_cancel_virtual_ms_p99_polling", "ms", "  polling, p99"),
+    ("rest_requests_per_tick_1_streamer_on", "req", "REST requests per executor tick, 1 open group, streamer"),
+    ("rest_requests_per_tick_1_streamer_off", "req", "  same, polling only"),
+    ("rest_requests_per_tick_10_streamer_on", "req", "  10 open groups, streamer"),
+    ("rest_requests_per_tick_10_streamer_off", "req", "  10 open groups, polling only"),
+    ("rest_requests_per_tick_100_streamer_on", "req", "  100 open groups, streamer"),
+    ("rest_requests_per_tick_100_streamer_off", "req", "  100 open groups, polling only"),
 )
 
 

@@ -3,7 +3,7 @@
 :mod:`.state` translates between the API's order JSON and the simulator, :mod:`.records` holds
 the customer, account and balance objects, :mod:`.server` is the HTTP layer (auth, versions,
 envelopes, errors), :mod:`.faults` injects HTTP-level faults on top of the simulator's chaos,
-:mod:`.session` drives it in-process or standalone.
+:mod:`.session` drives it in-process or standalone, :mod:`.streamer` is the account streamer's websocket.
 
 Where the emulator differs from (or guesses about) the real API -- see also the reference:
 
@@ -15,8 +15,11 @@ Where the emulator differs from (or guesses about) the real API -- see also the 
   in the error envelope of reference §4 (the reference documents the envelope and 422 for
   business rules, not these codes: inferred; clients branch on the status). A replacement's
   ``size`` is what remains to fill; a PUT without ``legs`` keeps it, a PUT with ``legs`` sets it.
-* No account streamer (websocket, checklist item 5): clients poll the REST lists, which hold
-  the same full order objects with cumulative fills.
+* The account streamer (:mod:`.streamer`, a websocket on its own port of 127.0.0.1,
+  ``TastytradeEmulator.streamer_url``) pushes an ``Order`` notification (the REST order object)
+  on every order change, with ``timestamp`` in the virtual clock's epoch ms; only ``connect`` and
+  ``heartbeat`` are served (no ``AccountBalance``, ``CurrentPosition`` or watchlist messages).
+  Its faults: ``drop``, ``silent``, ``duplicate``, ``reorder``, ``batch``, ``withhold``, ``inject``.
 * Quotes: ``GET /market-data/by-type`` and ``GET /market-data/equity-option/{symbol}``
   (:mod:`.market_data`, reference 5.1) from the simulated market; sizes, ``last``, the day's
   range, ``volume`` and ``open-interest`` are made up (the simulator models a top of book only).

@@ -274,3 +274,14 @@ def test_the_token_is_in_no_log_and_no_repr(make_driver: Callable[..., EmulatorD
     assert secret not in text
     assert "Bearer" not in caplog.text
     assert any(r.name.startswith("atomic_orders.tastytrade.streamer") for r in caplog.records)
+
+
+def test_the_bench_figures_count_what_they_claim() -> None:
+    from atomic_orders.simulator.cli.streamer_bench import reject_reaction, requests_per_tick
+
+    pushed, polled = reject_reaction(3, True), reject_reaction(3, False)
+    assert pushed["virtual_ms"]["n"] == polled["virtual_ms"]["n"] == 3  # every group: a reject, then a cancel
+    # virtual time, not this machine's speed: the push is acted on in the step that received it,
+    # the poll waits for its next tick (1 s)
+    assert pushed["virtual_ms"]["p99"] == 0.0 and 0 < polled["virtual_ms"]["p50"] <= 1000
+    assert requests_per_tick(10, False, ticks=5) == 1.0 and requests_per_tick(10, True, ticks=5) == 0.0
