@@ -54,6 +54,7 @@ from atomic_orders.backends.tastytrade.errors import (
     redact,
 )
 from atomic_orders.backends.tastytrade.parsing import parse_order_id
+from atomic_orders.fsm.errors import ValidationError
 
 __all__ = ["MAX_MARKET_DATA_SYMBOLS", "JsonObject", "TastytradeApiClient"]
 
@@ -149,13 +150,17 @@ class TastytradeApiClient:
     def market_data(self, equity_options: Sequence[str]) -> list[JsonObject]:
         """``GET /market-data/by-type?equity-option=A&equity-option=B``: quote items (reference 5.1).
 
-        At most :data:`MAX_MARKET_DATA_SYMBOLS` (100) symbols per request (``ValueError`` for
-        more: the caller batches); the key is repeated per symbol as the tastyware SDK sends it.
-        Retried like every GET. Answers ``data.items`` (objects only).
+        At most :data:`MAX_MARKET_DATA_SYMBOLS` (100) symbols per request (``ValidationError`` for
+        more, or for a symbol that is not a string: the caller batches); the key is repeated per
+        symbol as the tastyware SDK sends it. Retried like every GET. Answers ``data.items``
+        (objects only).
         """
         if len(equity_options) > MAX_MARKET_DATA_SYMBOLS:
-            raise ValueError(f"equity_options: {len(equity_options)} symbols, at most {MAX_MARKET_DATA_SYMBOLS} "
-                             "per request")
+            raise ValidationError("equity_options", f"{len(equity_options)} symbols",
+                                  f"at most {MAX_MARKET_DATA_SYMBOLS} per request")
+        for symbol in equity_options:
+            if not isinstance(symbol, str) or not symbol:
+                raise ValidationError("equity_options", symbol, "every symbol must be a non-empty OCC string")
         path = "/market-data/by-type"
         params = [("equity-option", s) for s in equity_options]
         return _items(self._request("GET", path, params=params), "GET", path)

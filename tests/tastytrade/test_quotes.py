@@ -179,8 +179,10 @@ def test_garbage_quotes_never_crash_the_executor_loop(make_harness: Callable[...
 
 
 def test_the_client_refuses_more_than_100_symbols(harness: Harness) -> None:
-    with pytest.raises(ValueError, match="at most 100"):
+    with pytest.raises(ValidationError, match="at most 100"):
         harness.client.market_data([s.occ for s in _symbols(harness, 101)])
+    with pytest.raises(ValidationError, match="equity_options"):
+        harness.client.market_data(["", "x"])
     assert harness.emulator.request_count(ROUTE) == 0
 
 
