@@ -11,12 +11,26 @@ that stopped being enabled, an over-eager state key) fails here.
 
 from __future__ import annotations
 
+import enum
+import gc
+import pickle
+import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import attrs
 import pytest
 
+from atomic_orders.fsm.errors import InvalidTransition
 from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.ticket import TICKET_MACHINE, OrderTicket
 from atomic_orders.simulator.proofs.exhaustive import (
     Action,
+    CheckReport,
     World,
+    _freeze_shadowed,
+    _Siblings,
+    _thaw_shadowed,
     format_check,
     format_script,
     parse_script,
@@ -107,3 +121,114 @@ def test_cli_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "every broker script up to 2 actions" in out and "no counterexample" in out
     assert main(["check", "--depth", "1", "--mode", "legged", "--workers", "1"]) == 0
     assert "combo" not in capsys.readouterr().out.split("\n", 1)[1]
+
+
+# -- copies of a frontier state, and the parallel check ----------------------------------------------
+
+
+#: Shared by name or immutable: classes, functions, modules, enum members, and numbers and strings
+#: (attrs caches a record's hash in an int subclass whose instance dict stays empty).
+_NOT_STATE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, enum.Enum, int, float, str, bytes)
+
+
+def _frozen(obj: object) -> bool:
+    """True when setting an attribute of ``obj`` is refused (a frozen attrs record)."""
+    fields = attrs.fields(type(obj)) if attrs.has(type(obj)) else ()
+    if not fields:
+        return False
+    try:
+        setattr(obj, fields[0].name, getattr(obj, fields[0].name))  # the same value: harmless if it is allowed
+    except attrs.exceptions.FrozenInstanceError:
+        return True
+    return False
+
+
+def _mutables(root: object) -> dict[int, object]:
+    """Every container or object with settable attributes reachable from ``root`` (classes,
+    functions, modules and enum members aside: they are shared by name, never copied; frozen
+    records are walked through, so a list inside one would count)."""
+    out: dict[int, object] = {}
+    stack, visited = [root], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in visited or isinstance(obj, _NOT_STATE):
+            continue
+        visited.add(id(obj))
+        if isinstance(obj, list | dict | set | bytearray) or (
+            (hasattr(obj, "__dict__") or hasattr(obj, "__slots__")) and not _frozen(obj)
+        ):
+            out[id(obj)] = obj
+        stack.extend(gc.get_referents(obj))
+    return out
+
+
+@pytest.mark.parametrize("copy", ["sibling", "frontier"])
+def test_two_children_of_one_parent_share_no_mutable_state(copy: str) -> None:
+    """Children are copies of their parent: by a pickle with frozen records shared (siblings), or
+    from the parent's pickled frontier state (the parent itself is the last child)."""
+    parent = World(vertical_legs(), 2, mode=ExecutionMode.LEGGED)
+    parent.run(parse_script("ack(#0) -> fill(#0, 1)"))
+    assert parent.check_step("incremental") == []  # builds the replay shadow a frontier state carries
+    if copy == "sibling":
+        siblings = _Siblings(parent)
+        a, b = siblings.copy(), siblings.copy()
+    else:
+        blob = _freeze_shadowed(parent)
+        a, b = _thaw_shadowed(blob), _thaw_shadowed(blob)
+    assert a._shadow is not None and b._shadow is not None
+    mine, theirs = _mutables(a), _mutables(b)
+    assert id(a.group.audit) in mine and id(a._shadow) in mine and id(a.backend) in mine
+    assert not mine.keys() & theirs.keys(), [type(mine[i]) for i in mine.keys() & theirs.keys()]
+    assert not mine.keys() & _mutables(parent).keys()
+    # ... and a child's moves leave its sibling exactly as the parent was
+    a.run(parse_script("fill(#0) -> ack(#1) -> fill(#1) -> tick_next()"))
+    a.settle()
+    assert a.group.state == "committed" and a.check_final() == []
+    assert b.state_key() == parent.state_key() and len(b.group.audit) == len(parent.group.audit)
+    assert b.check_step("incremental") == [] and b._shadow_at == len(parent.group.audit)
+
+
+def _summary(report: CheckReport) -> list[tuple[object, ...]]:
+    return [(m.mode, m.sequences, m.states, m.settled, m.terminal_outcomes, [str(c) for c in m.counterexamples])
+            for m in report.modes]
+
+
+def _last_first(fn: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """A mapper that runs the chunks last first, each through a pickle round trip as to a worker
+    process, in this process (so a planted defect reaches it)."""
+    shared = pickle.loads(pickle.dumps(shared))
+    for item in reversed(list(items)):
+        yield item, pickle.loads(pickle.dumps(fn(shared, pickle.loads(pickle.dumps(item)))))
+
+
+def test_split_levels_merged_out_of_order_report_what_the_serial_check_reports() -> None:
+    serial = run_check(3)
+    split = run_check(3, workers=4, mapper=_last_first)
+    assert serial.ok and _summary(split) == _summary(serial)
+
+
+def test_split_check_finds_the_same_counterexamples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted defect (an illegal event that changes the ticket, caught by the probe): the same
+    counterexamples, in the same order, after the same number of sequences."""
+    real_apply = OrderTicket.apply
+
+    def leaky_apply(self: OrderTicket, event: Any) -> str:
+        if not TICKET_MACHINE.is_legal(self.state, event.trigger) and self.quantity_filled:
+            self.state = "rejected"
+            raise InvalidTransition("OrderTicket", self.order_ref, self.state, event.trigger)
+        return real_apply(self, event)
+
+    monkeypatch.setattr(OrderTicket, "apply", leaky_apply)
+    serial = run_check(3, (ExecutionMode.LEGGED,), max_counterexamples=3)
+    split = run_check(3, (ExecutionMode.LEGGED,), max_counterexamples=3, workers=3, mapper=_last_first)
+    assert len(serial.counterexamples) == 3 and "[4 legality]" in str(serial.counterexamples[0])
+    assert _summary(split) == _summary(serial)
+
+
+def test_check_on_a_local_dask_cluster_reports_what_the_serial_check_reports() -> None:
+    pytest.importorskip("distributed")
+    from atomic_orders.simulator.cli.check import run
+
+    on_cluster = run(3, [ExecutionMode.LEGGED], quantity=2, workers=2)
+    serial = run_check(3, (ExecutionMode.LEGGED,))
+    assert on_cluster.ok and _summary(on_cluster) == _summary(serial)
