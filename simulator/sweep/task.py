@@ -7,9 +7,9 @@
 state), ``violations`` (count per invariant name, :func:`invariant_of`), ``violation_samples``
 (at most :data:`SAMPLES`), ``residual_exposure`` and ``unaccounted_exposure`` (contracts per OCC
 symbol), ``unfinished`` (groups), ``error`` (the exception that ended the task, or None), ``wall``
-(seconds) and ``fingerprint`` (SHA-256 of the session report without its wall-clock figures:
-the same seed gives the same fingerprint on any worker; None for crash campaigns, whose kills
-land at wall-clock moments).
+(seconds), ``cpu`` (the worker process's CPU seconds for it) and ``fingerprint`` (SHA-256 of the
+session report without its wall-clock figures: the same seed gives the same fingerprint on any
+worker; None for crash campaigns, whose kills land at wall-clock moments).
 
 A crash campaign (``config.crash``) runs :func:`~atomic_orders.simulator.crash.harness.run_crash_test`
 in a temporary folder of its own; its line has ``outcomes`` from the journal (groups per final
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -162,7 +163,10 @@ def _failing_by_hook(seed: int) -> bool:
 
 def run_seed(seed: int, config: SweepConfig) -> dict[str, Any]:
     """One results line for ``seed`` (never raises for a session's own error: it is the line's ``error``)."""
-    started = time.perf_counter()
+    # Alerts are counted in the line; printed from every worker they would bury the sweep's output
+    # (violations are ERROR and still print).
+    logging.getLogger("atomic_orders").setLevel(logging.ERROR)
+    started, cpu = time.perf_counter(), time.process_time()
     line: dict[str, Any] = {"seed": seed, "config": config.to_json()}
     try:
         if _failing_by_hook(seed):
@@ -174,6 +178,7 @@ def run_seed(seed: int, config: SweepConfig) -> dict[str, Any]:
                      "residual_exposure": {}, "unaccounted_exposure": {}, "unfinished": 0,
                      "error": f"{type(err).__name__}: {err}"[:500], "fingerprint": None})
     line["wall"] = round(time.perf_counter() - started, 3)
+    line["cpu"] = round(time.process_time() - cpu, 3)
     return line
 
 

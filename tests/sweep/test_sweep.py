@@ -34,7 +34,7 @@ CLI = [sys.executable, "-m", "atomic_orders.simulator.cli"]
 
 def _stable(line: dict[str, Any]) -> dict[str, Any]:
     """A results line without what the wall clock decides."""
-    return {k: v for k, v in line.items() if k != "wall"}
+    return {k: v for k, v in line.items() if k not in ("wall", "cpu")}
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
