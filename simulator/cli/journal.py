@@ -11,9 +11,10 @@ terminal state:
 
 * ``tastytrade-emulator``: the real TastyTrade client over HTTP to an emulator that kept the
   broker state while the trading process was down (``--url``/``--account``; credentials from
-  ``TASTYTRADE_CLIENT_SECRET``/``TASTYTRADE_REFRESH_TOKEN``). The emulator must expose the
-  emulator-only clock routes (``atomic-orders crash serve``), since its virtual time is the
-  broker's.
+  ``TASTYTRADE_CLIENT_SECRET``/``TASTYTRADE_REFRESH_TOKEN``). An emulator with the emulator-only
+  clock routes (``atomic-orders crash serve``) has its virtual time driven from here; one on its
+  own real-time clock (``atomic-orders emulate``) is recovered on the wall clock, as the live
+  loop does (``atomic-orders live``: polling, every group driven for up to ``--grace`` seconds).
 * ``simulated``: the in-process simulator kept NO state after its process ended, so this is a
   rehearsal: a fresh simulator (same seed, clock moved to the journal's last moment) that holds
   what the journal says the broker settled (every order whose ticket was final, with its fills
@@ -55,6 +56,7 @@ from atomic_orders.simulator.cli.options import (
     file_path,
     must_exist,
     must_not_exist,
+    non_negative_float,
     write_json,
 )
 
@@ -231,12 +233,15 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         session = CrashSession(int(config.get("seed", 1)), 0, str(config.get("profile", "rough")),
                                float(config.get("session_seconds", 6.5 * 3600)))
         try:
-            result = run_child(args.url, args.account, path, session, run_plan=False)
+            if _clock_routes(args.url):
+                result = run_child(args.url, args.account, path, session, run_plan=False)
+            else:  # an emulator on its own (real-time) clock, as 'atomic-orders emulate' runs it
+                result = _recover_wall_clock(args.url, args.account, path, args.grace)
         except requests.RequestException as err:
-            # The clock routes: an unreachable emulator, or one without them (plain 'emulate').
-            raise UserError(f"--url {args.url!r}: the time-controlled emulator did not answer ({err}); start one "
-                            "with 'atomic-orders crash serve'. The journal is as it was or further recovered; "
-                            "run recover again") from None
+            # An unreachable emulator (or one that stopped answering mid-recovery).
+            raise UserError(f"--url {args.url!r}: the emulator did not answer ({err}); start one with "
+                            "'atomic-orders emulate' (or 'atomic-orders crash serve'). The journal is as it was or "
+                            "further recovered; run recover again") from None
         print(json.dumps(result, indent=2, sort_keys=True))
         unexplained = result["recovery"].get("unexplained") if result["recovery"] else None
         if unexplained:  # a position no group owns is somebody's problem now: never exit 0 on it
@@ -255,6 +260,50 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     for gid, line in changed.items():
         print(f"  {gid}: {line}")
     return 0 if ok and not open_groups and not changed else 1
+
+
+def _clock_routes(url: str) -> bool:
+    """True when the emulator at ``url`` has the time-controlled routes (``atomic-orders crash serve``).
+
+    A plain ``atomic-orders emulate`` refuses the unauthenticated route; an unreachable host raises
+    :class:`requests.RequestException`.
+    """
+    import requests
+
+    with requests.Session() as probe:
+        return probe.get(f"{url.rstrip('/')}/_emulator/clock", timeout=10).status_code == 200
+
+
+def _recover_wall_clock(url: str, account: str, path: Path, grace: float) -> dict[str, Any]:
+    """Recover against an emulator that keeps its own real-time clock: the live loop's recovery path.
+
+    :class:`LiveSession` (polling only, no strategy) recovers the journal and drives every group on
+    the wall clock until none is open or ``grace`` seconds passed. Answers what ``run_child`` answers.
+    """
+    from atomic_orders.backends.tastytrade.auth import OAuthCredentials
+    from atomic_orders.backends.tastytrade.config import TastytradeConfig
+    from atomic_orders.backends.tastytrade.errors import TastytradeError
+    from atomic_orders.backends.tastytrade.live import LiveSession, LiveSettings
+
+    try:
+        config = TastytradeConfig(account, url)
+    except (ValueError, TypeError) as err:
+        raise UserError(str(err)) from None
+    try:
+        session = LiveSession.open(config, OAuthCredentials.from_env(), path,
+                                   settings=LiveSettings(grace=grace, streamer=False, journal_sync="normal"))
+    except TastytradeError as err:
+        raise UserError(f"--url {url!r}: {err}") from None
+    with session:
+        result = session.run(until_idle=True)
+        report = result.recovery
+        recovery = {} if report is None else {
+            "rebuilt": report.groups_rebuilt, "unfinished": len(report.groups_unfinished),
+            "not_found": len(report.not_found), "fills_recovered": report.fills_recovered,
+            "unexplained": report.unexplained_exposure, "mismatches": list(report.replay_mismatches)}
+        return {"recovered": report is not None, "recovery": recovery, "violations": list(result.violations),
+                "open": list(result.left_open), "orders_sent": session.executor.stats.orders_sent,
+                "clock": "wall"}
 
 
 def _finished_changed(before: JournalContents, after: JournalContents) -> dict[str, str]:
@@ -361,3 +410,6 @@ def add_journal_commands(sub: Any) -> None:
                                        "simulated (a rehearsal, see above); no default, the two differ too much")
     rc.add_argument("--url", help="the emulator's URL (tastytrade-emulator)")
     rc.add_argument("--account", help="the account number (tastytrade-emulator)")
+    rc.add_argument("--grace", type=non_negative_float, default=120.0, metavar="S",
+                    help="tastytrade-emulator on its own clock: seconds to drive the groups to settlement on the "
+                         "wall clock before giving up (default 120)")

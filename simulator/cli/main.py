@@ -186,6 +186,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from atomic_orders.simulator.cli.scaling import scaling_figures
 
         result["scaling"] = scaling_figures(large=args.scaling, progress=lambda line: print(line, file=sys.stderr))
+    if args.sweep is not None:
+        from atomic_orders.simulator.sweep.cluster import MissingDask
+        from atomic_orders.simulator.sweep.throughput import sweep_throughput
+
+        try:
+            result["sweep"] = sweep_throughput(seeds=args.sweep, progress=lambda line: print(line, file=sys.stderr))
+        except MissingDask as err:
+            raise UserError(str(err)) from None
+    if args.check_depth is not None:
+        from atomic_orders.simulator.cli.check import check_figures
+
+        result["check"] = check_figures(args.check_depth, progress=lambda line: print(line, file=sys.stderr))
     # Exit 1 when a correctness check of the bench failed (the implementations disagreed).
     code = 0 if result["checks_ok"] else 1
     if args.json == STDOUT:
@@ -285,9 +297,15 @@ def add_main_commands(sub: Any) -> None:
     add_json(bench, "the figures")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures are noisy)")
     bench.add_argument("--no-sim", action="store_true", help="skip the simulated-session figures (10k condors x2)")
+    bench.add_argument("--check-depth", nargs="?", const=7, type=count_at_most(MAX_DEPTH), metavar="K",
+                       help="also time 'check --depth K' (default 7) on 2 local worker processes beside its goal: "
+                       "depth 7 under 3 minutes (slow: minutes)")
     bench.add_argument("--scaling", nargs="?", const=100_000, type=int, metavar="N",
                        help="also run N hostile groups (default 100,000) against 1,000 in child processes: "
                        "per-condor cost, peak RSS and CPU time beside their goals (slow: minutes)")
+    bench.add_argument("--sweep", nargs="?", const=40, type=positive_at_most(10_000), metavar="SEEDS",
+                       help="also sweep SEEDS hostile sessions of 100 groups (default 40) on 1 then 2 local worker "
+                       "processes: seeds per minute and their ratio (needs the 'sweep' extra; slow: minutes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     from atomic_orders.simulator.cli.sweep import add_sweep_commands
 
     add_sweep_commands(sub)
+    from atomic_orders.simulator.cli.live import add_live_commands
+
+    add_live_commands(sub)
     return parser
 
 

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -56,6 +58,7 @@ class EmulatorDriver:
         streamer: bool = False,
         watchdog_interval: float = 30.0,
         streamer_settings: StreamerSettings | None = None,
+        streamer_drop_every: float | None = None,
         http_quotes: bool = True,
     ) -> None:
         self.broker = broker
@@ -80,6 +83,11 @@ class EmulatorDriver:
                                             self.client.tokens.authorization, on_refused=self.client.tokens.invalidate,
                                             settings=streamer_settings).start()
             self.streamer.wait_connected(5.0)
+        #: Virtual seconds between two drops of the streamer's socket (a fault; None: never).
+        self.streamer_drop_every = streamer_drop_every
+        self._next_drop = streamer_drop_every
+        #: Sockets dropped by that fault so far.
+        self.streamer_drops = 0
         self.backend = TastytradeBackend(
             self.client,
             clock=broker.clock,
@@ -104,6 +112,12 @@ class EmulatorDriver:
     def advance_to(self, seconds: float) -> None:
         """Move virtual time (the emulator folds the simulator's deliveries into its orders)."""
         self.emulator.advance_to(seconds)
+        every = self.streamer_drop_every
+        if self.streamer is not None and every is not None and self._next_drop is not None \
+                and seconds >= self._next_drop and self.streamer.connected:
+            self.emulator.streamer.drop()  # reconnect, REST re-sync, polls meanwhile
+            self.streamer_drops += 1
+            self._next_drop = seconds + every
         self.sync_streamer()
 
     def sync_streamer(self, timeout: float = 0.5) -> bool:
@@ -143,17 +157,27 @@ def run_standalone(
     speed: float = 1.0,
     faults: HttpFaults | None = None,
     host: str = "127.0.0.1",
-    print_fn: Callable[[str], None] = print,
+    print_fn: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Serve the emulated API until ``stop`` is set (or Ctrl-C); virtual time follows the wall clock."""
-    broker = BrokerSimulator(seed, ChaosProfile.preset(profile))
+    """Serve the emulated API until ``stop`` is set (or Ctrl-C); virtual time follows the wall clock.
+
+    At ``speed`` 1 the simulated session opens now (wall-clock UTC, whole seconds), so the
+    emulator's times (quotes' ``updated-at``, orders) ARE the wall clock's and a client on the
+    wall clock (``atomic-orders live``, ``recover``) agrees with it; at another speed it opens at
+    the market model's default date. Prints the REST URL, the streamer URL and the test credentials.
+    """
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) if speed == 1.0 else None
+    broker = BrokerSimulator(seed, ChaosProfile.preset(profile), session_open=opens)
     emulator = TastytradeEmulator(broker, host=host, port=port, faults=faults, fault_seed=seed).start()
     stop = stop if stop is not None else threading.Event()
     creds = emulator.credentials()
+    if print_fn is None:  # flushed: a parent process reads the URLs from a pipe while this serves
+        print_fn = functools.partial(print, flush=True)
     print_fn(f"TastyTrade emulator on {emulator.url}  account {emulator.account_number}  profile {profile} seed {seed}")
     print_fn(f"  OAuth test credentials: refresh_token={creds.refresh_token.reveal()} "
              f"client_secret={creds.client_secret.reveal()}  (emulator-only values)")
+    print_fn(f"  account streamer on {emulator.streamer_url}")
     started = time.monotonic()
     try:
         while not stop.is_set():
