@@ -1051,6 +1051,10 @@ def format_report(result: dict[str, Any]) -> str:
             f"{'idle_group_bytes':<32} {_fmt(result['idle_group_bytes']):>12} {'':>12}  < 8192  "
             f"{'MET' if mem_met else 'MISSED'}"
         )
+    if "sweep" in result:
+        from atomic_orders.simulator.sweep.throughput import format_throughput
+
+        lines += ["", format_throughput(result["sweep"])]
     checks = result.get("checks", {})
     failed = [k for k, ok in checks.items() if not ok]
     lines += [
