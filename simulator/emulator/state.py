@@ -270,11 +270,12 @@ class EmulatedAccount:
         #: What each order looked like when it was last pushed (see :meth:`changed_orders`).
         self._pushed: dict[int, tuple[Any, ...]] = {}
 
-    def changed_orders(self) -> list[tuple[str | None, Any]]:
+    def changed_orders(self, views: bool = True) -> list[tuple[str | None, Any]]:
         """Orders that changed since the last call, as ``(external identifier, order JSON)``, by id.
 
         A change is anything an answer would show differently: status, fills, ``updated-at``,
         size, links, reasons (the account streamer pushes each one as an ``Order`` notification).
+        ``views=False``: only remember the changes (nobody listens), the JSON is ``None``.
         """
         out: list[tuple[str | None, Any]] = []
         for oid, order in self.orders.items():
@@ -282,7 +283,7 @@ class EmulatedAccount:
                    order.withhold, order.replacing, order.contingent_status, order.reject_reason, order.edited)
             if self._pushed.get(oid) != sig:
                 self._pushed[oid] = sig
-                out.append((order.external_identifier, self._view(order)))
+                out.append((order.external_identifier, self._view(order) if views else None))
         return out
 
     def refuse(self, pattern: str, message: str) -> None:

@@ -143,6 +143,11 @@ class StreamerHub:
         if held is not None:
             self._broadcast([held])
 
+    def listening(self) -> bool:
+        """True when some socket is subscribed (else changes are not even serialized)."""
+        with self._lock:
+            return any(s.subscribed for s in self._sockets)
+
     def inject(self, raw: str) -> None:
         """Send ``raw`` text as is to every subscribed socket (malformed messages, for tests)."""
         self._broadcast([raw])

@@ -285,7 +285,9 @@ def run_session(
         from atomic_orders.simulator.emulator import EmulatorDriver, HttpFaults
 
         driver = EmulatorDriver(broker, faults=HttpFaults.preset(config.http_faults), fault_seed=config.seed,
-                                streamer=config.streamer)
+                                streamer=config.streamer,
+                                # with HTTP faults, the streamer's socket is also dropped every 10 virtual minutes
+                                streamer_drop_every=600.0 if config.http_faults != "none" else None)
         backend = driver.backend
     tally = _Tally()
     if config.records or events_path is not None:

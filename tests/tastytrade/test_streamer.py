@@ -27,7 +27,7 @@ from atomic_orders.simulator.emulator import EmulatorDriver
 PERFECT = ChaosProfile()
 NO_RESTING_FILLS = attrs.evolve(PERFECT, limit_fill_rate=0.0)
 #: Fast reconnects, quick dead-socket detection (the heartbeat's lower bound is 2 s).
-FAST = StreamerSettings(heartbeat_interval=2.0, reply_timeout=0.4, idle_timeout=30.0, backoff_base=0.02,
+FAST = StreamerSettings(heartbeat_interval=2.0, reply_timeout=1.5, idle_timeout=30.0, backoff_base=0.02,
                         backoff_max=0.2, open_timeout=2.0)
 
 
@@ -164,7 +164,7 @@ def test_a_silent_socket_is_detected_and_replaced(make_driver: Callable[..., Emu
     st = d.streamer
     assert st is not None
     d.emulator.streamer.silent = True
-    assert wait_for(lambda: st.stats["dead_sockets"] >= 1, 6.0)
+    assert wait_for(lambda: st.stats["dead_sockets"] >= 1, 10.0)
     d.emulator.streamer.silent = False
     assert wait_for(lambda: st.connected and st.stats["connects"] >= 2, 5.0)
 
@@ -196,12 +196,15 @@ def test_batched_results_are_unpacked(make_driver: Callable[..., EmulatorDriver]
     hub.batch = 10
     for i in range(3):
         d.backend.submit(buy(d, f"g{i}-e", marketable=False))
+    lists = d.emulator.request_count("GET /orders/live")
     d.advance_to(d.broker.clock.seconds + 2.0)  # all three go live in one pass: one message
     st = d.streamer
     assert st is not None
-    acks = [be for be in d.backend.poll_events() if isinstance(be.event, Acknowledged)]
-    assert sorted(be.order_ref for be in acks) == ["g0-e", "g1-e", "g2-e"]
-    assert st.stats["orders"] >= 6
+    seen = [(be.order_ref, be.event) for be in d.backend.poll_events()]
+    seen += run_until(d, lambda s: sum(isinstance(e, Acknowledged) for _r, e in s) >= 3, dt_=0.1, limit=1.0)
+    assert sorted(r for r, e in seen if isinstance(e, Acknowledged)) == ["g0-e", "g1-e", "g2-e"]
+    assert st.stats["orders"] >= 6 and st.stats["malformed"] == 0
+    assert d.emulator.request_count("GET /orders/live") == lists  # all of it came over the socket
 
 
 def test_malformed_messages_do_not_stop_the_loop(make_driver: Callable[..., EmulatorDriver],
@@ -222,7 +225,8 @@ def test_malformed_messages_do_not_stop_the_loop(make_driver: Callable[..., Emul
     assert d.backend.monitor.skipped_records >= 1
     d.backend.submit(buy(d, "g1-e"))
     seen = run_until(d, lambda s: any(isinstance(e, Fill) for _r, e in s), limit=10.0)
-    assert any(isinstance(e, Fill) for _r, e in seen) and st.connected
+    assert any(isinstance(e, Fill) for _r, e in seen)
+    assert st.stats["dead_sockets"] == 0 or wait_for(lambda: st.connected, 5.0)
 
 
 def test_polls_fall_back_to_the_fast_interval_while_the_socket_is_down(
@@ -285,3 +289,46 @@ def test_the_bench_figures_count_what_they_claim() -> None:
     # the poll waits for its next tick (1 s)
     assert pushed["virtual_ms"]["p99"] == 0.0 and 0 < polled["virtual_ms"]["p50"] <= 1000
     assert requests_per_tick(10, False, ticks=5) == 1.0 and requests_per_tick(10, True, ticks=5) == 0.0
+
+
+def test_a_failed_send_leaves_the_token_in_no_frame(make_driver: Callable[..., EmulatorDriver]) -> None:
+    import traceback
+
+    from atomic_orders.backends.tastytrade import streamer as module
+
+    d = make_driver(streamer=False)
+    token = d.client.tokens.authorization()
+    st = AccountStreamer(d.emulator.streamer_url, d.emulator.account_number, lambda: token)
+    with module.connect(st.url, proxy=None) as ws:
+        st._ws = ws
+        ws.close_socket()  # the send below fails on a dead socket
+        with pytest.raises(Exception) as info:
+            for _ in range(50):  # the library may buffer the first frames of a dying socket
+                st._send("heartbeat")
+    shown: list[str] = [str(info.value)]
+    pending: list[BaseException | None] = [info.value]
+    while pending:
+        exc = pending.pop()
+        if exc is None:
+            continue
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            if frame.f_code.co_filename == __file__:
+                continue
+            shown += [repr(v) for v in frame.f_locals.values()]
+        pending += [exc.__context__, exc.__cause__]
+    assert len(shown) > 1  # the streamer's own frames were walked
+    assert not any(token.split(" ", 1)[1] in text for text in shown)
+
+
+def test_the_driver_drops_the_socket_on_schedule(make_driver: Callable[..., EmulatorDriver]) -> None:
+    d = make_driver(streamer_drop_every=5.0)
+    st = d.streamer
+    assert st is not None
+    for connects in (2, 3):
+        for _ in range(5):
+            d.advance_to(d.broker.clock.seconds + 1.0)
+            d.backend.poll_events()
+        assert wait_for(lambda: st.stats["connects"] == connects and st.connected, 5.0)  # noqa: B023
+    assert d.streamer_drops == 2 and d.emulator.streamer.counts.get("drops") == 2
+    d.backend.poll_events()
+    assert d.backend.resyncs == 3
