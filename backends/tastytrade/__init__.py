@@ -5,7 +5,8 @@ masked secrets), :mod:`.client` (HTTP, retries, typed errors from :mod:`.errors`
 :mod:`.symbols` (OCC and streamer symbology), :mod:`.payloads` (order JSON),
 :mod:`.parsing` (order JSON back, the status table), :mod:`.monitor` (polling -> ticket events),
 :mod:`.quotes` (top of book from ``GET /market-data/by-type``, one request per pricing tick),
-:mod:`.dry_run` (what a preflight answer says) and :mod:`.backend` (:class:`TastytradeBackend`).
+:mod:`.dry_run` (what a preflight answer says), :mod:`.streamer` (the account streamer's websocket:
+pushed order changes) and :mod:`.backend` (:class:`TastytradeBackend`).
 
 Choices where the reference is silent or unverified:
 
@@ -15,10 +16,13 @@ Choices where the reference is silent or unverified:
   (``Routed`` in the POST answer), not only at ``Live``.
 * A 401 is retried once after a token refresh for every method, POST included: the API refuses
   before acting, so this cannot duplicate an order.
-* Order status comes from polling ``/orders/live`` (the account streamer is not used).
+* Order status comes from polling ``/orders/live``, and with an :class:`AccountStreamer` from the
+  pushed ``Order`` notifications too (the same parser; polls then run as a 30 s watchdog, and at
+  the fast interval whenever the socket is down). The streamer re-reads the orders over REST
+  after every (re)connect: the server replays nothing (reference 5, empirical).
 * The certification preset sends no ``Accept-Version`` (sandbox 404s with it, tastyware #291).
 
-May import: :mod:`atomic_orders.fsm` and ``requests``; no other backend and no simulator.
+May import: :mod:`atomic_orders.fsm`, ``requests`` and ``websockets``; no other backend and no simulator.
 """
 
 from atomic_orders.backends.tastytrade.auth import OAuthCredentials, Secret, TokenManager
@@ -26,13 +30,16 @@ from atomic_orders.backends.tastytrade.backend import QuoteSource, TastytradeBac
 from atomic_orders.backends.tastytrade.client import TastytradeApiClient
 from atomic_orders.backends.tastytrade.config import CERTIFICATION_URL, PRODUCTION_URL, TastytradeConfig
 from atomic_orders.backends.tastytrade.quotes import TastytradeQuoteSource
+from atomic_orders.backends.tastytrade.streamer import AccountStreamer, StreamerSettings
 
 __all__ = [
+    "AccountStreamer",
     "CERTIFICATION_URL",
     "PRODUCTION_URL",
     "OAuthCredentials",
     "QuoteSource",
     "Secret",
+    "StreamerSettings",
     "TastytradeApiClient",
     "TastytradeBackend",
     "TastytradeConfig",
