@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from atomic_orders.fsm.errors import BrokerError, QuoteUnavailable, ValidationError
+from atomic_orders.fsm.execution_policy import MAX_SECONDS, ExecutionPolicy
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.symbol import OptionSymbol, Right
 from atomic_orders.simulator.cli.options import (
@@ -177,7 +178,11 @@ def _cmd_live(args: argparse.Namespace) -> int:
                             mode=ExecutionMode(args.mode)))
     settings = LiveSettings(grace=args.grace, streamer=not args.no_streamer, journal_sync=args.journal_sync)
     try:
-        session = LiveSession.open(config, creds, args.journal, strategy=strategy, settings=settings)
+        policy = ExecutionPolicy() if args.deadline is None else ExecutionPolicy(deadline_seconds=args.deadline)
+    except ValidationError as err:
+        raise UserError(f"--deadline: {err}") from None
+    try:
+        session = LiveSession.open(config, creds, args.journal, strategy=strategy, settings=settings, policy=policy)
     except TastytradeError as err:
         raise UserError(f"--url {url}: {err}") from None
     with session, session.signals_handled():
@@ -205,6 +210,10 @@ def add_live_commands(sub: Any) -> None:
     live.add_argument("--grace", type=non_negative_float, default=60.0, metavar="S",
                       help="after a stop, seconds to drive open groups to settlement (default 60); then they are "
                            "left in the journal")
+    live.add_argument("--deadline", type=positive_float, metavar="S",
+                      help=f"entries unfilled after S seconds are cancelled and rolled back (the execution "
+                           f"policy's deadline_seconds; default {ExecutionPolicy().deadline_seconds:g}, at most "
+                           f"{MAX_SECONDS:g})")
     live.add_argument("--duration", type=positive_float, metavar="S",
                       help="stop by itself after S seconds, as SIGTERM would")
     live.add_argument("--streamer-url", metavar="URL",
