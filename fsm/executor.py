@@ -1216,8 +1216,8 @@ class AtomicOrderExecutor:
         """(bid, ask) of a usable quote; raises :class:`QuoteUnavailable` (or ``BrokerUnavailable``)."""
         try:
             q = self.backend.quote(symbol)
-        except BrokerUnavailable:
-            raise
+        except (BrokerUnavailable, QuoteUnavailable):
+            raise  # within the contract (fsm/ports.py): the backend's reason is kept
         except Exception as err:  # outside the contract: no quote, named
             self.stats.boundary_errors += 1
             log.warning("quote for %s raised %s: treated as no quote", symbol.occ, type(err).__name__)

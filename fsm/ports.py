@@ -81,7 +81,13 @@ class ExecutionBackend(abc.ABC):
 
     @abc.abstractmethod
     def quote(self, symbol: OptionSymbol) -> Quote:
-        """Top of book for one option."""
+        """Top of book for one option.
+
+        Raises :class:`QuoteUnavailable` when the broker has no usable quote (absent, stale, halted,
+        not finite: its reason is kept in logs and counted as a quote miss) and
+        :class:`BrokerUnavailable` when the broker cannot answer now. Anything else raised is outside
+        the contract: the executor counts it as a boundary error and treats it as no quote.
+        """
 
     @abc.abstractmethod
     def positions(self) -> Mapping[OptionSymbol, int]:

@@ -224,3 +224,37 @@ def test_abort_of_an_unknown_group_names_the_group_id() -> None:
     with pytest.raises(ValidationError) as info:
         ex.abort("nope")
     assert info.value.field == "group_id"
+
+
+
+def test_a_quote_the_backend_refuses_keeps_its_reason_and_is_no_boundary_error() -> None:
+    """``QuoteUnavailable`` is within the port's contract (fsm/ports.py): a stale or halted quote
+    from a real broker keeps its reason (at execute and when repricing) and counts as a quote
+    miss, never as data outside the contract."""
+    from atomic_orders.fsm.errors import QuoteUnavailable
+    from atomic_orders.fsm.orders import Quote
+    from atomic_orders.fsm.symbol import OptionSymbol
+
+    backend, ex = make()
+    fresh = backend.quote
+    refusing = {"on": True}
+
+    def stale(symbol: OptionSymbol) -> Quote:
+        if refusing["on"]:
+            raise QuoteUnavailable(symbol.occ, "updated-at", "2026-01-12T14:00:00Z", "older than 5 s")
+        return fresh(symbol)
+
+    backend.quote = stale  # type: ignore[method-assign]
+    with pytest.raises(QuoteUnavailable, match="older than 5 s"):
+        ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
+    refusing["on"] = False
+    g = ex.execute_iron_condor(**CONDOR_ROLES, quantity=1)
+    [req] = backend.submitted
+    backend.push(req.order_ref, Acknowledged(backend.now(), "B1"))
+    pump(backend, ex)
+    price = g.entry_tickets[0].limit_price
+    refusing["on"] = True
+    drive(backend, ex, 30.0)  # unfilled: every step toward natural finds the quote refused
+    assert ex.stats.boundary_errors == 0
+    assert g.entry_tickets[0].limit_price == price  # no step without a usable quote
+    assert g.state in ("executing", "rolling_back", "rolled_back")
