@@ -249,6 +249,7 @@ class TastytradeEmulator:
         self._claimed_pages: Any = _NO_CLAIM
         #: The account streamer (websocket, its own port): see :mod:`.streamer`.
         self.streamer = StreamerHub(self.token_valid, account_number, host)
+        self._stream_baseline = True
 
     def __repr__(self) -> str:
         return f"TastytradeEmulator(url={self.url if self._server else None!r})"
@@ -313,14 +314,22 @@ class TastytradeEmulator:
         return expiry is not None and time.monotonic() < expiry
 
     def _publish(self) -> None:
-        """Push every order change since the last call to the account streamer (under the lock)."""
-        listening = self.streamer.listening()
+        """Push every order change since the last call to the account streamer (under the lock).
+
+        Costs nothing while no socket listens. The first call after one subscribed only takes a
+        baseline (pushes nothing): whatever changed before it, the client reads in the REST
+        re-sync it makes after every connect, which comes at or after this call.
+        """
+        if not self.streamer.listening():
+            self._stream_baseline = True
+            return
+        baseline, self._stream_baseline = self._stream_baseline, False
         try:
-            changed = self.account.changed_orders(views=listening)
+            changed = self.account.changed_orders(views=not baseline)
         except Exception:  # a test's tamper rewrite that raises: the REST answer decides, not the push
             log.exception("the account streamer could not show a changed order")
             return
-        if changed and listening:
+        if changed and not baseline:
             self.streamer.publish(changed, int(self.account.now.timestamp() * 1000))
 
     @property
