@@ -1009,6 +1009,13 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("rest_requests_per_tick_10_streamer_off", "req", "  10 open groups, polling only"),
     ("rest_requests_per_tick_100_streamer_on", "req", "  100 open groups, streamer"),
     ("rest_requests_per_tick_100_streamer_off", "req", "  100 open groups, polling only"),
+    ("executor_requests_per_tick_1_streamer_on", "req", "whole executor tick (polls, quotes, reprices), 1 group, "
+     "streamer"),
+    ("executor_requests_per_tick_1_streamer_off", "req", "  same, polling only"),
+    ("executor_requests_per_tick_10_streamer_on", "req", "  10 working groups, streamer"),
+    ("executor_requests_per_tick_10_streamer_off", "req", "  10 working groups, polling only"),
+    ("executor_requests_per_tick_100_streamer_on", "req", "  100 working groups, streamer"),
+    ("executor_requests_per_tick_100_streamer_off", "req", "  100 working groups, polling only"),
 )
 
 
