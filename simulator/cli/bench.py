@@ -1016,6 +1016,10 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("executor_requests_per_tick_10_streamer_off", "req", "  10 working groups, polling only"),
     ("executor_requests_per_tick_100_streamer_on", "req", "  100 working groups, streamer"),
     ("executor_requests_per_tick_100_streamer_off", "req", "  100 working groups, polling only"),
+    ("live_reject_to_cancel_wall_ms_p50_streamer", "ms", "live loop (wall clock): reject -> our cancel, streamer"),
+    ("live_reject_to_cancel_wall_ms_p99_streamer", "ms", "  p99"),
+    ("live_reject_to_cancel_wall_ms_p50_polling", "ms", "  same, polling every 1 s, p50"),
+    ("live_reject_to_cancel_wall_ms_p99_polling", "ms", "  polling, p99"),
 )
 
 

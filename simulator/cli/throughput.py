@@ -115,7 +115,7 @@ def simulation_figures(quick: bool = False) -> dict[str, Any]:
     memory = session_memory(200 if quick else 2_000, ExecutionMode.LEGGED)
     journal_sim = journal_overhead(300 if quick else 2_000)
     journal_http = journal_overhead(20 if quick else 100, backend="tastytrade-emulator", profile="rough")
-    from atomic_orders.simulator.cli.live_bench import executor_tick_figures
+    from atomic_orders.simulator.cli.live_bench import executor_tick_figures, live_reaction_figures
     from atomic_orders.simulator.cli.streamer_bench import streamer_figures
     from atomic_orders.simulator.cli.tastytrade_bench import tastytrade_figures
 
@@ -123,6 +123,7 @@ def simulation_figures(quick: bool = False) -> dict[str, Any]:
         **tastytrade_figures(quick),
         **streamer_figures(quick),
         **executor_tick_figures(quick),
+        **live_reaction_figures(quick),
         "sim_groups_per_s_journal_off": journal_sim["none"]["groups_per_s"],
         "sim_groups_per_s_journal_normal": journal_sim["normal"]["groups_per_s"],
         "sim_groups_per_s_journal_full": journal_sim["full"]["groups_per_s"],
