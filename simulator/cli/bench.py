@@ -1066,6 +1066,10 @@ def format_report(result: dict[str, Any]) -> str:
         from atomic_orders.simulator.sweep.throughput import format_throughput
 
         lines += ["", format_throughput(result["sweep"])]
+    if "check" in result:
+        from atomic_orders.simulator.cli.check import format_check_figures
+
+        lines += ["", format_check_figures(result["check"])]
     checks = result.get("checks", {})
     failed = [k for k, ok in checks.items() if not ok]
     lines += [

@@ -10,7 +10,9 @@ started; without Dask the two modes are checked in parallel forked processes ins
 from __future__ import annotations
 
 import functools
+import resource
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,3 +61,58 @@ def run(depth: int, modes: Sequence[ExecutionMode], *, quantity: int, workers: i
         except MissingDask as err:
             print(f"{err}; checking the modes in parallel processes instead", file=sys.stderr)
     return run_check(depth, modes, quantity=quantity, workers=workers)
+
+
+#: The goal of issue 16: ``check --depth 7`` under 3 minutes of wall time on the 2-core box.
+GOAL_DEPTH = 7
+GOAL_SECONDS = 180.0
+
+
+def check_figures(depth: int = GOAL_DEPTH, workers: int = 2,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time ``check --depth depth --workers workers`` (both modes) for ``atomic-orders bench``.
+
+    Returns a JSON-ready dict: ``wall_s``, ``cpu_s`` (this process and its reaped children: the
+    local cluster's workers), what was covered (``sequences``, ``states``, ``ok``) and, at the goal's
+    depth, ``goal_s`` and ``goal_met`` (wall under :data:`GOAL_SECONDS`). A measurement, never an
+    assertion: on a loaded machine the wall time is the other processes' too.
+    """
+    if progress is not None:
+        progress(f"check --depth {depth} --workers {workers} ...")
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    report = run(depth, list(ExecutionMode), quantity=2, workers=workers)
+    wall = time.perf_counter() - started
+    self_after = resource.getrusage(resource.RUSAGE_SELF)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+              for before, after in ((self_before, self_after), (children_before, children_after)))
+    out: dict[str, Any] = {
+        "depth": depth,
+        "workers": workers,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "sequences": report.sequences,
+        "states": report.states,
+        "ok": report.ok,
+    }
+    if depth == GOAL_DEPTH:
+        out["goal_s"] = GOAL_SECONDS
+        out["goal_met"] = wall < GOAL_SECONDS
+    return out
+
+
+def format_check_figures(figures: dict[str, Any]) -> str:
+    """The bench's ``check`` section as text: the figure beside its goal."""
+    what = f"check --depth {figures['depth']} --workers {figures['workers']}"
+    goal = ""
+    if "goal_s" in figures:
+        goal = f"  goal < {figures['goal_s']:.0f} s wall  {'MET' if figures['goal_met'] else 'MISSED'}"
+    return "\n".join([
+        f"{'exhaustive check':<32} {'wall s':>12} {'CPU s':>12}  goal",
+        "-" * 80,
+        f"{what:<32} {figures['wall_s']:>12.1f} {figures['cpu_s']:>12.1f}{goal}",
+        f"  {figures['sequences']:,} sequences, {figures['states']:,} distinct states, "
+        f"{'no counterexample' if figures['ok'] else 'COUNTEREXAMPLE FOUND'}",
+    ])

@@ -1004,8 +1004,12 @@ ProbeEntry = tuple[tuple[Any, ...], bool, tuple[str, ...]]
 #: ``shared`` is the same for every item of one call (a mapper sends it once where it can).
 Mapper = Callable[[Callable[[Any, Any], Any], Any, Iterable[Any]], Iterator[tuple[Any, Any]]]
 
-#: Frontier states per chunk of a parallel level at most (a chunk is one task: ~0.1-1 s of work).
-CHUNK = 32
+#: Frontier states per chunk of a parallel level at most (a chunk is one task: about 1-2 s of work).
+CHUNK = 64
+#: A level is split over the mapper only when its frontier holds at least this many states per
+#: worker: a task costs tens of milliseconds of scheduling, more on a loaded machine, and the
+#: first levels hold a handful of states.
+SPLIT_AT = 16
 
 
 def run_check(
@@ -1259,7 +1263,7 @@ def _check_mode(
             break
         keep = level < depth - 1
         chunks = _chunks(frontier, workers)
-        if mapper is None:
+        if mapper is None or len(frontier) < SPLIT_AT * max(workers, 1):
             for index, parents in chunks:
                 shared: tuple[Any, ...] = (seen, False, keep, settle_every_state, probe_illegal, probed)
                 if not merge(parents, _expand_chunk(shared, (index, parents))[1], keep):

@@ -24,6 +24,7 @@ import pytest
 from atomic_orders.fsm.errors import InvalidTransition
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.ticket import TICKET_MACHINE, OrderTicket
+from atomic_orders.simulator.proofs import exhaustive
 from atomic_orders.simulator.proofs.exhaustive import (
     Action,
     CheckReport,
@@ -201,12 +202,20 @@ def _last_first(fn: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]
         yield item, pickle.loads(pickle.dumps(fn(shared, pickle.loads(pickle.dumps(item)))))
 
 
+@pytest.fixture
+def split_every_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split even the first levels (a few states each) over the mapper."""
+    monkeypatch.setattr(exhaustive, "SPLIT_AT", 1)
+
+
+@pytest.mark.usefixtures("split_every_level")
 def test_split_levels_merged_out_of_order_report_what_the_serial_check_reports() -> None:
     serial = run_check(3)
     split = run_check(3, workers=4, mapper=_last_first)
     assert serial.ok and _summary(split) == _summary(serial)
 
 
+@pytest.mark.usefixtures("split_every_level")
 def test_split_check_finds_the_same_counterexamples(monkeypatch: pytest.MonkeyPatch) -> None:
     """A planted defect (an illegal event that changes the ticket, caught by the probe): the same
     counterexamples, in the same order, after the same number of sequences."""
@@ -225,6 +234,7 @@ def test_split_check_finds_the_same_counterexamples(monkeypatch: pytest.MonkeyPa
     assert _summary(split) == _summary(serial)
 
 
+@pytest.mark.usefixtures("split_every_level")
 def test_check_on_a_local_dask_cluster_reports_what_the_serial_check_reports() -> None:
     pytest.importorskip("distributed")
     from atomic_orders.simulator.cli.check import run
