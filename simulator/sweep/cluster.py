@@ -100,8 +100,12 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     n = default_workers() if workers is None else workers
     if type(n) is not int or n < 1:
         raise ValidationError("workers", workers, "must be an int >= 1")
+    # No dashboard. The scheduler serves its health and metrics routes over HTTP whatever it is
+    # told (distributed 2026.8); without an address it takes 8787 and warns when that is taken, so
+    # it gets a free port on the loopback instead.
     cluster: Any = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                     dashboard_address=None, silence_logs=logging.ERROR)
+                                     dashboard_address=None, silence_logs=logging.ERROR,
+                                     scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     try:
         client = dist.Client(cluster)
         try:

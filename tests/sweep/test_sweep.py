@@ -178,7 +178,7 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
     try:
         procs.append(subprocess.Popen(
             [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(info)],
+             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         deadline = time.monotonic() + 120
         while not info.exists() or not info.read_text(encoding="utf-8").strip():
