@@ -96,6 +96,8 @@ def _bars(counts: Mapping[str, int], title: str, color: str) -> Any:
     fig.add_bar(x=[k for k, _ in items], y=[v for _, v in items], marker_color=color, name=title)
     if not items:
         fig.add_annotation(text="none", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     return fig
 
 
@@ -166,7 +168,7 @@ def _worst(groups: Sequence[GroupRecord], n: int = 5) -> str:
         return " ".join(f'<button type="button" class="pick" data-group="{html.escape(g.group)}">'
                         f"{html.escape(g.group)} {html.escape(label(g))}</button>" for g in picked) or "none"
 
-    settle = sorted((g for g in groups if g.settle_seconds is not None), key=lambda g: -(g.settle_seconds or 0))
+    settle = sorted((g for g in groups if g.settle_seconds), key=lambda g: -(g.settle_seconds or 0))
     unwind = sorted((g for g in groups if g.unwind < 0), key=lambda g: g.unwind)
     failed = [g for g in groups if g.outcome == "failed"]
     rows = [("longest settle", buttons(settle[:n], lambda g: f"{g.settle_seconds:.1f} s")),
