@@ -88,8 +88,8 @@ class StreamerSettings:
     #: Opening handshake timeout.
     open_timeout: float = attrs.field(default=10.0, validator=_in_range(0.01, None))
     #: First reconnect delay; doubles per failed attempt up to ``backoff_max``; equal jitter.
-    backoff_base: float = attrs.field(default=0.5, validator=_in_range(0.0, None))
-    backoff_max: float = attrs.field(default=30.0, validator=_in_range(0.0, None))
+    backoff_base: float = attrs.field(default=0.5, validator=_in_range(0.001, None))
+    backoff_max: float = attrs.field(default=30.0, validator=_in_range(0.001, None))
     #: Failed attempts in a row after which the streamer gives up (the monitor keeps polling).
     max_attempts: int = attrs.field(default=50, validator=_count)
     #: Items waiting for :meth:`AccountStreamer.drain` at most (more: dropped, a re-sync queued).

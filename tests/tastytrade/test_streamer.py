@@ -94,6 +94,10 @@ def test_settings_are_validated() -> None:
         StreamerSettings(heartbeat_interval=1.0)
     with pytest.raises(ValidationError, match="heartbeat_interval"):
         StreamerSettings(heartbeat_interval=61.0)
+    with pytest.raises(ValidationError, match="backoff_base"):
+        StreamerSettings(backoff_base=0.0)  # a socket acked then dropped at once would spin
+    with pytest.raises(ValidationError, match="max_attempts"):
+        StreamerSettings(max_attempts=0)
 
 
 def test_connect_is_acknowledged_and_asks_for_a_resync(make_driver: Callable[..., EmulatorDriver]) -> None:
