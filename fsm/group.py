@@ -25,7 +25,7 @@ import attrs
 from transitions import MachineError
 
 from atomic_orders.fsm.errors import InvalidTransition, ValidationError
-from atomic_orders.fsm.events import Fill, TicketEvent
+from atomic_orders.fsm.events import TicketEvent
 from atomic_orders.fsm.ledger import Ledger, signed_contracts
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.machine import MachineSpec, Row, build_runtime_machine
@@ -696,10 +696,9 @@ class AtomicOrderGroup:
 
     def _attach(self, ticket: OrderTicket) -> None:
         self._tickets[ticket.order_ref] = ticket
-        ticket.on_fill = self._record_fill
-
-    def _record_fill(self, ticket: OrderTicket, fill: Fill) -> None:
-        self.ledger.record(ticket, fill)
+        # The ledger's method, not one of the group's: a ticket pointing back at its group made a
+        # reference cycle, and every finished group waited for a full collector pass to be freed.
+        ticket.on_fill = self.ledger.record
 
     def replay(self, audit: Iterable[GroupAuditRecord] | None = None) -> AtomicOrderGroup:
         """A fresh group with the same definition, driven through ``audit`` (default: this one's)."""

@@ -88,7 +88,13 @@ def _fmt_t(t: float) -> str:
 
 
 class _Order:
-    """Broker-side truth about one order (mutable; one per order received)."""
+    """Broker-side truth about one order (mutable; one per order received).
+
+    Once final (filled, canceled, rejected, expired) it is a summary: :meth:`settle` drops what
+    only a working order needs (the request, its units), keeping status, fills, broker id and the
+    delivery watermark that later answers (a cancel reject) still follow. The same object stays,
+    so callbacks already scheduled with it see one truth.
+    """
 
     __slots__ = (
         "ref",
@@ -119,12 +125,12 @@ class _Order:
 
     def __init__(self, request: OrderRequest, broker_id: str, market: MarketModel) -> None:
         self.ref = request.order_ref
-        self.request = request
+        self.request: OrderRequest | None = request
         self.broker_id = broker_id
         self.status = _PENDING
         self.quantity = request.quantity
         self.filled = 0
-        self.fills: list[Fill] = []
+        self.fills: tuple[Fill, ...] = ()  # a tuple: most orders fill once, a list would cost more
         self.is_combo = request.is_combo
         legs = request.legs
         if self.is_combo:
@@ -148,7 +154,7 @@ class _Order:
         self.cand_rate = _INF  # rate of the candidate process that produced the pending opportunity
         self.cancel_requested = False
         self.watermark = 0.0  # latest FIFO delivery time of this order's events
-        self.held: list[Fill] = []  # race fill reports released after the cancel's result
+        self.held: tuple[Fill, ...] = ()  # race fill reports released after the cancel's result
         self.scripted: Outcome | None = None  # decided by a BrokerScript: no random matching
 
     def _signed_cents(self, limit: Decimal | None) -> int:
@@ -156,6 +162,12 @@ class _Order:
         if limit is None or not limit.is_finite():
             return 0
         return math.floor(limit * 100 * self.price_sign)
+
+    def settle(self) -> None:
+        """The order is final: keep only what reconcile, positions and later answers need."""
+        self.request = None
+        self.units = ()
+        self.iunits = ()
 
     def set_limit(self, limit: Decimal) -> None:
         """Change the limit (a replace)."""
@@ -172,7 +184,9 @@ class BrokerSimulator:
 
     ``session_open`` defaults to the market's (or the market model's default); ``session_seconds``
     is when the market closes (day orders expire, later submissions are rejected "market closed").
-    With ``event_log=False`` no per-event history is kept (memory stays bounded). With a
+    With ``event_log=False`` no per-event history is kept, and with ``keep_requests=False`` no
+    request (:attr:`orders_seen`): a final order is then a summary of a few hundred bytes
+    (status, fills, broker id), all that :meth:`reconcile` and :meth:`positions` answer from. With a
     ``script`` (:mod:`atomic_orders.simulator.broker.script`) every received order's fate is the script's, not the
     random matching engine's (latencies and delivery chaos still apply).
     """
@@ -186,6 +200,7 @@ class BrokerSimulator:
         session_seconds: float = SESSION_SECONDS,
         event_log: bool = True,
         script: BrokerScript | None = None,
+        keep_requests: bool = True,
     ) -> None:
         if market is None:
             market = MarketModel(seed, session_open=session_open, session_seconds=session_seconds)
@@ -200,8 +215,10 @@ class BrokerSimulator:
         self.session_seconds = float(session_seconds)
         self.clock = VirtualClock(market.session_open)
         self.scheduler = Scheduler(self.clock)
-        #: Every request that reached the broker, in arrival order (including ones landed in outages).
+        #: Every request that reached the broker, in arrival order (including ones landed in outages);
+        #: left empty with ``keep_requests=False`` (a long session: each request holds its legs).
         self.orders_seen: list[OrderRequest] = []
+        self._keep_requests = keep_requests
         #: What chaos did (and basic volumes); keys are stable, see :meth:`_new_stats`.
         self.stats: dict[str, int] = self._new_stats()
         self._orders: dict[str, _Order] = {}
@@ -443,7 +460,7 @@ class BrokerSimulator:
                 out[ref] = OrderReport(order_ref=ref, status=BrokerStatus.NOT_FOUND)
             else:
                 out[ref] = OrderReport(
-                    order_ref=ref, status=self._broker_status(o), fills=tuple(o.fills), broker_order_id=o.broker_id
+                    order_ref=ref, status=self._broker_status(o), fills=o.fills, broker_order_id=o.broker_id
                 )
         return out
 
@@ -488,10 +505,11 @@ class BrokerSimulator:
         o = _Order(request, broker_order_id, self.market)
         o.status = final[status]
         o.filled = filled
-        o.fills = list(held)
+        o.fills = held
         for fill in held:
             for symbol, n in o.units:
                 self._positions[symbol] = self._positions.get(symbol, 0) + n * fill.quantity
+        o.settle()
         self._orders[o.ref] = o
 
     def quote(self, symbol: OptionSymbol) -> Quote:
@@ -514,7 +532,7 @@ class BrokerSimulator:
         folds fills not yet delivered into an order it reports final, so none is ever lost).
         """
         o = self._orders.get(order_ref)
-        return () if o is None else tuple(o.fills)
+        return () if o is None else o.fills
 
     @property
     def working_count(self) -> int:
@@ -559,7 +577,8 @@ class BrokerSimulator:
         self._n_orders += 1
         o = _Order(request, f"SIM{self._n_orders:07d}", self.market)
         self._orders[o.ref] = o
-        self.orders_seen.append(request)
+        if self._keep_requests:
+            self.orders_seen.append(request)
         if self.script is not None:
             o.scripted = self.script.decide(request)
         self.stats["submitted"] += 1
@@ -616,6 +635,7 @@ class BrokerSimulator:
         when = self.clock.now()
         if reason is not None:
             o.status = _REJECTED
+            o.settle()
             self.stats["rejected"] += 1
             key = f"rejects.{reason}"
             self.stats[key] = self.stats.get(key, 0) + 1
@@ -709,7 +729,7 @@ class BrokerSimulator:
         """Execute ``qty`` units of ``o`` at ``price`` (broker truth); return the Fill to report."""
         o.filled += qty
         fill = Fill(time=self.clock.now(), fill_id=f"{o.broker_id}-{len(o.fills) + 1}", quantity=qty, price=price)
-        o.fills.append(fill)
+        o.fills = (*o.fills, fill)
         positions = self._positions
         for symbol, n in o.units:
             positions[symbol] = positions.get(symbol, 0) + n * qty
@@ -723,6 +743,7 @@ class BrokerSimulator:
             if o.opp is not None:
                 o.opp.cancel()
                 o.opp = None
+            o.settle()
         if self._log is not None:
             self._log.append(
                 {
@@ -759,7 +780,7 @@ class BrokerSimulator:
         rng = self._rng_cancel
         hold_rate = p.cancel_reject_rate if o.status == _FILLED else p.late_fill_rate
         if hold_rate > 0 and rng.random() < hold_rate:
-            o.held.append(fill)  # reported after the cancel's result
+            o.held = (*o.held, fill)  # reported after the cancel's result
         else:
             self._deliver(o, o.ref, fill, now + self._fill_latency())
 
@@ -775,7 +796,7 @@ class BrokerSimulator:
         now = self.clock.seconds
         fill = self._fill(o, qty, step.price, now)
         if late:
-            o.held.append(fill)
+            o.held = (*o.held, fill)
         else:
             self._deliver(o, o.ref, fill, now + self._fill_latency())
 
@@ -785,6 +806,7 @@ class BrokerSimulator:
         if o.opp is not None:
             o.opp.cancel()
             o.opp = None
+        o.settle()
 
     def _process_cancel(self, o: _Order) -> None:
         now = self.clock.seconds
@@ -812,7 +834,7 @@ class BrokerSimulator:
                 # strictly after the cancel's result, even at zero delay (same time, later sequence)
                 self._deliver(o, o.ref, fill, at + extra, bypass=True)
                 self.stats[key] += 1
-            o.held = []
+            o.held = ()
 
     def _process_replace(self, o: _Order, limit: Decimal, quantity: int | None) -> None:
         now = self.clock.seconds

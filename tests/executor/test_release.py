@@ -1,0 +1,76 @@
+"""Finished work is freed at once: no reference cycle keeps a settled group, and the simulated
+broker keeps a settled order as a summary, not its request.
+
+Each test runs a hostile session with the cyclic garbage collector switched off, so anything
+still alive at the end is kept by a reference (or a cycle), never merely not yet collected.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from atomic_orders.fsm.events import Fill
+from atomic_orders.fsm.executor import AtomicOrderExecutor
+from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.orders import BrokerStatus, OrderRequest
+from atomic_orders.fsm.ticket import OrderTicket
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.session.runner import SessionConfig, run_session
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _alive(kind: type) -> int:
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, kind))
+
+
+@pytest.mark.parametrize("mode", [ExecutionMode.COMBO, ExecutionMode.LEGGED])
+def test_released_groups_and_tickets_die_without_a_collector_pass(no_cyclic_gc: None, mode: ExecutionMode) -> None:
+    seen: dict[str, int] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        seen["open"] = len(executor.open_groups())
+        seen["groups"] = _alive(AtomicOrderGroup)
+        seen["tickets"] = _alive(OrderTicket)
+
+    report = run_session(SessionConfig(seed=5, groups=40, profile="hostile", mode=mode), on_end=inspect)
+    assert sum(report.outcomes.values()) == 40 and seen["open"] == 0
+    assert seen["groups"] == 0, f"{seen['groups']} finished groups still referenced after release"
+    assert seen["tickets"] == 0, f"{seen['tickets']} tickets of finished groups still referenced"
+
+
+def test_a_session_leaves_no_cyclic_garbage(no_cyclic_gc: None) -> None:
+    run_session(SessionConfig(seed=6, groups=30, profile="hostile", mode=ExecutionMode.LEGGED))
+    assert gc.collect() == 0  # everything the session made was freed by reference counting
+
+
+def test_settled_orders_are_summaries_that_still_answer_reconcile(no_cyclic_gc: None) -> None:
+    seen: dict[str, object] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        broker.orders_seen.clear()  # an un-inspected session keeps none (keep_requests=False)
+        seen["requests"] = _alive(OrderRequest)
+        refs = [ref for ref in broker._orders]
+        seen["reports"] = broker.reconcile(refs)
+        seen["fills"] = {ref: broker.order_fills(ref) for ref in refs}
+
+    run_session(SessionConfig(seed=7, groups=30, profile="hostile"), on_end=inspect)
+    assert seen["requests"] == 0, "a settled order still holds its request"
+    reports = seen["reports"]
+    assert isinstance(reports, dict) and reports
+    filled = [r for r in reports.values() if r.status is BrokerStatus.FILLED]
+    assert filled and all(r.fills and r.broker_order_id for r in filled)
+    for r in filled:
+        assert r.fills == seen["fills"][r.order_ref]  # type: ignore[index]
+        assert all(isinstance(f, Fill) for f in r.fills)
