@@ -1204,8 +1204,12 @@ class AtomicOrderExecutor:
             self._next_step[ref] = now + step
             try:
                 new_price = self._stepped_price(group, ticket)
-            except (BrokerUnavailable, QuoteUnavailable):
-                continue  # no step without a usable quote; the next step tries again
+            except BrokerUnavailable:
+                continue  # no step while the broker cannot answer; the next step tries again
+            except QuoteUnavailable as err:
+                self.stats.quote_misses += 1  # no step without a usable quote; the next step tries again
+                log.info("no price step for %s: %s", ref, err)
+                continue
             if new_price is not None and new_price != ticket.limit_price:
                 self._replace(group, ticket, new_price, None, now)
 

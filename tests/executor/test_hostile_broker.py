@@ -256,5 +256,6 @@ def test_a_quote_the_backend_refuses_keeps_its_reason_and_is_no_boundary_error()
     refusing["on"] = True
     drive(backend, ex, 30.0)  # unfilled: every step toward natural finds the quote refused
     assert ex.stats.boundary_errors == 0
+    assert ex.stats.quote_misses >= 1  # each refused step is counted
     assert g.entry_tickets[0].limit_price == price  # no step without a usable quote
     assert g.state in ("executing", "rolling_back", "rolled_back")

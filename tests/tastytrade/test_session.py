@@ -20,9 +20,7 @@ from atomic_orders.simulator.session.runner import SessionConfig, run_session
 def test_chaos_session_of_200_groups_over_http_has_zero_violations() -> None:
     config = SessionConfig(seed=3, groups=200, profile="rough", mode=ExecutionMode.COMBO,
                            backend="tastytrade-emulator", http_faults="light")
-    started = time.perf_counter()
     report = run_session(config)
-    elapsed = time.perf_counter() - started
     assert report.invariant_violations == 0, report.violation_samples
     assert report.unaccounted_exposure == {}
     assert report.unfinished == []
@@ -30,7 +28,6 @@ def test_chaos_session_of_200_groups_over_http_has_zero_violations() -> None:
     assert report.outcomes["committed"] > 100
     assert report.chaos["fills"] > 200 and report.chaos["replaces_requested"] > 0
     assert report.to_json()["backend"] == "tastytrade-emulator"
-    assert elapsed < 90, f"the HTTP session took {elapsed:.0f}s"
 
 
 def test_simulate_command_with_the_emulator_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
