@@ -375,7 +375,10 @@ class LiveSession:
             left = until - time.monotonic()
             if left <= 0 or (streamer is not None and streamer.pending()) or self._hurry:
                 return
-            if self._stop.wait(min(left, self.settings.push_check)) and not stopping:
+            step = min(left, self.settings.push_check)
+            if stopping:  # the event stays set from now on: waiting on it would not wait
+                time.sleep(step)
+            elif self._stop.wait(step):
                 return  # a fresh stop request: log it now
 
     def _result(self, until_idle: bool) -> LiveResult:

@@ -85,6 +85,8 @@ def test_live_command_stops_on_sigint_and_recover_settles_what_it_left(emulate: 
                                  "--grace", "0"],
                                 stdout=subprocess.PIPE, stderr=log_file, text=True, env=ENV, cwd=tmp_path)
         try:
+            # the streamer may connect after the first turns on a loaded machine (polling meanwhile)
+            _wait_for(log_path, "account streamer up", 1, live, timeout=90)
             _wait_for(log_path, " submitted: iron_condor", 2, live, timeout=90)
             live.send_signal(signal.SIGINT)
             out, _ = live.communicate(timeout=60)
