@@ -6,7 +6,8 @@ masked secrets), :mod:`.client` (HTTP, retries, typed errors from :mod:`.errors`
 :mod:`.parsing` (order JSON back, the status table), :mod:`.monitor` (polling -> ticket events),
 :mod:`.quotes` (top of book from ``GET /market-data/by-type``, one request per pricing tick),
 :mod:`.dry_run` (what a preflight answer says), :mod:`.streamer` (the account streamer's websocket:
-pushed order changes) and :mod:`.backend` (:class:`TastytradeBackend`).
+pushed order changes), :mod:`.backend` (:class:`TastytradeBackend`) and :mod:`.live` (``LiveSession``:
+the executor run standalone on the wall clock until stopped, as ``atomic-orders live`` runs it).
 
 Choices where the reference is silent or unverified:
 
