@@ -1062,6 +1062,10 @@ def format_report(result: dict[str, Any]) -> str:
             f"{'idle_group_bytes':<32} {_fmt(result['idle_group_bytes']):>12} {'':>12}  < 8192  "
             f"{'MET' if mem_met else 'MISSED'}"
         )
+    if "scaling" in result:
+        from atomic_orders.simulator.cli.scaling import format_scaling
+
+        lines += ["", format_scaling(result["scaling"]).rstrip("\n")]
     if "sweep" in result:
         from atomic_orders.simulator.sweep.throughput import format_throughput
 
