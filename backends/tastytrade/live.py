@@ -195,6 +195,8 @@ class LiveSession:
         """
         settings = settings if settings is not None else LiveSettings()
         clock = clock if clock is not None else SystemClock()
+        # The journal first: a locked or foreign file fails before anything talks to the broker.
+        journal = Journal(journal_path, sync=settings.journal_sync)
         client = TastytradeApiClient(config, credentials)
         streamer: AccountStreamer | None = None
         try:
@@ -210,18 +212,14 @@ class LiveSession:
             backend = TastytradeBackend(client, clock=clock, streamer=streamer, fast_interval=settings.fast_interval,
                                         watchdog_interval=settings.watchdog_interval)
             backend.quote_source = TastytradeQuoteSource(client, clock, symbols=backend.open_symbols)
-            journal = Journal(journal_path, sync=settings.journal_sync)
-            try:
-                return cls(backend, journal, strategy=strategy, settings=settings, policy=policy,
-                           journal_config={"backend": "tastytrade", "base_url": config.base_url,
-                                           "streamer": settings.streamer})
-            except BaseException:
-                journal.close()
-                raise
+            return cls(backend, journal, strategy=strategy, settings=settings, policy=policy,
+                       journal_config={"backend": "tastytrade", "base_url": config.base_url,
+                                       "streamer": settings.streamer})
         except BaseException:
             if streamer is not None:
                 streamer.stop()
             client.close()
+            journal.close()
             raise
 
     def close(self) -> None:

@@ -132,6 +132,12 @@ def test_live_command_refuses_without_credentials_and_production_without_the_fla
                            str(tmp_path / "j"), "--no-streamer"], capture_output=True, text=True, env=ENV, timeout=60)
     assert proc.returncode == 2 and "loopback" in proc.stderr
     assert not (tmp_path / "j").exists()
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("not a journal\n")
+    proc = subprocess.run([*CLI, "live", "--url", "http://127.0.0.1:9", "--account", ACCOUNT, "--journal",
+                           str(foreign), "--no-streamer"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert proc.returncode == 2 and "--journal" in proc.stderr and "not a SQLite file" in proc.stderr
+    assert foreign.read_text() == "not a journal\n"
 
 
 class _WallEmulator:
