@@ -168,6 +168,10 @@ class _Order:
         self.request = None
         self.units = ()
         self.iunits = ()
+        # the limit only matters while the order can fill or be replaced (a final order answers
+        # a replace with its final reason before any price check)
+        self.limit = None
+        self.limit_c = 0
 
     def set_limit(self, limit: Decimal) -> None:
         """Change the limit (a replace)."""
