@@ -10,6 +10,7 @@ checked for ``kind`` and ``t`` and otherwise skipped.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -84,7 +85,8 @@ def _seconds(value: Any, field: str) -> float:
         seconds = Decimal(str(value))
     except InvalidOperation:
         raise ValidationError(field, value, "not a decimal number") from None
-    if not seconds.is_finite() or seconds < 0:
+    # "1e999" is a finite Decimal but an infinite float, which the page's JSON cannot hold.
+    if not seconds.is_finite() or seconds < 0 or not math.isfinite(float(seconds)):
         raise ValidationError(field, value, "expected simulated seconds >= 0")
     return float(seconds)
 
@@ -98,12 +100,19 @@ def _line(raw: bytes, n: int) -> Mapping[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValidationError(f"line {n}", text[:80], f"not JSON ({err.msg}): not an event log") from None
+    except (ValueError, RecursionError) as err:  # an int of over 4,300 digits; arrays nested too deep
+        raise ValidationError(f"line {n}", text[:80], f"not an event log's JSON ({type(err).__name__})") from None
     if not isinstance(data, dict):
         raise ValidationError(f"line {n}", text[:80], "expected a JSON object")
     kind = data.get("kind")
     if not isinstance(kind, str) or not kind:
         raise ValidationError(f"line {n}: kind", kind, "expected a non-empty string")
     return data
+
+
+def _short(value: Any) -> Any:
+    """``value`` as quoted in an error: a long string cut to its first 80 characters (one line)."""
+    return value[:80] + "..." if isinstance(value, str) and len(value) > 80 else value
 
 
 def parse_lines(lines: Iterable[bytes]) -> SessionLog:
@@ -142,7 +151,7 @@ def parse_lines(lines: Iterable[bytes]) -> SessionLog:
                     outages.append((t, _seconds(data.get("until"), "until")))
         except ValidationError as err:
             field = err.field if err.field.startswith("line ") else f"line {n}: {err.field}"
-            raise ValidationError(field, err.value, err.reason) from None
+            raise ValidationError(field, _short(err.value), err.reason) from None
     if header is None:
         raise ValidationError(f"line {n + 1}", "", "no session header: the file is empty")
     return SessionLog(header=header, groups=tuple(groups), events={g: tuple(e) for g, e in events.items()},

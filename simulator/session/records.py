@@ -26,6 +26,7 @@ from atomic_orders.fsm.strategy import StrategyKind
 __all__ = [
     "CONTRACT_MULTIPLIER",
     "LOG_VERSION",
+    "MAX_DOLLARS",
     "OUTCOMES",
     "REASONS",
     "GroupRecord",
@@ -37,6 +38,8 @@ LOG_VERSION = 1
 #: Dollars per point of option price for one contract: 100 shares per standard equity/index
 #: option (TastyTrade's positions report ``multiplier`` 100; LEAN's contract multiplier).
 CONTRACT_MULTIPLIER = 100
+#: Money read back from a log is refused at or beyond this many dollars (either sign).
+MAX_DOLLARS = Decimal(10) ** 12
 #: How a group ends.
 OUTCOMES = ("committed", "rolled_back", "failed", "invalid")
 #: Short, stable categories of why a group rolled back, failed or was refused:
@@ -86,6 +89,10 @@ def _money(d: Mapping[str, Any], name: str) -> Decimal:
         raise ValidationError(name, value, "not a decimal number") from None
     if not money.is_finite():
         raise ValidationError(name, value, "must be finite")
+    # A bound far above any session's money: "1e999999999" is finite, but adding it overflows
+    # the decimal context and formatting it writes a billion digits.
+    if money.copy_abs() >= MAX_DOLLARS:  # copy_abs: abs() would round, and overflow, in the context
+        raise ValidationError(name, value, f"expected dollars below {MAX_DOLLARS:,} in magnitude")
     return money
 
 

@@ -80,3 +80,36 @@ def test_an_empty_or_binary_file_is_refused(tmp_path: Path) -> None:
     err = _refused(binary)
     assert err.field == "line 1"
     assert "not UTF-8" in err.reason or "not JSON" in err.reason
+
+
+def _group_line(path: Path) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if '"group": "G000002"' in line)
+
+
+@pytest.mark.parametrize("money", ["1e999999999", "-1e999", "9" * 5000])
+def test_money_beyond_any_session_is_refused_not_overflowed(tmp_path: Path, money: str) -> None:
+    # "1e999999999" is a finite Decimal: adding it to a record's P&L raised decimal.Overflow.
+    path = write_log(tmp_path / "events.jsonl")
+    n = _group_line(path)
+    bad = json.loads(path.read_text(encoding="utf-8").splitlines()[n - 1]) | {"unwind": money, "pnl": money}
+    err = _refused(_with_line(path, n, json.dumps(bad)))
+    assert err.field == f"line {n}: unwind"
+    assert "below" in err.reason
+    assert len(str(err)) < 300  # the value is quoted cut, not 5,000 digits long
+
+
+def test_a_time_too_big_for_a_float_is_refused(tmp_path: Path) -> None:
+    # Decimal("1e999") is finite, float("1e999") is inf: the page's JSON would hold Infinity and not parse.
+    err = _refused(_with_line(write_log(tmp_path / "events.jsonl"), 3,
+                              '{"kind": "fill", "t": "1e999", "ref": "G000001-C"}'))
+    assert (err.field, err.value) == ("line 3: t", "1e999")
+
+
+@pytest.mark.parametrize("text", ['{"kind": "fill", "t": "1", "quantity": ' + "9" * 5000 + "}",
+                                  '{"kind": "x", "t": "1", "a": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_json_python_cannot_hold_is_refused_by_line(tmp_path: Path, text: str) -> None:
+    # json.loads raises ValueError (an int over 4,300 digits) or RecursionError, not JSONDecodeError.
+    err = _refused(_with_line(write_log(tmp_path / "events.jsonl"), 3, text))
+    assert err.field == "line 3"
+    assert "not an event log" in err.reason
