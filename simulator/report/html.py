@@ -169,10 +169,12 @@ def _worst(groups: Sequence[GroupRecord], n: int = 5) -> str:
                         f"{html.escape(g.group)} {html.escape(label(g))}</button>" for g in picked) or "none"
 
     settle = sorted((g for g in groups if g.settle_seconds), key=lambda g: -(g.settle_seconds or 0))
-    unwind = sorted((g for g in groups if g.unwind < 0), key=lambda g: g.unwind)
+    # What undoing cost (entry + unwind), as the text report ranks them: the unwind's cash alone
+    # is mostly the credit taken at entry bought back.
+    unwind = sorted((g for g in groups if g.round_trip_cost < 0), key=lambda g: (g.round_trip_cost, g.group))
     failed = [g for g in groups if g.outcome == "failed"]
     rows = [("longest settle", buttons(settle[:n], lambda g: f"{g.settle_seconds:.1f} s")),
-            ("largest unwind cost", buttons(unwind[:n], lambda g: _dollars(g.unwind))),
+            ("largest unwind cost", buttons(unwind[:n], lambda g: _dollars(g.round_trip_cost))),
             (f"failed ({len(failed)})", buttons(failed[:50], lambda g: ", ".join(
                 f"{k} {v:+d}" for k, v in sorted(g.residual.items())) or "no residual"))]
     return "".join(f'<div class="bar"><b>{k}</b> {v}</div>' for k, v in rows)
@@ -302,7 +304,8 @@ _SCRIPT = r"""
     return "T+" + String(h).padStart(2, "0") + ":" + String(m).padStart(2, "0") + ":" + String(x).padStart(2, "0");
   }
   function esc(s) {
-    var map = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
+    // &#34;, not &quot;: plotly decodes numeric entities in text but not &quot; (it would show as is).
+    var map = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;"};
     return String(s).replace(/[&<>"]/g, function (c) { return map[c]; });
   }
   function drawTimeline(gid) {
@@ -316,8 +319,9 @@ _SCRIPT = r"""
       var k = D.kinds[e[1]], x = +(e[0] - t0).toFixed(3);
       (byKind[k] = byKind[k] || {x: [], y: [], text: []});
       byKind[k].x.push(x); byKind[k].y.push(e[2]);
-      byKind[k].text.push("<b>" + k + "</b> " + e[2] + "<br>" + clock(e[0]) + " (+" + x + " s)" +
-        (e[3] ? "<br>" + e[3] : ""));
+      // Plotly reads <b>, <br> and <a href> in hover text: broker text is escaped, its lines split.
+      byKind[k].text.push("<b>" + k + "</b> " + esc(e[2]) + "<br>" + clock(e[0]) + " (+" + x + " s)" +
+        (e[3] ? "<br>" + esc(e[3]).replace(/\n/g, "<br>") : ""));
       var l = life[e[2]] = life[e[2]] || [x, x]; l[0] = Math.min(l[0], x); l[1] = Math.max(l[1], x);
     });
     var lx = [], ly = [];

@@ -34,7 +34,8 @@ _NOT_DETAIL = frozenset({"kind", "t", "ref", "broker_id"})
 @attrs.frozen
 class OrderEvent:
     """One broker line about one order: ``t`` simulated seconds, ``ref`` the order's reference
-    (``G000001-C`` combo, ``-L0``.. legs, ``-U1``.. unwinds), ``detail`` a short text for a tooltip."""
+    (``G000001-C`` combo, ``-L0``.. legs, ``-U1``.. unwinds), ``detail`` a short text for a tooltip
+    (plain text, lines split by ``\n``: it may hold broker text, which the page escapes)."""
 
     t: float
     kind: str
@@ -71,7 +72,7 @@ def _detail(line: Mapping[str, Any]) -> str:
         legs = line.get("legs") or []
         head = f"{line.get('type', '')} order x{line.get('quantity', '')} @ {line.get('limit', 'market')}" \
                f" ({line.get('tif', '')})"
-        return head + "".join(f"<br>{leg}" for leg in legs if isinstance(leg, str))
+        return head + "".join(f"\n{leg}" for leg in legs if isinstance(leg, str))
     if kind == "fill":
         return f"{line.get('quantity')} @ {line.get('price')} ({line.get('filled')}/{line.get('of')})"
     parts = [f"{k} {v}" for k, v in sorted(line.items()) if k not in _NOT_DETAIL and v not in (None, False)]

@@ -8,6 +8,7 @@ is missing (``./tasks.sh test`` installs Chromium).
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,4 +103,36 @@ def test_no_request_leaves_the_machine(opened: tuple[Any, list[str], list[str]],
     assert [u for u in requests if not u.startswith(LOCAL)] == []
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert errors == []
+
+
+def test_broker_text_in_a_tooltip_is_shown_not_read_as_markup(opened: tuple[Any, list[str], list[str]],
+                                                              tmp_path: Path) -> None:
+    # A reject's reason is the broker's text (the emulator rejects with any message it is given);
+    # plotly reads <a href>, <b> and <br> in hover text, so unescaped it became a link in the page.
+    path = write_log(tmp_path / "events.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    hostile = '<a href="https://example.com/x">click</a></script><!--'
+    lines.insert(3, json.dumps({"kind": "rejected", "t": "100.300000", "ref": "G000001-C", "reason": hostile}) + "\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    report = write_html(read_log(path), tmp_path / "report.html")
+    page = opened[0].context.new_page()  # the module's browser: one sync playwright at a time
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(report.as_uri(), wait_until="load", timeout=120_000)
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        page.click("#groups tbody tr[data-group='G000001']")
+        page.wait_for_function("document.getElementById('timeline').layout.title.text.startsWith('G000001')")
+        texts = page.evaluate("document.getElementById('timeline').data"
+                              ".filter(t => t.name === 'rejected').map(t => t.text[0])")
+        submit = page.evaluate("document.getElementById('timeline').data"
+                               ".filter(t => t.name === 'received').map(t => t.text[0])")
+    finally:
+        page.close()
+    assert len(texts) == 1
+    # &#34; for a quote: plotly shows &quot; as is, but decodes numeric entities.
+    assert "&lt;a href=&#34;https://example.com/x&#34;&gt;click&lt;/a&gt;&lt;/script&gt;&lt;!--" in texts[0]
+    assert "<a" not in texts[0]
+    assert submit[0].endswith("<br>sell 2 SPXW  C")  # a submit's legs still one per line
     assert errors == []

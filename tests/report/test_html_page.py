@@ -1,0 +1,24 @@
+"""The report page's HTML text (no browser): what it names and how it ranks the groups to look at."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from atomic_orders.simulator.report.html import render_html
+from atomic_orders.simulator.report.log import read_log
+from tests.report._logs import record, write_log
+
+
+def test_largest_unwind_cost_ranks_what_undoing_cost_as_the_text_report_does(tmp_path: Path) -> None:
+    # G000001 bought back for $1,100 a condor it sold for $1,000: undoing cost $100. G000002 paid
+    # $300 to undo an entry that took nothing. The text report ranks by that cost (entry + unwind);
+    # the page ranked by the unwind's cash alone and put G000001 first with "-$1,100.00".
+    records = (record(1, "rolled_back", entry=Decimal("1000.00"), unwind=Decimal("-1100.00")),
+               record(2, "rolled_back", entry=Decimal("0"), unwind=Decimal("-300.00")))
+    page = render_html(read_log(write_log(tmp_path / "events.jsonl", records)))
+    row = re.search(r"<b>largest unwind cost</b>(.*?)</div>", page)
+    assert row is not None
+    assert re.findall(r'data-group="(G\d+)">\S+ ([^<]+)</button>', row.group(1)) == [
+        ("G000002", "-$300.00"), ("G000001", "-$100.00")]
