@@ -12,10 +12,15 @@ import attrs
 
 from atomic_orders.simulator.session.records import GroupRecord
 
-__all__ = ["CSV_FIELDS", "group_csv", "write_group_csv"]
+__all__ = ["CSV_FIELDS", "TEXT_FIELDS", "group_csv", "write_group_csv"]
 
 #: The header: :class:`GroupRecord`'s fields in their order, then ``pnl`` (entry + unwind - fees).
 CSV_FIELDS: tuple[str, ...] = (*(f.name for f in attrs.fields(GroupRecord)), "pnl")
+#: Free-text columns (a group id, broker text): a cell starting with one of :data:`_FORMULA` is
+#: prefixed with ``'`` so a spreadsheet shows it instead of running it as a formula (OWASP's advice
+#: on CSV injection). Money columns are numbers a spreadsheet should read, "-16.50" included.
+TEXT_FIELDS = ("group", "reason_detail")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: object) -> str:
@@ -28,9 +33,14 @@ def _cell(value: object) -> str:
     return str(value)  # Decimal dollars keep their cents as written ("-16.50")
 
 
+def _text(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA) else cell
+
+
 def group_csv(records: Iterable[GroupRecord]) -> str:
     """The CSV text: a header row of :data:`CSV_FIELDS`, then one row per record (money as decimal
-    strings in dollars, empty cells for null, the residual as a JSON object)."""
+    strings in dollars, empty cells for null, the residual as a JSON object, a free-text cell that
+    a spreadsheet would run as a formula prefixed with ``'``: see :data:`TEXT_FIELDS`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
@@ -38,7 +48,7 @@ def group_csv(records: Iterable[GroupRecord]) -> str:
         row = attrs.asdict(r, recurse=False)
         row["residual"] = dict(r.residual)
         row["pnl"] = r.pnl
-        writer.writerow(_cell(row[name]) for name in CSV_FIELDS)
+        writer.writerow(_text(_cell(row[name])) if name in TEXT_FIELDS else _cell(row[name]) for name in CSV_FIELDS)
     return out.getvalue()
 
 

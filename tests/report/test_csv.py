@@ -34,3 +34,15 @@ def test_one_row_per_group_with_money_as_decimal_strings() -> None:
     assert (cheap["entry"], cheap["fees"], cheap["pnl"]) == ("0.10", "4.32", "-4.22")
     assert committed["flagged"] == "false"
     assert committed["slippage"] == "10.00"
+
+
+def test_free_text_a_spreadsheet_would_run_is_quoted_money_is_not() -> None:
+    # Broker text reaches reason_detail; a cell starting with =, +, -, @ (or a tab or CR) is a formula
+    # to a spreadsheet (OWASP: CSV injection), so it is prefixed with "'". A negative amount is a number.
+    records = (record(1, "rolled_back", reason_detail='=HYPERLINK("https://example.com","x")'),
+               record(2, "rolled_back", group="@SUM(A1)", reason_detail="-2+3"),
+               record(3, "rolled_back", reason_detail="+1", unwind=Decimal("-16.50")))
+    rows = _rows(group_csv(records))
+    assert [r["reason_detail"] for r in rows] == ['\'=HYPERLINK("https://example.com","x")', "'-2+3", "'+1"]
+    assert rows[1]["group"] == "'@SUM(A1)"
+    assert (rows[0]["group"], rows[2]["unwind"], rows[2]["pnl"]) == ("G000001", "-16.50", "-16.50")
