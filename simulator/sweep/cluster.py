@@ -5,7 +5,10 @@
 127.0.0.1 with no dashboard, or a client of an existing scheduler (``tcp://HOST:PORT``).
 :func:`map_bounded` runs ``fn(item)`` for every item with at most ``window`` futures in flight
 (10,000 seeds are not 10,000 futures held at once) and yields ``(item, result)`` as each finishes,
-in completion order. ``fn`` must be a picklable, module-level pure function of its item.
+in completion order. ``fn`` must be a picklable, module-level pure function of its item. A
+worker process that dies under a task (SIGKILL, out of memory) costs that item a bounded number of
+re-runs, then ``lost(item, reason)`` stands for its result: the map never stops on one item's
+worker, and never loses or repeats an item.
 
 Dask is the optional extra ``sweep``: without it, :func:`open_client` raises
 :class:`MissingDask` (one line naming the extra to install).
@@ -34,7 +37,7 @@ R = TypeVar("R")
 INSTALL_HINT = "sweeps need Dask: install the 'sweep' extra (pip install 'atomic-orders[sweep]')"
 
 #: Seconds to wait for a scheduler to answer before giving up (a wrong address fails, never hangs).
-CONNECT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
 
 
 class MissingDask(ImportError):
@@ -61,14 +64,42 @@ def default_workers() -> int:
 
 def parse_scheduler(text: str) -> str:
     """``tcp://HOST:PORT`` -> the same address; else :class:`ValidationError` naming ``scheduler``."""
-    parts = urlsplit(text)
     try:
+        parts = urlsplit(text)
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError:  # "tcp://[::1" fails in urlsplit itself, a bad port in .port
+        raise ValidationError("scheduler", text, "expected tcp://HOST:PORT (a Dask scheduler's address)") from None
     if parts.scheme != "tcp" or not parts.hostname or port is None or port == 0 or parts.path not in ("", "/"):
         raise ValidationError("scheduler", text, "expected tcp://HOST:PORT (a Dask scheduler's address)")
     return f"tcp://{parts.netloc}"
+
+
+def _probe(address: str) -> None:
+    """Return when a Dask scheduler answers at ``address`` within :data:`CONNECT_TIMEOUT`; else refuse it.
+
+    Asked before a ``Client`` is made because the client's own timeout covers only the TCP
+    connect: a server that accepts and never speaks Dask (an HTTP server, a worker's port)
+    would hold its handshake forever. Raises :class:`ValidationError` (field ``scheduler``).
+    """
+    import asyncio
+
+    from distributed import core
+
+    # distributed's rpc carries no annotations, and its operations are attributes made on demand.
+    untyped: Any = core
+
+    async def identity() -> Any:
+        async with untyped.rpc(address, timeout=CONNECT_TIMEOUT) as remote:
+            return await remote.identity()
+
+    try:
+        info = asyncio.run(asyncio.wait_for(identity(), CONNECT_TIMEOUT))
+    except Exception as err:  # refused, unresolvable, silent or not Dask: the address is the user's to fix
+        raise ValidationError("scheduler", address, f"no Dask scheduler answered within {CONNECT_TIMEOUT:g} s "
+                              f"({type(err).__name__}{': ' + str(err) if str(err) else ''})") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        raise ValidationError("scheduler", address, f"a Dask {kind or 'peer'} answered there, not a scheduler")
 
 
 @contextmanager
@@ -78,8 +109,8 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     ``scheduler``: ``tcp://HOST:PORT`` of a running scheduler (``workers`` must then be None: the
     cluster has its own), or None for a local cluster of ``workers`` processes (default
     :func:`default_workers`), one thread each, on 127.0.0.1 without a dashboard.
-    Raises :class:`MissingDask`, or :class:`ValidationError` for a bad address or worker count;
-    ``OSError``/``TimeoutError`` when the scheduler does not answer within :data:`CONNECT_TIMEOUT`.
+    Raises :class:`MissingDask`, or :class:`ValidationError` for a bad address or worker count, or
+    when no scheduler answers there within :data:`CONNECT_TIMEOUT`.
     """
     _distributed()
     import distributed
@@ -91,7 +122,12 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     if scheduler is not None:
         if workers is not None:
             raise ValidationError("workers", workers, "a scheduler's cluster has its own workers; give one of the two")
-        client = dist.Client(parse_scheduler(scheduler), timeout=CONNECT_TIMEOUT)
+        address = parse_scheduler(scheduler)
+        _probe(address)
+        try:
+            client = dist.Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as err:  # it answered the probe, then went away
+            raise ValidationError("scheduler", address, f"the scheduler stopped answering: {err}") from None
         try:
             yield client
         finally:
@@ -116,11 +152,16 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         cluster.close()
 
 
-def map_bounded(client: Client, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[tuple[T, R]]:
+def map_bounded(client: Client, fn: Callable[[T], R], items: Iterable[T], window: int, *, retries: int = 0,
+                lost: Callable[[T, str], R] | None = None) -> Iterator[tuple[T, R]]:
     """``(item, fn(item))`` for every item, as each finishes, with at most ``window`` tasks in flight.
 
-    A task's exception is raised here (the remaining futures are cancelled). Closing the iterator
-    early cancels what is still in flight.
+    A task whose worker process died (Dask's ``KilledWorker``: the scheduler already re-ran it on
+    another worker ``distributed.scheduler.allowed-failures`` times) is submitted again up to
+    ``retries`` times; after that, with ``lost`` given, the item yields ``lost(item, reason)``
+    (``reason`` names the error and the attempts), else the error is raised. Any other task
+    exception is raised here. Either way the remaining futures are cancelled, as they are when the
+    iterator is closed early.
     """
     import distributed
 
@@ -129,14 +170,20 @@ def map_bounded(client: Client, fn: Callable[[T], R], items: Iterable[T], window
     futures_of: Any = client
     if type(window) is not int or window < 1:
         raise ValidationError("window", window, "must be an int >= 1")
+    if type(retries) is not int or retries < 0:
+        raise ValidationError("retries", retries, "must be an int >= 0")
     source = iter(items)
-    pending: dict[object, T] = {}
+    # future key -> (item, attempts so far): a re-submitted item keeps its count.
+    pending: dict[object, tuple[T, int]] = {}
+
+    def submit(item: T, attempt: int) -> Any:
+        future = client.submit(fn, item, pure=False)
+        pending[future.key] = (item, attempt)
+        return future
 
     def submit_next() -> Any:
         for item in source:
-            future = client.submit(fn, item, pure=False)
-            pending[future.key] = item
-            return future
+            return submit(item, 1)
         return None
 
     first = [f for f in (submit_next() for _ in range(window)) if f is not None]
@@ -145,9 +192,19 @@ def map_bounded(client: Client, fn: Callable[[T], R], items: Iterable[T], window
     flow = dist.as_completed(first)
     try:
         for future in flow:
-            item = pending.pop(future.key)
-            result: R = future.result()
-            future.release()
+            item, attempt = pending.pop(future.key)
+            if future.status == "error" and isinstance(future.exception(), dist.KilledWorker):
+                error = future.exception()
+                future.release()
+                if attempt <= retries:
+                    flow.add(submit(item, attempt + 1))
+                    continue
+                if lost is None:
+                    raise error
+                result = lost(item, f"{type(error).__name__}: {error} ({attempt} attempts)")
+            else:
+                result = future.result()
+                future.release()
             more = submit_next()
             if more is not None:
                 flow.add(more)

@@ -19,13 +19,17 @@ from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.simulator.sweep.cluster import map_bounded, open_client
 from atomic_orders.simulator.sweep.report import SweepReport, aggregate
 from atomic_orders.simulator.sweep.results import ResultsFile
-from atomic_orders.simulator.sweep.task import SweepConfig, run_seed
+from atomic_orders.simulator.sweep.task import SweepConfig, lost_line, run_seed
 
-__all__ = ["WINDOW_PER_WORKER", "run_sweep"]
+__all__ = ["WINDOW_PER_WORKER", "WORKER_RETRIES", "run_sweep"]
 
 #: Futures in flight per worker thread: enough to keep every worker busy between two results,
 #: few enough that a 1,000,000-seed sweep holds a few thousand futures at most.
 WINDOW_PER_WORKER = 4
+#: Re-submissions of a seed whose worker process died under it (on top of Dask's own re-runs,
+#: ``distributed.scheduler.allowed-failures``); then its line says "worker lost" and it fails.
+#: Bounded: a seed that kills every worker it runs on (memory) must not stall the sweep.
+WORKER_RETRIES = 2
 
 
 def run_sweep(seeds: Sequence[int], config: SweepConfig, results: Path, *, scheduler: str | None = None,
@@ -50,7 +54,9 @@ def run_sweep(seeds: Sequence[int], config: SweepConfig, results: Path, *, sched
                 untyped: Any = client  # Client.nthreads carries no annotations
                 threads = sum(untyped.nthreads().values()) or 1
                 task = functools.partial(run_seed, config=config)
-                for _seed, line in map_bounded(client, task, todo, WINDOW_PER_WORKER * threads):
+                for _seed, line in map_bounded(client, task, todo, WINDOW_PER_WORKER * threads,
+                                               retries=WORKER_RETRIES,
+                                               lost=lambda seed, why: lost_line(seed, config, why)):
                     file.append(line)
                     if on_result is not None:
                         on_result(line)

@@ -38,7 +38,7 @@ from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.fsm.journal.recorder import CRASH_POINTS
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 
-__all__ = ["FAIL_ENV", "SAMPLES", "SweepConfig", "fingerprint", "invariant_of", "run_seed"]
+__all__ = ["FAIL_ENV", "SAMPLES", "SweepConfig", "fingerprint", "invariant_of", "lost_line", "run_seed"]
 
 #: Seeds (comma list) whose task raises: the documented way to make a seed fail in a test.
 FAIL_ENV = "ATOMIC_ORDERS_SWEEP_FAIL"
@@ -174,12 +174,24 @@ def run_seed(seed: int, config: SweepConfig) -> dict[str, Any]:
         line.update(_crash(seed, config) if config.crash else _session(seed, config))
         line["error"] = None
     except Exception as err:  # a crashed session is a failing seed, not the end of the sweep
-        line.update({"ok": False, "outcomes": {}, "violations": {}, "violation_samples": [],
-                     "residual_exposure": {}, "unaccounted_exposure": {}, "unfinished": 0,
-                     "error": f"{type(err).__name__}: {err}"[:500], "fingerprint": None})
+        line.update(_failed(f"{type(err).__name__}: {err}"))
     line["wall"] = round(time.perf_counter() - started, 3)
     line["cpu"] = round(time.process_time() - cpu, 3)
     return line
+
+
+def _failed(error: str) -> dict[str, Any]:
+    return {"ok": False, "outcomes": {}, "violations": {}, "violation_samples": [], "residual_exposure": {},
+            "unaccounted_exposure": {}, "unfinished": 0, "error": error[:500], "fingerprint": None}
+
+
+def lost_line(seed: int, config: SweepConfig, reason: str) -> dict[str, Any]:
+    """The results line of a seed whose worker process died under it every time it ran.
+
+    A failing seed (``ok`` false, ``error`` "worker lost: <reason>", ``wall``/``cpu`` 0): the
+    report lists it with its re-run command, and the sweep goes on with the other seeds.
+    """
+    return {"seed": seed, "config": config.to_json(), **_failed(f"worker lost: {reason}"), "wall": 0.0, "cpu": 0.0}
 
 
 def _session(seed: int, config: SweepConfig) -> dict[str, Any]:

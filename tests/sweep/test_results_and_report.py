@@ -11,7 +11,7 @@ from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.simulator.sweep.report import aggregate, format_report
 from atomic_orders.simulator.sweep.results import ResultsFile
 from atomic_orders.simulator.sweep.seeds import parse_seeds
-from atomic_orders.simulator.sweep.task import SweepConfig, invariant_of
+from atomic_orders.simulator.sweep.task import SweepConfig, invariant_of, lost_line
 
 CONFIG = SweepConfig(groups=5, profile="rough", mode="legged")
 
@@ -93,3 +93,13 @@ def test_the_report_sums_seeds_and_lists_each_failing_one_with_its_command() -> 
     assert "30.0 seeds/min" in text
     crash = SweepConfig(groups=2, profile="calm", crash=True, kills=3)
     assert crash.rerun_command(9) == "atomic-orders crash run --seed 9 --runs 1 --kills 3 --groups 2 --profile calm"
+
+
+def test_a_seed_whose_worker_died_every_time_is_a_failing_line_with_the_reason(tmp_path: Path) -> None:
+    line = lost_line(7, CONFIG, "KilledWorker: boom (3 attempts)")
+    assert (line["seed"], line["ok"], line["config"]) == (7, False, CONFIG.to_json())
+    with ResultsFile.open(tmp_path / "r.jsonl", CONFIG.to_json()) as f:  # a line the file takes
+        f.append(line)
+    report = aggregate([line, _line(1)], CONFIG)
+    assert [f["seed"] for f in report.failing] == [7]
+    assert report.failing[0]["why"] == "error: worker lost: KilledWorker: boom (3 attempts)"
