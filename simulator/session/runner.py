@@ -443,7 +443,10 @@ def _session_pnl(tally: _Tally) -> dict[str, Decimal | None]:
 
 
 def _worst_groups(tally: _Tally) -> dict[str, list[dict[str, Any]]]:
-    settle = heapq.nsmallest(WORST_GROUPS, tally.settle.items(), key=lambda kv: (-kv[1], kv[0]))
+    # Only groups that took time: over the emulator a combo settles in 0 s, and "longest settle
+    # G000001 0 s" named groups with nothing to look at (the page lists the same ones).
+    settle = heapq.nsmallest(WORST_GROUPS, ((g, v) for g, v in tally.settle.items() if v > 0),
+                             key=lambda kv: (-kv[1], kv[0]))
     costly = heapq.nsmallest(WORST_GROUPS, tally.round_trip.items(), key=lambda kv: (kv[1], kv[0]))
     return {
         "longest_settle": [{"group": g, "settle_seconds": round(v, 3)} for g, v in settle],

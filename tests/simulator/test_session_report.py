@@ -217,3 +217,15 @@ def test_a_failed_group_is_named_with_its_residual_and_why() -> None:
                                 "detail": group.rollback_reason}]
     assert worst["largest_unwind_cost"] == [{"group": rec.group, "cost": "-310.00", "entry": "-310.00",
                                              "unwind": "0.00"}]
+
+
+def test_longest_settle_names_only_groups_that_took_time() -> None:
+    # Over the TastyTrade emulator a combo fills at once: the text said "longest settle G000001 0 s,
+    # G000002 0 s, G000003 0 s" while the page (rightly) listed none.
+    from atomic_orders.simulator.session.runner import _Tally, _worst_groups
+
+    tally = _Tally()
+    tally.settle.update({"G000001": 0.0, "G000002": 0.0, "G000003": 2.5, "G000004": 0.0})
+    assert _worst_groups(tally)["longest_settle"] == [{"group": "G000003", "settle_seconds": 2.5}]
+    tally.settle["G000003"] = 0.0
+    assert _worst_groups(tally)["longest_settle"] == []
