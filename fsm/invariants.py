@@ -15,9 +15,16 @@
    fills booked, asked after the last fill), and the broker's count of the group's position is
    the target (committed) or flat (rolled_back). The record comes from the broker (its book,
    TastyTrade's order objects, LEAN's tickets), never from our own event stream.
+
+Each violation text from :func:`check_group` and :func:`check_step` (and :func:`verdict_against`)
+starts with the invariant's tag, ``[N name] `` (``[2 no_orphans] G1: committed but O3 is
+working``), so a reader counts violations per invariant by :func:`invariant_name`, not by the
+wording after the tag. The single-invariant functions return untagged texts.
 """
 
 from __future__ import annotations
+
+import re
 
 from atomic_orders.fsm.group import (
     COMMITTED,
@@ -31,6 +38,11 @@ from atomic_orders.fsm.group import (
 from atomic_orders.fsm.ledger import ledger_from_tickets
 from atomic_orders.fsm.symbol import OptionSymbol
 from atomic_orders.fsm.ticket import TICKET_MACHINE
+
+#: Invariant number -> its name, as each violation's tag says it.
+NAMES: dict[int, str] = {1: "terminal_settled", 2: "no_orphans", 3: "conservation", 4: "legality",
+                         5: "determinism", 6: "exposure_bound", 7: "broker_agreement"}
+_TAG = re.compile(r"\[([1-7]) ([a-z_]+)\] ")
 
 _GROUP_CHANGES = GROUP_MACHINE.allowed_changes()
 _TICKET_CHANGES = TICKET_MACHINE.allowed_changes()
@@ -194,12 +206,23 @@ def verdict_against(group: AtomicOrderGroup, held: dict[OptionSymbol, int]) -> l
     return out
 
 
+def _tagged(number: int, texts: list[str]) -> list[str]:
+    # Only violations pay for the prefix: a holding invariant returns an empty list.
+    return [f"[{number} {NAMES[number]}] {t}" for t in texts] if texts else texts
+
+
+def invariant_name(text: str) -> str | None:
+    """The invariant a tagged violation text names (``"no_orphans"`` for ``"[2 no_orphans] ..."``); else None."""
+    match = _TAG.match(text)
+    return match.group(2) if match is not None and NAMES[int(match.group(1))] == match.group(2) else None
+
+
 def check_group(group: AtomicOrderGroup, replay: bool = False) -> list[str]:
-    """All invariants (replay only when asked: it is the expensive one)."""
-    out = (terminal_settled(group) + no_orphans(group) + conservation(group) + legality(group)
-           + exposure_bound(group) + broker_agreement(group))
+    """All invariants (replay only when asked: it is the expensive one), each text tagged ``[N name] ``."""
+    out = (_tagged(1, terminal_settled(group)) + _tagged(2, no_orphans(group)) + _tagged(3, conservation(group))
+           + _tagged(4, legality(group)) + _tagged(6, exposure_bound(group)) + _tagged(7, broker_agreement(group)))
     if replay:
-        out += replay_matches(group)
+        out += _tagged(5, replay_matches(group))
     return out
 
 
@@ -211,13 +234,14 @@ def check_step(group: AtomicOrderGroup) -> list[str]:
     single pass over the ledger.
     """
     if group.state in TERMINAL_STATES:
-        return terminal_settled(group) + no_orphans(group) + exposure_bound(group) + broker_agreement(group)
+        return (_tagged(1, terminal_settled(group)) + _tagged(2, no_orphans(group)) + _tagged(6, exposure_bound(group))
+                + _tagged(7, broker_agreement(group)))
     targets = group.targets
     for symbol, net in group.ledger.held.items():
         if net:
             target = targets.get(symbol, 0)
             if (net > target and net > 0) or (net < target and net < 0):
-                return exposure_bound(group)
+                return _tagged(6, exposure_bound(group))
     return []
 
 

@@ -35,6 +35,7 @@ import attrs
 
 from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.fsm.group import ExecutionMode
+from atomic_orders.fsm.invariants import invariant_name
 from atomic_orders.fsm.journal.recorder import CRASH_POINTS
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 
@@ -92,28 +93,6 @@ class SweepConfig:
                 f"--mode {self.mode}")
 
 
-# Checked in order: the first pattern found names the invariant (fsm/invariants.py's messages).
-_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("[7 broker_agreement]", "broker_agreement"),
-    ("[3 conservation]", "conservation"),
-    ("recovery:", "recovery"),
-    ("arrived for no open group", "stray_fill"),
-    (": replay ", "determinism"),
-    ("is not in the table", "legality"),
-    ("the same fill id", "conservation"),
-    ("sum of distinct fills", "conservation"),
-    ("signed sum of ticket fills", "conservation"),
-    ("without an over-fill", "exposure_bound"),
-    ("the broker was never asked", "broker_agreement"),
-    ("the broker's record of", "broker_agreement"),
-    ("but the broker counts", "broker_agreement"),
-    ("the broker's record says", "no_orphans"),
-    ("committed but", "terminal_settled"),
-    ("rolled_back but not flat", "terminal_settled"),
-    ("failed with residual", "terminal_settled"),
-    ("failed without an alert", "terminal_settled"),
-    ("invalid but an order was sent", "terminal_settled"),
-)
 _CRASH_CHECKS: tuple[tuple[str, str], ...] = (
     ("duplicate order at the broker", "crash:duplicate_order"),
     ("without an intent in the journal", "crash:intent_missing"),
@@ -125,12 +104,16 @@ _CRASH_CHECKS: tuple[tuple[str, str], ...] = (
 
 
 def invariant_of(text: str) -> str:
-    """The invariant a violation text reports (``terminal_settled``, ``no_orphans``, ...; ``other``)."""
-    for needle, name in _PATTERNS:
-        if needle in text:
-            return name
-    if " but " in text and " is " in text:  # "G1: committed but O3 is working"
-        return "no_orphans"
+    """The invariant a violation text reports: its ``[N name]`` tag (:func:`fsm.invariants.invariant_name`:
+    ``terminal_settled``, ``no_orphans``, ...); ``recovery`` for a journal mismatch found when
+    recovering, ``stray_fill`` for a fill of no open group (the executor's own checks); else ``other``."""
+    name = invariant_name(text)
+    if name is not None:
+        return name
+    if text.startswith("recovery: "):
+        return "recovery"
+    if "arrived for no open group" in text:
+        return "stray_fill"
     return "other"
 
 

@@ -244,6 +244,22 @@ def test_check_group_collects_from_every_invariant() -> None:
     assert any("without an over-fill" in v for v in out)
 
 
+def test_every_violation_of_check_group_and_check_step_is_tagged_with_its_invariant() -> None:
+    """``[N name] `` leads each text, so a reader counts per invariant without reading the wording."""
+    g = group_in("committed")
+    g.ledger._net[LP] += 5
+    g.audit.append(GroupAuditRecord(now(), "committed", "start", "executing"))
+    out = inv.check_group(g, replay=True)
+    names = [inv.invariant_name(v) for v in out]
+    assert None not in names, out
+    assert {"terminal_settled", "conservation", "legality", "exposure_bound"} <= set(names)
+    assert all(v.startswith(f"[{n} {inv.NAMES[n]}] ") for v in out for n in inv.NAMES if inv.NAMES[n] in v[:25])
+    step = inv.check_step(g)
+    assert step and all(inv.invariant_name(v) is not None for v in step)
+    assert inv.invariant_name("G1: committed but O3 is working") is None  # untagged
+    assert inv.invariant_name("[2 conservation] G1: x") is None  # a tag that is not one of the seven
+
+
 def test_the_verdict_is_held_against_what_the_broker_holds() -> None:
     """Invariant 7 from outside: a rolled-back group over a broker that holds the condor is caught."""
     from atomic_orders.fsm.invariants import verdict_against
