@@ -212,10 +212,17 @@ def render_html(log: SessionLog, *, title: str | None = None) -> str:
                        (("seed", h.seed), ("profile", h.profile), ("mode", h.mode), ("backend", h.backend),
                         ("HTTP faults", h.http_faults), ("groups", f"{h.groups:,}")))
     worst = _worst(groups)
+    # A log cut short (a killed session, a truncated copy) still draws, but says so: without this
+    # line a log cut before its group lines read as a whole session of 0 groups.
+    cut = "" if log.report and len(groups) == h.groups else (
+        f'<div class="warn">This event log is incomplete: {len(groups):,} of the session\'s {h.groups:,} groups '
+        f"recorded{'' if log.report else ', and no closing report line'} (the session did not finish writing "
+        "it, or the file was cut). Everything below covers only what it holds.</div>")
     filters = "".join(f'<button type="button" data-outcome="{o}">{o.replace("_", " ")}</button>'
                       for o in ("all", *OUTCOMES))
     return _PAGE.format(
-        title=html.escape(title), params=params, totals=totals, charts="\n".join(blocks), filters=filters, worst=worst,
+        title=html.escape(title), params=params, cut=cut, totals=totals, charts="\n".join(blocks), filters=filters,
+        worst=worst,
         data=_json_for_script(_page_data(log)), script=_SCRIPT, style=_STYLE,
     )
 
@@ -231,6 +238,7 @@ _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 24px 40px; color: #222; }
 h1 { font-size: 22px; margin: 18px 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
 .params { color: #555; margin-bottom: 12px; }
+.warn { background: #fff3e0; border: 1px solid #ef6c00; border-radius: 6px; padding: 8px 12px; margin-bottom: 12px; }
 .cards { display: flex; flex-wrap: wrap; gap: 8px; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 6px 12px; min-width: 110px; }
 .card .k { font-size: 12px; color: #666; } .card .v { font-size: 18px; font-weight: 600; }
@@ -260,6 +268,7 @@ _PAGE = """<!DOCTYPE html>
 <h1>{title}</h1>
 <div class="params">{params}. Money in dollars (price x 100 x contracts); times in simulated seconds since the
 open.</div>
+{cut}
 <div class="cards">{totals}</div>
 <h2>Session</h2>
 <div class="charts">

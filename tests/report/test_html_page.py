@@ -22,3 +22,18 @@ def test_largest_unwind_cost_ranks_what_undoing_cost_as_the_text_report_does(tmp
     assert row is not None
     assert re.findall(r'data-group="(G\d+)">\S+ ([^<]+)</button>', row.group(1)) == [
         ("G000002", "-$300.00"), ("G000001", "-$100.00")]
+
+
+def test_a_log_cut_short_says_so(tmp_path: Path) -> None:
+    # A log cut before its group lines drew as a whole session of 0 groups, its header's 4 groups
+    # mentioned only in passing.
+    path = write_log(tmp_path / "events.jsonl")
+    whole = render_html(read_log(path))
+    assert "This event log is incomplete" not in whole
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:5]), encoding="utf-8")
+    cut = render_html(read_log(path))
+    assert "This event log is incomplete: 0 of the session's 4 groups recorded, and no closing report line" in cut
+    path.write_text("".join(line for line in lines if '"G000004"' not in line or '"kind": "group"' not in line),
+                    encoding="utf-8")
+    assert "incomplete: 3 of the session's 4 groups recorded (" in render_html(read_log(path))
