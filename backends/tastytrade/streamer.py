@@ -10,10 +10,13 @@
   within ``reply_timeout`` or nothing at all arrives for ``idle_timeout``;
 * on any failure it reconnects with exponential backoff and jitter (``backoff_base`` doubling up to
   ``backoff_max``; after ``max_attempts`` failed attempts in a row it gives up: polling carries on);
+  a session that was acknowledged but lasted less than ``stable_after`` does not reset the backoff
+  (a server that acks then drops every socket is reconnected to ever more slowly, not twice a second);
 * after EVERY successful (re)connect it queues a :data:`RESYNC` item: the server replays nothing
   (reference §5 "State"), so the orders are read again over REST;
 * notifications (``{"type", "data", "timestamp"}``, possibly batched as ``{"results": [...]}``)
-  of type ``Order`` are queued as :data:`ORDER` items whose ``data`` is the REST order object;
+  of type ``Order`` are queued as :data:`ORDER` items whose ``data`` is the REST order object
+  (one whose ``account-number`` names another account is dropped and counted as ``foreign``);
   other types are counted and dropped; malformed messages are counted and logged (at most
   ``log_limit`` lines, bounded and printable), never raised.
 
@@ -43,6 +46,7 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from atomic_orders.backends.tastytrade.config import validate_streamer_url
+from atomic_orders.backends.tastytrade.errors import redact
 from atomic_orders.fsm.errors import ValidationError
 
 __all__ = ["ORDER", "RESYNC", "AccountStreamer", "StreamItem", "StreamerSettings"]
@@ -92,6 +96,9 @@ class StreamerSettings:
     backoff_max: float = attrs.field(default=30.0, validator=_in_range(0.001, None))
     #: Failed attempts in a row after which the streamer gives up (the monitor keeps polling).
     max_attempts: int = attrs.field(default=50, validator=_count)
+    #: An acknowledged session shorter than this (seconds) keeps the backoff growing (it is not
+    #: counted towards ``max_attempts``: it did connect).
+    stable_after: float = attrs.field(default=5.0, validator=_in_range(0.0, None))
     #: Items waiting for :meth:`AccountStreamer.drain` at most (more: dropped, a re-sync queued).
     queue_size: int = attrs.field(default=10_000, validator=_count)
     #: Largest message accepted (bytes); a larger one closes the socket (then reconnect + re-sync).
@@ -149,9 +156,11 @@ class AccountStreamer:
         self._up = threading.Event()
         self._request_id = 0
         self._acked = False
+        self._acked_at: float | None = None
         self._lock = threading.Lock()
         #: Counters: connects, disconnects, refused, heartbeats, heartbeat_replies, dead_sockets,
-        #: messages, orders, ignored, malformed, dropped (queue full), resyncs.
+        #: messages, orders, ignored, malformed, foreign (another account's Order), dropped (queue
+        #: full), resyncs.
         self.stats: Counter[str] = Counter()
         #: Notifications of other types, by type.
         self.ignored_types: Counter[str] = Counter()
@@ -217,9 +226,11 @@ class AccountStreamer:
     # -- the background thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        failures = 0
+        failures = 0  # attempts in a row never acknowledged (giving up counts these)
+        streak = 0  # attempts in a row that failed or were acknowledged only briefly (the backoff's)
         while not self._stop.is_set():
             self._acked = False
+            self._acked_at = None
             try:
                 self._session()
             except (_Dead, WebSocketException, OSError, TimeoutError) as err:
@@ -232,11 +243,13 @@ class AccountStreamer:
             if self._stop.is_set():
                 break
             failures = 0 if self._acked else failures + 1
+            lasted = None if self._acked_at is None else time.monotonic() - self._acked_at
+            streak = 0 if lasted is not None and lasted >= self.settings.stable_after else streak + 1
             if failures >= self.settings.max_attempts:
                 self.gave_up = True
                 log.error("account streamer: %d attempts in a row failed; giving up (orders are polled)", failures)
                 break
-            delay = self._backoff(failures)
+            delay = self._backoff(streak if self._acked else failures)
             self.backoffs.append(delay)
             del self.backoffs[:-100]
             self._stop.wait(delay)
@@ -315,6 +328,7 @@ class AccountStreamer:
             self._handle(message)  # a notification before the ack is kept
             self.received_in_session += 1
         self._acked = True
+        self._acked_at = time.monotonic()
         self.session_id = str(message.get("web-socket-session-id"))[:64]
         self.stats["connects"] += 1
         self._up.set()
@@ -366,6 +380,9 @@ class AccountStreamer:
         except ValueError:
             self._malformed("not JSON", raw)
             return _MALFORMED
+        except RecursionError:  # arrays nested thousands deep: one bad message, not a dropped socket
+            self._malformed("nested too deep", raw[:_MAX_SHOWN])
+            return _MALFORMED
 
     def _handle(self, message: Any) -> None:
         """A notification, a batch of them, or a status message; never raises."""
@@ -403,6 +420,12 @@ class AccountStreamer:
         if not isinstance(data, dict):
             self._malformed("an Order notification without an order object", item)
             return
+        account = data.get("account-number")
+        if account is not None and account != self.account_number:
+            # another account's order (its ids may collide with ours): never ours to book
+            self.stats["foreign"] += 1
+            self._malformed("an Order of another account", {"account-number": account, "id": data.get("id")})
+            return
         stamp = item.get("timestamp")
         self.stats["orders"] += 1
         self._put(StreamItem(ORDER, data, stamp if type(stamp) is int else None))
@@ -431,7 +454,8 @@ class AccountStreamer:
 
 
 def _shown(text: str) -> str:
-    """At most 200 printable characters (control characters escaped) of server text."""
-    cut = text[:_MAX_SHOWN]
+    """At most 200 printable characters (control characters escaped) of server text, live secrets
+    masked (a server may quote the token it refused)."""
+    cut = redact(text)[:_MAX_SHOWN]
     cut = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
     return cut + ("..." if len(text) > _MAX_SHOWN else "")
