@@ -22,8 +22,10 @@ crossed or off the core's bounds (:func:`~atomic_orders.fsm.orders.quote_problem
 ``updated-at`` missing, unreadable, in the future by more than ``max_quote_age`` or older than
 ``max_quote_age`` seconds on the backend clock (stale); a halted instrument (``is-trading-halted``
 as the reference names it, or ``trading-halted`` as the SDK reads it, true); a symbol missing
-from the answer. A request that fails (transport, 5xx, 429 after the client's retries, an
-unreadable answer) is ``BrokerUnavailable``: no quote now, the executor retries on its timers.
+from the answer, or answered by two different items; a bid or ask string that is not plain ASCII
+decimal text (``Decimal`` alone would read ``"1_000"`` as 1000), or a signed zero. A request
+that fails (transport, 5xx, 429 after the client's retries, an unreadable answer) is
+``BrokerUnavailable``: no quote now, the executor retries on its timers.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from atomic_orders.backends.tastytrade.client import MAX_MARKET_DATA_SYMBOLS, TastytradeApiClient
 from atomic_orders.backends.tastytrade.errors import TastytradeError
+from atomic_orders.backends.tastytrade.parsing import _DECIMAL
 from atomic_orders.fsm.clock import Clock
 from atomic_orders.fsm.errors import BrokerUnavailable, QuoteUnavailable, ValidationError
 from atomic_orders.fsm.orders import Quote, quote_problem
@@ -51,6 +54,8 @@ DEFAULT_MAX_QUOTE_AGE = 5.0
 #: within one pass of its loop, well inside it.
 DEFAULT_TICK = 0.5
 _MAX_TEXT = 64
+#: Spelled as such, these are read (and refused as not finite by ``quote_problem``, naming them).
+_NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
 
 
 def _price(item: dict[str, Any], field: str, occ: str) -> Decimal:
@@ -59,10 +64,15 @@ def _price(item: dict[str, Any], field: str, occ: str) -> Decimal:
         raise QuoteUnavailable(occ, field, raw, "absent (no quote on this side)")
     if isinstance(raw, bool) or not isinstance(raw, (str, int)) or (isinstance(raw, str) and len(raw) > _MAX_TEXT):
         raise QuoteUnavailable(occ, field, str(raw)[:_MAX_TEXT], "not a decimal string")
+    # Decimal() alone also reads " 1.00", "1_000" (as 1000) and non-ASCII digits: not the API's strings
+    if isinstance(raw, str) and not (_DECIMAL.fullmatch(raw) or raw.strip("+-").lower() in _NON_FINITE):
+        raise QuoteUnavailable(occ, field, raw, "not a decimal string")
     try:
         value = Decimal(raw)
     except (InvalidOperation, ValueError):
         raise QuoteUnavailable(occ, field, raw, "not a decimal string") from None
+    if value.is_zero() and value.is_signed():
+        raise QuoteUnavailable(occ, field, raw, "is negative (a signed zero)")
     return value
 
 
@@ -159,6 +169,8 @@ class TastytradeQuoteSource:
             raise BrokerUnavailable(f"quote of {occ}: {item}"[:500])
         if item is _MISSING:
             raise QuoteUnavailable(occ, "item", None, "the symbol is missing from the market-data answer")
+        if item is _CONFLICT:
+            raise QuoteUnavailable(occ, "item", None, "the market-data answer holds different items for the symbol")
         return parse_market_item(item, symbol, now, self.max_quote_age)
 
     def prefetch(self, symbols: Iterable[OptionSymbol]) -> None:
@@ -193,15 +205,22 @@ class TastytradeQuoteSource:
                     self._items[occ] = failure
                 continue
             asked = set(batch)
+            got: dict[str, object] = {}
             for item in items:
                 key = _occ(item.get("symbol"))
-                if key is not None and key in asked and key not in self._items:
-                    self._items[key] = item
+                if key is None or key not in asked:
+                    continue
+                held = got.setdefault(key, item)
+                if held is not item and held != item:
+                    got[key] = _CONFLICT  # which one is the market? neither: no quote this tick
+            self._items.update(got)
             for occ in batch:
                 self._items.setdefault(occ, _MISSING)
 
 
 _MISSING: Any = object()
+#: Two different items for one symbol in one answer.
+_CONFLICT: Any = object()
 
 
 def _occ(raw: object) -> str | None:

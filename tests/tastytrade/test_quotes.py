@@ -109,6 +109,10 @@ _NOW = "2026-01-02T15:00:00.000+00:00"
         (lambda i: {**i, "bid": "-0.05"}, "bid", "negative"),
         (lambda i: {**i, "bid": str(Decimal(i["ask"]) + 1)}, "bid", "crossed"),
         (lambda i: {**i, "bid": "one dollar"}, "bid", "not a decimal string"),
+        (lambda i: {**i, "bid": "-0"}, "bid", "signed zero"),
+        (lambda i: {**i, "bid": "0_1"}, "bid", "not a decimal string"),  # Decimal() reads it as 1
+        (lambda i: {**i, "ask": " 9.00"}, "ask", "not a decimal string"),
+        (lambda i: {**i, "ask": "\u0669.\u0660\u0660"}, "ask", "not a decimal string"),  # Arabic-Indic 9.00
         (lambda i: {**i, "updated-at": 1700000000000}, "updated-at", "not an ISO-8601 time"),
         (lambda i: None, "item", "missing from the market-data answer"),
         (lambda i: "garbage", "item", "missing from the market-data answer"),
@@ -128,6 +132,21 @@ def test_unusable_items_are_no_quote(harness: Harness, rewrite: Callable[[dict[s
     with pytest.raises(QuoteUnavailable):
         source(bad)  # the refusal is kept for the tick: no second request
     assert harness.emulator.request_count(ROUTE) == 1
+
+
+def test_two_different_items_for_one_symbol_are_no_quote(harness: Harness) -> None:
+    good, bad, other = _symbols(harness, 3)
+    # the answer for `other` names `bad`, with other's prices: two items for bad that disagree
+    harness.emulator.tamper_quotes(other.occ.replace(" ", r"\s"), lambda i: {**i, "symbol": bad.occ})
+    source = _source(harness, symbols=lambda: [good, bad, other])
+    with pytest.raises(QuoteUnavailable, match="different items") as info:
+        source(bad)  # before: the first item won, whichever it was
+    assert (info.value.symbol, info.value.field) == (bad.occ, "item")
+    assert source(good).bid == harness.sim.quote(good).bid
+    harness.emulator.honest_quotes()
+    harness.emulator.tamper_quotes(other.occ.replace(" ", r"\s"), lambda i: harness.emulator.market_data.item(bad.occ))
+    harness.advance(1.0)
+    assert source(bad).bid == harness.sim.quote(bad).bid  # the same item twice is one quote
 
 
 def test_staleness_is_measured_on_the_backend_clock() -> None:
