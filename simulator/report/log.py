@@ -4,7 +4,8 @@ The log is JSON lines (``atomic-orders simulate --events PATH``, see
 :mod:`atomic_orders.simulator.session.records`): a ``session`` header first, the broker's lines
 (each with ``kind`` and ``t``, simulated seconds as a decimal string), one ``group`` line per group,
 and the ``report`` last. Broker lines this reader does not draw (deliveries, kinds added later) are
-checked for ``kind`` and ``t`` and otherwise skipped.
+checked for ``kind`` and ``t`` and otherwise skipped. A torn last line (no newline, not JSON) is
+dropped: the log of a killed session still reads, without its report line.
 """
 
 from __future__ import annotations
@@ -127,7 +128,14 @@ def parse_lines(lines: Iterable[bytes]) -> SessionLog:
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        data = _line(raw, n)
+        try:
+            data = _line(raw, n)
+        except ValidationError:
+            # A last line without its newline is one cut mid-write (a killed session, a copy cut
+            # short): drop it as the sweep's results file does; the page says the log is incomplete.
+            if header is not None and not raw.endswith(b"\n"):
+                break
+            raise
         kind = data["kind"]
         try:
             if header is None:

@@ -113,3 +113,19 @@ def test_json_python_cannot_hold_is_refused_by_line(tmp_path: Path, text: str) -
     err = _refused(_with_line(write_log(tmp_path / "events.jsonl"), 3, text))
     assert err.field == "line 3"
     assert "not an event log" in err.reason
+
+
+def test_a_torn_last_line_is_dropped_a_torn_middle_line_is_not(tmp_path: Path) -> None:
+    # A killed session's log ends mid-line: it was refused whole, while a log cut at a line's end read.
+    path = write_log(tmp_path / "events.jsonl")
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.rstrip("\n")[:-20], encoding="utf-8")  # the report line, torn
+    log = read_log(path)
+    assert (log.groups, log.report) == (RECORDS, {})
+    path.write_text(text.rstrip("\n")[:-20] + "\n", encoding="utf-8")  # ended by its newline: not torn, damaged
+    assert "not JSON" in _refused(path).reason
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join(lines[:4]) + lines[4][:-20] + "\n" + "".join(lines[5:]), encoding="utf-8")
+    assert _refused(path).field == "line 5"
+    path.write_text(lines[0][:-20], encoding="utf-8")  # a torn header is no session log
+    assert _refused(path).field == "line 1"
