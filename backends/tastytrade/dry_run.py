@@ -11,7 +11,9 @@ placing anything: ``{order (no id), buying-power-effect, fee-calculation, warnin
   the order would leave negative buying power (numbers are unsigned, the sign is the ``-effect``
   field: reference 3.3; the recorded failing dry run shows exactly this; reading it as a refusal
   when no ``error`` comes with it is our inference);
-* a warning whose ``code`` is in ``TastytradeConfig.dry_run_blocking_warnings`` (none by default).
+* a warning whose ``code`` is in ``TastytradeConfig.dry_run_blocking_warnings`` (none by default);
+* a 2xx whose ``data`` has no ``buying-power-effect`` object (every dry run answers one): not a
+  dry run's answer, so not a "go" (fail closed).
 
 Anything else is "go". The reason texts are server text, bounded and redacted like every
 TastyTrade error (:class:`~.errors.TastytradeApiError`).
@@ -55,7 +57,11 @@ def dry_run_refusal(answer: Mapping[str, Any], blocking_warnings: Collection[str
             wrapped = TastytradeApiError(200, "preflight_check_failure", str(error)[:500])
         return api_refusal(wrapped)
     effect = answer.get("buying-power-effect")
-    if isinstance(effect, Mapping) and effect.get("new-buying-power-effect") == "Debit":
+    if not isinstance(effect, Mapping):
+        # every dry run answers one (reference 2, 3.3): without it this is not a dry run's answer
+        # (a proxy's or a garbled 2xx), and sending on it would not be failing closed
+        return "unreadable answer: no buying-power-effect object"
+    if effect.get("new-buying-power-effect") == "Debit":
         amount = _decimal(effect.get("new-buying-power"))
         if amount is None or amount != 0:
             shown = "?" if amount is None else format(amount, "f")

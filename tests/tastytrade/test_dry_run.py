@@ -109,11 +109,14 @@ RECORDED = {
         (RECORDED, f"preflight_check_failure: One or more preflight checks failed (margin_check_failed: {BROKE})"),
         ({"buying-power-effect": RECORDED["buying-power-effect"]}, "new-buying-power -1587.388 (Debit)"),
         ({"buying-power-effect": {"new-buying-power": "5.0", "new-buying-power-effect": "Credit"}}, None),
-        ({"warnings": [{"code": "tif_next_valid_sesssion", "message": "next session"}]}, None),
+        ({"buying-power-effect": {}, "warnings": [{"code": "tif_next_valid_sesssion", "message": "next session"}]},
+         None),
         ({"error": "no"}, "preflight_check_failure: no"),
         ({"error": {"code": ["x"], "errors": "y"}}, "preflight check failed"),
         ({"buying-power-effect": {"new-buying-power": {"x": 1}, "new-buying-power-effect": "Debit"}}, "-? (Debit)"),
-        ({"warnings": "garbage", "buying-power-effect": [1]}, None),
+        ({"warnings": "garbage", "buying-power-effect": {}}, None),
+        ({"warnings": "garbage", "buying-power-effect": [1]}, "no buying-power-effect object"),
+        ({}, "no buying-power-effect object"),  # a 2xx that is no dry run's answer: never a go
     ],
 )
 def test_what_a_dry_run_answer_says(answer: dict[str, Any], expected: str | None) -> None:
@@ -124,7 +127,67 @@ def test_what_a_dry_run_answer_says(answer: dict[str, Any], expected: str | None
 
 
 def test_a_blocking_warning_refuses() -> None:
-    answer = {"warnings": [{"code": "tif_next_valid_sesssion", "message": "Your order will begin working during "
-                            "next valid session."}]}
+    answer = {"buying-power-effect": {}, "warnings": [{"code": "tif_next_valid_sesssion",
+                                                       "message": "Your order will begin working during "
+                                                       "next valid session."}]}
     reason = dry_run_refusal(answer, frozenset({"tif_next_valid_sesssion"}))
     assert reason is not None and "tif_next_valid_sesssion" in reason
+
+
+def test_a_2xx_that_is_no_dry_run_answer_refuses_the_group_nothing_sent(harness: Harness) -> None:
+    """A 2xx whose data has no buying-power-effect (a proxy's or a garbled answer) was a "go"."""
+    import threading
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import attrs
+
+    from atomic_orders.backends.tastytrade.backend import TastytradeBackend
+    from atomic_orders.backends.tastytrade.client import TastytradeApiClient
+
+    upstream = harness.emulator.url
+
+    class Relay(BaseHTTPRequestHandler):
+        """Everything goes to the emulator, except a dry run: answered 200 ``{"data": {}}``."""
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.command == "POST" and self.path.endswith("/orders/dry-run"):
+                status, payload, kind = 200, b'{"data": {}, "context": "/dry-run"}', "application/json"
+            else:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                req = urllib.request.Request(upstream + self.path, data=body or None, headers=headers,
+                                             method=self.command)
+                try:
+                    with urllib.request.urlopen(req, timeout=5) as answer:
+                        status, payload, kind = answer.status, answer.read(), answer.headers["Content-Type"]
+                except urllib.error.HTTPError as err:
+                    status, payload, kind = err.code, err.read(), err.headers["Content-Type"]
+            self.send_response(status)
+            self.send_header("Content-Type", kind or "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _relay  # noqa: N815 (http.server names them)
+
+    relay = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    try:
+        config = attrs.evolve(harness.config, base_url=f"http://127.0.0.1:{relay.server_address[1]}")
+        client = TastytradeApiClient(config, harness.emulator.credentials(), sleep=lambda _s: None)
+        harness.backend = TastytradeBackend(client, clock=harness.sim.clock, dry_run=True,
+                                            quote_source=harness.emulator.quote_source())
+        ex = harness.executor()
+        group = ex.execute_iron_condor(**condor_roles(harness.condor()), quantity=1)
+        harness.settle(ex)
+    finally:
+        relay.shutdown()
+    assert group.state == "rolled_back", group.state
+    (ticket,) = group.entry_tickets
+    assert ticket.state == "rejected" and "no buying-power-effect" in (ticket.reason or ""), ticket.reason
+    assert harness.emulator.request_count(PLACE) == 0  # nothing sent
