@@ -102,6 +102,26 @@ def _probe(address: str) -> None:
         raise ValidationError("scheduler", address, f"a Dask {kind or 'peer'} answered there, not a scheduler")
 
 
+def _ignore_interrupt_plugin() -> Any:
+    """A Dask worker plugin: the worker process ignores SIGINT (its setup runs on the worker's main thread).
+
+    Made here, not at import: this module loads without Dask (a local class; Dask pickles it by value).
+    """
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    base: Any = WorkerPlugin  # distributed's classes carry no annotations
+
+    class IgnoreInterrupt(base):  # type: ignore[misc]
+        def setup(self, worker: object) -> None:
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreInterrupt()
+
+
 @contextmanager
 def open_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
     """A Dask client, closed (and its local cluster shut down) when the block ends.
@@ -145,6 +165,10 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     try:
         client = dist.Client(cluster)
         try:
+            # A terminal's Ctrl-C reaches the whole foreground group, these workers included: each
+            # would print its own KeyboardInterrupt trace. The sweep's process handles it and shuts
+            # them down; restarted workers get the plugin too.
+            client.register_plugin(_ignore_interrupt_plugin(), name="atomic-orders-ignore-sigint")
             yield client
         finally:
             client.close()

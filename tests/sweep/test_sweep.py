@@ -139,6 +139,33 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path: Path, straight:
     assert {line["seed"]: _stable(line) for line in after} == {s: _stable(v) for s, v in straight.items()}
 
 
+def test_ctrl_c_ends_the_sweep_in_one_line_with_status_2_and_no_worker_left(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground group, the worker processes included."""
+    results = tmp_path / "r.jsonl"
+    proc = subprocess.Popen([*CLI, "sweep", "--seeds", "1-8", "--groups", "100", "--workers", "2", "--results",
+                             str(results), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a shell's job
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and results.read_bytes().count(b"\n") >= 1:
+                break  # the workers are running sessions
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, err
+        assert err.strip() == "atomic-orders sweep: error: interrupted (Ctrl-C)"  # no worker's trace
+        deadline = time.monotonic() + 30
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid), "a worker process outlived the sweep"
+        assert all(json.loads(raw)["ok"] for raw in results.read_text(encoding="utf-8").splitlines())
+    finally:
+        _stop(proc)
+
+
 def test_a_results_file_of_another_config_is_refused_naming_the_difference(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps({"seed": 1, "config": {**CONFIG.to_json(), "groups": 99}}) + "\n", encoding="utf-8")
