@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from atomic_orders.fsm.errors import ValidationError
 
@@ -26,6 +26,19 @@ def _difference(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
     keys = sorted(set(theirs) | set(ours))
     return ", ".join(f"{k}={theirs.get(k)!r} (this sweep: {ours.get(k)!r})" for k in keys
                      if theirs.get(k) != ours.get(k))
+
+
+_DICTS = ("outcomes", "violations", "residual_exposure", "unaccounted_exposure")
+
+
+def _is_results_line(line: object) -> TypeGuard[dict[str, Any]]:
+    """A JSON object shaped as :func:`~.task.run_seed` writes it, as far as resuming and the report read it."""
+    if not isinstance(line, dict) or not isinstance(line.get("config"), dict):
+        return False
+    seed = line.get("seed")
+    if type(seed) is not int or seed < 0 or not isinstance(line.get("ok", False), bool):
+        return False
+    return all(isinstance(line.get(key, {}), dict) for key in _DICTS)
 
 
 class ResultsFile:
@@ -80,7 +93,7 @@ class ResultsFile:
                     line = json.loads(raw) if newline >= 0 else None
                 except ValueError:
                     line = None
-                if not isinstance(line, dict) or "seed" not in line or "config" not in line:
+                if not _is_results_line(line):
                     if end == len(data):  # the torn last line of a killed sweep
                         break
                     raise ValidationError("results", str(path), f"line {number} is not a results line; "

@@ -43,6 +43,15 @@ def test_a_damaged_line_before_the_last_is_refused_naming_it(tmp_path: Path) -> 
         ResultsFile.open(path, CONFIG.to_json())
 
 
+@pytest.mark.parametrize("bad", [{"seed": "x"}, {"seed": -1}, {"seed": True}, {"seed": 1.5}, {"ok": "yes"},
+                                 {"outcomes": [1]}, {"violations": "no_orphans"}, {"config": "hostile"}])
+def test_a_line_of_the_wrong_shape_is_damage_not_a_crash(tmp_path: Path, bad: dict[str, object]) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({**_line(1), **bad}) + "\n" + json.dumps(_line(2)) + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="line 1 is not a results line"):
+        ResultsFile.open(path, CONFIG.to_json())
+
+
 def test_another_config_is_refused_naming_the_difference(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     with ResultsFile.open(path, CONFIG.to_json()) as f:
