@@ -37,7 +37,8 @@ def write_reports(events: Path, html: Path | None, csv: Path | None) -> list[str
     """Read the event log ``events`` and write the HTML page and/or the CSV; return one line per file.
 
     Raises :class:`UserError` when ``events`` is missing or not a session's event log (the log's
-    :class:`ValidationError` names the line, the field and the value).
+    :class:`ValidationError` names the line, the field and the value), or when a file cannot be
+    written (each is written whole or not at all).
     """
     from atomic_orders.simulator.report.log import read_log
 
@@ -47,15 +48,19 @@ def write_reports(events: Path, html: Path | None, csv: Path | None) -> list[str
     except ValidationError as err:
         raise UserError(f"{str(events)!r} is not a session's event log (atomic-orders simulate --events): {err}")\
             from None
+    from atomic_orders.simulator.report.html import write_html
+    from atomic_orders.simulator.report.table import write_group_csv
+
     lines: list[str] = []
-    if html is not None:
-        from atomic_orders.simulator.report.html import write_html
-
-        lines.append(f"HTML report written to {write_html(log, html)}")
-    if csv is not None:
-        from atomic_orders.simulator.report.table import write_group_csv
-
-        lines.append(f"group CSV written to {write_group_csv(log.groups, csv)}")
+    option, path = "--html", html
+    try:
+        if html is not None:
+            lines.append(f"HTML report written to {write_html(log, html)}")
+        option, path = "--csv", csv
+        if csv is not None:
+            lines.append(f"group CSV written to {write_group_csv(log.groups, csv)}")
+    except OSError as err:  # a full disk, a folder that cannot be made: nothing half-written is left
+        raise UserError(f"{option} {str(path)!r}: cannot write it ({err.strerror or err})") from None
     return lines
 
 

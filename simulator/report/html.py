@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from atomic_orders.simulator.report.files import write_whole
 from atomic_orders.simulator.report.log import ORDER_KINDS, SessionLog
 from atomic_orders.simulator.session.records import OUTCOMES, GroupRecord
 
@@ -228,10 +229,8 @@ def render_html(log: SessionLog, *, title: str | None = None) -> str:
 
 
 def write_html(log: SessionLog, path: Path, *, title: str | None = None) -> Path:
-    """Write :func:`render_html` to ``path`` (its folders created); return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(log, title=title), encoding="utf-8")
-    return path
+    """Write :func:`render_html` to ``path`` (its folders created; whole or not at all); return ``path``."""
+    return write_whole(path, render_html(log, title=title))
 
 
 _STYLE = """

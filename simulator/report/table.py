@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 
+from atomic_orders.simulator.report.files import write_whole
 from atomic_orders.simulator.session.records import GroupRecord
 
 __all__ = ["CSV_FIELDS", "TEXT_FIELDS", "group_csv", "write_group_csv"]
@@ -53,7 +54,5 @@ def group_csv(records: Iterable[GroupRecord]) -> str:
 
 
 def write_group_csv(records: Iterable[GroupRecord], path: Path) -> Path:
-    """Write :func:`group_csv` to ``path`` (its folders created); return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(group_csv(records), encoding="utf-8")
-    return path
+    """Write :func:`group_csv` to ``path`` (its folders created; whole or not at all); return ``path``."""
+    return write_whole(path, group_csv(records))

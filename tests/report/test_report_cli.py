@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from atomic_orders.simulator.report.table import CSV_FIELDS
 from tests.report._logs import RECORDS, write_log
 
@@ -57,3 +59,61 @@ def test_simulate_writes_the_reports_without_an_event_log_file(tmp_path: Path) -
     with (tmp_path / "g.csv").open(encoding="utf-8", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.csv", "r.html"]
+
+
+def test_a_file_that_cannot_be_written_is_one_line_and_nothing_half_written(tmp_path: Path) -> None:
+    # /dev/full fails every write with ENOSPC (a full disk); no folder can be made under /proc.
+    # Both were tracebacks, and a write cut by a full disk left half a page under the name asked for.
+    if not (Path("/dev/full").exists() and Path("/proc/self").exists()):
+        pytest.skip("needs Linux's /dev/full and /proc")
+    write_log(tmp_path / "events.jsonl")
+    cases = [(["--csv", "/proc/nope/g.csv"], "--csv '/proc/nope/g.csv': cannot write it"),
+             (["--html", "r.html", "--csv", "/proc/nope/g.csv"], "--csv '/proc/nope/g.csv': cannot write it"),
+             (["--html", "/dev/full"], "--html '/dev/full': cannot write it (No space left on device)")]
+    for argv, expected in cases:
+        proc = _run(["report", "events.jsonl", *argv], tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "r.html"]  # no temporary file
+
+
+def test_a_report_file_is_replaced_whole_or_kept(tmp_path: Path) -> None:
+    from atomic_orders.simulator.report.files import write_whole
+
+    target = tmp_path / "r.html"
+    target.write_text("the old page", encoding="utf-8")
+
+    try:
+        write_whole(target, "x" * 100_000 + "\udcff")  # a lone surrogate: the encoder fails mid-write
+    except UnicodeEncodeError:
+        pass
+    else:
+        raise AssertionError("a text UTF-8 cannot hold was written")
+    assert target.read_text(encoding="utf-8") == "the old page"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+    assert write_whole(target, "new").read_text(encoding="utf-8") == "new"
+
+
+def test_a_link_keeps_pointing_and_a_device_is_written_in_place(tmp_path: Path) -> None:
+    # Renamed over blindly, the temporary file replaced a symbolic link with a file, and (as root)
+    # the device /dev/full itself with a regular file.
+    import os
+    import stat
+
+    from atomic_orders.simulator.report.files import write_whole
+
+    (tmp_path / "real.html").write_text("old", encoding="utf-8")
+    link = tmp_path / "link.html"
+    link.symlink_to("real.html")
+    write_whole(link, "new")
+    assert link.is_symlink() and (tmp_path / "real.html").read_text(encoding="utf-8") == "new"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so opening it to write does not block
+    try:
+        write_whole(fifo, "through the pipe")
+        assert os.read(fd, 100) == b"through the pipe"
+    finally:
+        os.close(fd)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.html", "pipe", "real.html"]
