@@ -72,6 +72,8 @@ def _outcomes_over_time(groups: Sequence[GroupRecord]) -> Any:
     for outcome in OUTCOMES:
         fig.add_bar(name=outcome, x=labels, y=[counts[outcome][b] for b in buckets],
                     marker_color=OUTCOME_COLORS[outcome])
+    if not buckets:  # as the other charts say it: not empty axes that look like a drawing failed
+        fig.add_annotation(text="no group to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
 
 

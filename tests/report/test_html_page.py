@@ -37,3 +37,11 @@ def test_a_log_cut_short_says_so(tmp_path: Path) -> None:
     path.write_text("".join(line for line in lines if '"G000004"' not in line or '"kind": "group"' not in line),
                     encoding="utf-8")
     assert "incomplete: 3 of the session's 4 groups recorded (" in render_html(read_log(path))
+
+
+def test_an_empty_session_says_so_in_every_chart(tmp_path: Path) -> None:
+    # A 0-group session: every other chart said "no group to show" or "none"; the outcomes chart drew bare axes.
+    page = render_html(read_log(write_log(tmp_path / "events.jsonl", ())))
+    for chart in ("outcomes", "settle", "pnl", "slippage", "reasons"):
+        block = page.split(f'id="chart-{chart}"', 1)[1].split('class="chart"', 1)[0]
+        assert '"text":"no group to show"' in block or '"text":"none"' in block, chart
