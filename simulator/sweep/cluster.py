@@ -82,6 +82,7 @@ def _probe(address: str) -> None:
     would hold its handshake forever. Raises :class:`ValidationError` (field ``scheduler``).
     """
     import asyncio
+    import concurrent.futures
 
     from distributed import core
 
@@ -93,7 +94,9 @@ def _probe(address: str) -> None:
             return await remote.identity()
 
     try:
-        info = asyncio.run(asyncio.wait_for(identity(), CONNECT_TIMEOUT))
+        # On a thread of its own: asyncio.run refuses a thread whose event loop runs (a notebook).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            info = pool.submit(asyncio.run, asyncio.wait_for(identity(), CONNECT_TIMEOUT)).result()
     except Exception as err:  # refused, unresolvable, silent or not Dask: the address is the user's to fix
         raise ValidationError("scheduler", address, f"no Dask scheduler answered within {CONNECT_TIMEOUT:g} s "
                               f"({type(err).__name__}{': ' + str(err) if str(err) else ''})") from None

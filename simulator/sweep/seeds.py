@@ -36,7 +36,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         item = raw.strip()
         match = _ITEM.fullmatch(item)
         if match is None:
-            raise ValidationError("seeds", text, f"{item!r} is not a seed N >= 0 or a range A-B")
+            raise ValidationError("seeds", text, f"{item!r} is not a seed N >= 0 (at most 18 digits) or a range A-B")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         if last < first:

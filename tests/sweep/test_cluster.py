@@ -109,6 +109,19 @@ def test_a_scheduler_address_where_no_scheduler_answers_is_refused_not_waited_on
         parse_scheduler("tcp://[::1")  # urlsplit's own ValueError, said as the option's error
 
 
+def test_the_scheduler_is_asked_even_from_a_thread_whose_event_loop_runs() -> None:
+    """A notebook's thread has a running loop: the question must not fail on that instead of the address."""
+    import asyncio
+
+    async def inside() -> str:
+        with pytest.raises(ValidationError) as info, open_client(f"tcp://127.0.0.1:{_closed_port()}"):
+            pass
+        return info.value.reason
+
+    reason = asyncio.run(inside())
+    assert "no Dask scheduler answered" in reason and "RuntimeError" not in reason, reason
+
+
 def test_the_command_says_an_unanswering_scheduler_in_one_line(http_server: str, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "atomic_orders.simulator.cli", "sweep", "--seeds", "1", "--groups",
                            "1", "--scheduler", http_server, "--out", str(tmp_path)],

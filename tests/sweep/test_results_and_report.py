@@ -68,6 +68,9 @@ def test_seeds_specs() -> None:
         parse_seeds("0-1000000")
     with pytest.raises(ValidationError, match="seed 9 is named twice"):
         parse_seeds("9-12,1-9")
+    assert parse_seeds("999999999999999999") == (999_999_999_999_999_999,)
+    with pytest.raises(ValidationError, match="at most 18 digits"):  # too big, said so: not "not a seed >= 0"
+        parse_seeds("9999999999999999999")
 
 
 @pytest.mark.parametrize(("text", "name"), [
