@@ -88,6 +88,15 @@ def test_violations_are_named_by_invariant(text: str, name: str) -> None:
     assert invariant_of(text) == name
 
 
+def test_crash_problems_are_named_by_tag_or_check() -> None:
+    from atomic_orders.simulator.sweep.task import _crash_check_of
+
+    assert _crash_check_of("invariant: [2 no_orphans] G1: committed but O3 is working") == "no_orphans"
+    assert _crash_check_of("invariant: group G1: replay gave 3 transitions, journal has 4") == "recovery"
+    assert _crash_check_of("child violation: [6 exposure_bound] G1: X net 3 outside") == "exposure_bound"
+    assert _crash_check_of("duplicate order at the broker: G1-L0") == "crash:duplicate_order"
+
+
 def test_the_report_sums_seeds_and_lists_each_failing_one_with_its_command() -> None:
     lines = [_line(2, ok=False, violations={"no_orphans": 2}, unaccounted_exposure={"X": 1}),
              _line(1), _line(4, ok=False, error="RuntimeError: boom", outcomes={})]
