@@ -49,7 +49,7 @@ from atomic_orders.backends.tastytrade.config import TastytradeConfig
 from atomic_orders.backends.tastytrade.quotes import TastytradeQuoteSource
 from atomic_orders.backends.tastytrade.streamer import AccountStreamer, StreamerSettings
 from atomic_orders.fsm.clock import Clock, SystemClock
-from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm.errors import AtomicOrdersError, ValidationError
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.executor_report import GroupSummary
@@ -57,8 +57,8 @@ from atomic_orders.fsm.group import AtomicOrderGroup
 from atomic_orders.fsm.journal import Journal
 from atomic_orders.fsm.recovery import RecoveryReport
 
-__all__ = ["EXIT_LEFT_OPEN", "EXIT_SETTLED", "EXIT_VIOLATIONS", "LiveResult", "LiveSession", "LiveSettings",
-           "Strategy"]
+__all__ = ["EXIT_LEFT_OPEN", "EXIT_SETTLED", "EXIT_VIOLATIONS", "ForeignJournal", "LiveResult", "LiveSession",
+           "LiveSettings", "Strategy"]
 
 log = logging.getLogger("atomic_orders.tastytrade.live")
 
@@ -71,6 +71,33 @@ EXIT_SETTLED = 0
 EXIT_VIOLATIONS = 1
 #: Stopped with groups still open: they are in the journal, ``atomic-orders recover`` takes over.
 EXIT_LEFT_OPEN = 3
+
+
+class ForeignJournal(AtomicOrdersError):
+    """The journal was written for another TastyTrade host or account than this session's.
+
+    Recovering it here would read its orders as never placed (``NOT_FOUND`` at this broker) and
+    roll back groups whose orders may be working at the other one.
+    """
+
+    def __init__(self, path: Path, field: str, theirs: object, ours: object) -> None:
+        self.path = path
+        super().__init__(f"journal {str(path)!r} was written for {field} {theirs!r}, not {ours!r}: "
+                         "recover it against that broker, or use another journal")
+
+
+def check_journal_broker(journal: Journal, path: Path, config: TastytradeConfig) -> None:
+    """Raise :class:`ForeignJournal` when a session of ``journal`` (one the live loop started: its
+    config names ``backend: tastytrade``) names another ``base_url`` or ``account`` than ``config``.
+    A journal of no such session (empty, or another tool's) passes."""
+    for session in journal.contents.sessions:
+        recorded = session.get("config")
+        if not isinstance(recorded, dict) or recorded.get("backend") != "tastytrade":
+            continue
+        for field, ours in (("base_url", config.base_url), ("account", config.account_number)):
+            theirs = recorded.get(field)
+            if theirs is not None and theirs != ours:
+                raise ForeignJournal(path, field, theirs, ours)
 
 
 def _seconds(low: float, high: float, *, low_open: bool = False) -> Callable[[object, Any, float], None]:
@@ -190,13 +217,20 @@ class LiveSession:
     ) -> LiveSession:
         """Connect (one account request, so bad credentials fail here), start the streamer, open the journal.
 
-        Raises the client's errors (:class:`~.errors.AuthenticationError` ...) and the journal's
-        (:class:`~atomic_orders.fsm.journal.JournalLocked` ...); nothing is left open when it does.
+        Raises the client's errors (:class:`~.errors.AuthenticationError` ...), the journal's
+        (:class:`~atomic_orders.fsm.journal.JournalLocked` ...) and :class:`ForeignJournal` (a journal
+        of another host or account, before anything talks to the broker); nothing is left open when
+        it does.
         """
         settings = settings if settings is not None else LiveSettings()
         clock = clock if clock is not None else SystemClock()
         # The journal first: a locked or foreign file fails before anything talks to the broker.
         journal = Journal(journal_path, sync=settings.journal_sync)
+        try:
+            check_journal_broker(journal, journal_path, config)
+        except BaseException:
+            journal.close()
+            raise
         client = TastytradeApiClient(config, credentials)
         streamer: AccountStreamer | None = None
         try:
@@ -214,7 +248,7 @@ class LiveSession:
             backend.quote_source = TastytradeQuoteSource(client, clock, symbols=backend.open_symbols)
             return cls(backend, journal, strategy=strategy, settings=settings, policy=policy,
                        journal_config={"backend": "tastytrade", "base_url": config.base_url,
-                                       "streamer": settings.streamer})
+                                       "account": config.account_number, "streamer": settings.streamer})
         except BaseException:
             if streamer is not None:
                 streamer.stop()

@@ -283,7 +283,7 @@ def _recover_wall_clock(url: str, account: str, path: Path, grace: float) -> dic
     from atomic_orders.backends.tastytrade.auth import OAuthCredentials
     from atomic_orders.backends.tastytrade.config import TastytradeConfig
     from atomic_orders.backends.tastytrade.errors import TastytradeError
-    from atomic_orders.backends.tastytrade.live import LiveSession, LiveSettings
+    from atomic_orders.backends.tastytrade.live import ForeignJournal, LiveSession, LiveSettings
 
     try:
         config = TastytradeConfig(account, url)
@@ -294,6 +294,8 @@ def _recover_wall_clock(url: str, account: str, path: Path, grace: float) -> dic
                                    settings=LiveSettings(grace=grace, streamer=False, journal_sync="normal"))
     except TastytradeError as err:
         raise UserError(f"--url {url!r}: {err}") from None
+    except ForeignJournal as err:
+        raise UserError(f"--journal: {err}") from None
     with session:
         result = session.run(until_idle=True)
         report = result.recovery

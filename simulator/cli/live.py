@@ -149,7 +149,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         TastytradeConfig,
     )
     from atomic_orders.backends.tastytrade.errors import InsecureTransportError, TastytradeError
-    from atomic_orders.backends.tastytrade.live import LiveSession, LiveSettings
+    from atomic_orders.backends.tastytrade.live import ForeignJournal, LiveSession, LiveSettings
     from atomic_orders.fsm.journal import JournalCorrupted
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -186,7 +186,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         session = LiveSession.open(config, creds, args.journal, strategy=strategy, settings=settings, policy=policy)
     except TastytradeError as err:
         raise UserError(f"--url {url}: {err}") from None
-    except JournalCorrupted as err:  # a foreign or damaged file: never written over
+    except (JournalCorrupted, ForeignJournal) as err:  # a foreign or damaged file: never written over
         raise UserError(f"--journal: {err}") from None
     with session, session.signals_handled():
         result = session.run(args.duration)

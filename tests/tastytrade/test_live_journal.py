@@ -1,0 +1,47 @@
+"""The live loop refuses a journal written for another TastyTrade host or account (in-process
+emulators on 127.0.0.1): recovering it there would read its orders as never placed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from atomic_orders.backends.tastytrade.config import TastytradeConfig
+from atomic_orders.backends.tastytrade.live import ForeignJournal, LiveSession, LiveSettings
+from atomic_orders.simulator.broker.chaos import ChaosProfile
+from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.emulator import TastytradeEmulator
+
+POLL_ONLY = LiveSettings(streamer=False)
+
+
+@pytest.fixture
+def two_brokers() -> Iterator[tuple[TastytradeEmulator, TastytradeEmulator]]:
+    first = TastytradeEmulator(BrokerSimulator(1, ChaosProfile())).start()
+    second = TastytradeEmulator(BrokerSimulator(2, ChaosProfile())).start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_a_journal_of_another_host_or_account_is_refused_before_any_request(
+        tmp_path: Path, two_brokers: tuple[TastytradeEmulator, TastytradeEmulator]) -> None:
+    first, second = two_brokers
+    path = tmp_path / "live.journal"
+    account = first.account_number
+    with LiveSession.open(TastytradeConfig(account, first.url), first.credentials(), path, settings=POLL_ONLY):
+        pass  # the session's start (host, account) is journaled
+    written = path.read_bytes()
+    before = second.request_count("POST /oauth/token")
+    with pytest.raises(ForeignJournal, match="base_url") as info:
+        LiveSession.open(TastytradeConfig(account, second.url), second.credentials(), path, settings=POLL_ONLY)
+    assert first.url in str(info.value) and second.url in str(info.value)
+    assert second.request_count("POST /oauth/token") == before  # refused before talking to the broker
+    with pytest.raises(ForeignJournal, match="account"):
+        LiveSession.open(TastytradeConfig("5WT99999", first.url), first.credentials(), path, settings=POLL_ONLY)
+    assert path.read_bytes() == written
+    # the same host and account carry on with it
+    with LiveSession.open(TastytradeConfig(account, first.url), first.credentials(), path, settings=POLL_ONLY):
+        pass
