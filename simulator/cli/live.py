@@ -188,6 +188,10 @@ def _cmd_live(args: argparse.Namespace) -> int:
         raise UserError(f"--url {url}: {err}") from None
     except (JournalCorrupted, ForeignJournal) as err:  # a foreign or damaged file: never written over
         raise UserError(f"--journal: {err}") from None
+    except OSError as err:  # the journal cannot be created there (no such folder, read-only, ...)
+        if err.filename is None:
+            raise
+        raise UserError(f"--journal: {str(err.filename)!r}: {err.strerror}") from None
     with session, session.signals_handled():
         result = session.run(args.duration)
     print(f"stopped ({result.stop_reason}): groups {result.groups_submitted}, settled "

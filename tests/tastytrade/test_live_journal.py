@@ -45,3 +45,20 @@ def test_a_journal_of_another_host_or_account_is_refused_before_any_request(
     # the same host and account carry on with it
     with LiveSession.open(TastytradeConfig(account, first.url), first.credentials(), path, settings=POLL_ONLY):
         pass
+
+
+def test_a_journal_that_cannot_be_created_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        two_brokers: tuple[TastytradeEmulator, TastytradeEmulator]) -> None:
+    from atomic_orders.simulator.cli.main import EXIT_USER_ERROR, main
+
+    first, _second = two_brokers
+    monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", "emulator-client-secret")
+    monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", "emulator-refresh-token")
+    missing = tmp_path / "no-such-folder" / "live.journal"
+    code = main(["live", "--url", first.url, "--account", first.account_number, "--no-streamer",
+                 "--journal", str(missing), "--duration", "1"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR  # before: a FileNotFoundError traceback
+    assert err.count("\n") == 1 and "--journal" in err and "No such file or directory" in err, err
+    assert first.request_count("POST /oauth/token") == 0
