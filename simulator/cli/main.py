@@ -217,7 +217,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from atomic_orders.simulator.proofs.exhaustive import format_check
 
     modes = [ExecutionMode(m) for m in args.mode] if args.mode else list(ExecutionMode)
-    report = run(args.depth, modes, quantity=args.quantity, workers=args.workers)
+    report = run(args.depth, modes, quantity=args.quantity, workers=args.workers, dask=args.dask)
     print(format_check(report))
     return 0 if report.ok else 1
 
@@ -285,13 +285,15 @@ def add_main_commands(sub: Any) -> None:
     chk = add_command(sub, "check", "exhaustively check every broker script up to --depth against the invariants",
                       _cmd_check)
     chk.add_argument("--depth", type=count_at_most(MAX_DEPTH), default=5, metavar="K",
-                     help=f"script length K (default 5: ~20 s on 2 cores; 6: ~3 min; at most {MAX_DEPTH})")
+                     help=f"script length K (default 5; each step multiplies the work ~5-8x; at most {MAX_DEPTH})")
     add_mode(chk, repeatable=True)
     chk.add_argument("--quantity", type=positive, default=2, metavar="N",
                      help="units of the 2-leg vertical (default 2)")
     chk.add_argument("--workers", type=positive, default=2, metavar="N",
-                     help="worker processes of a local Dask cluster sharing every level of the search (default "
-                          "2; 1: no cluster; the report is the same)")
+                     help="worker processes (default 2: the two modes in parallel; 1: serial; the report is the same)")
+    chk.add_argument("--dask", action="store_true",
+                     help="split every level of the search over a local Dask cluster of --workers processes (the "
+                          "'sweep' extra; pays off on more cores than two)")
 
     bench = add_command(sub, "bench", "measure the machines and the simulator; print figures", _cmd_bench)
     add_json(bench, "the figures")

@@ -239,6 +239,6 @@ def test_check_on_a_local_dask_cluster_reports_what_the_serial_check_reports() -
     pytest.importorskip("distributed")
     from atomic_orders.simulator.cli.check import run
 
-    on_cluster = run(3, [ExecutionMode.LEGGED], quantity=2, workers=2)
+    on_cluster = run(3, [ExecutionMode.LEGGED], quantity=2, workers=2, dask=True)
     serial = run_check(3, (ExecutionMode.LEGGED,))
     assert on_cluster.ok and _summary(on_cluster) == _summary(serial)
