@@ -19,7 +19,7 @@ Stopping: :meth:`LiveSession.request_stop` (the SIGINT / SIGTERM handlers of
 on the strategy is not asked again; open groups are driven to settlement under the normal rules
 for ``grace`` seconds, and whatever is still open stays in the journal for
 ``atomic-orders recover`` (logged by id). :attr:`LiveResult.exit_code`: :data:`EXIT_SETTLED` (0),
-:data:`EXIT_VIOLATIONS` (1) or :data:`EXIT_LEFT_OPEN` (3).
+:data:`EXIT_VIOLATIONS` (1), :data:`EXIT_LEFT_OPEN` (3) or :data:`EXIT_FAILED_GROUPS` (4).
 
 Logs (logger ``atomic_orders.tastytrade.live``, INFO): connected, streamer up / down, group
 submitted, group settled with its outcome and reason, stop requested, groups left. They hold
@@ -57,8 +57,8 @@ from atomic_orders.fsm.group import AtomicOrderGroup
 from atomic_orders.fsm.journal import Journal
 from atomic_orders.fsm.recovery import RecoveryReport
 
-__all__ = ["EXIT_LEFT_OPEN", "EXIT_SETTLED", "EXIT_VIOLATIONS", "ForeignJournal", "LiveResult", "LiveSession",
-           "LiveSettings", "Strategy"]
+__all__ = ["EXIT_FAILED_GROUPS", "EXIT_LEFT_OPEN", "EXIT_SETTLED", "EXIT_VIOLATIONS", "ForeignJournal", "LiveResult",
+           "LiveSession", "LiveSettings", "Strategy"]
 
 log = logging.getLogger("atomic_orders.tastytrade.live")
 
@@ -71,6 +71,9 @@ EXIT_SETTLED = 0
 EXIT_VIOLATIONS = 1
 #: Stopped with groups still open: they are in the journal, ``atomic-orders recover`` takes over.
 EXIT_LEFT_OPEN = 3
+#: A group ended ``failed``: its unwinds were exhausted or the broker disputed it, and the account
+#: holds a position a human must handle (the log names the group and its residual).
+EXIT_FAILED_GROUPS = 4
 
 
 class ForeignJournal(AtomicOrdersError):
@@ -146,9 +149,12 @@ class LiveResult:
 
     @property
     def exit_code(self) -> int:
-        """:data:`EXIT_VIOLATIONS` over :data:`EXIT_LEFT_OPEN` over :data:`EXIT_SETTLED`."""
+        """:data:`EXIT_VIOLATIONS` over :data:`EXIT_FAILED_GROUPS` over :data:`EXIT_LEFT_OPEN` over
+        :data:`EXIT_SETTLED`: a position no process will touch again outranks one recovery takes over."""
         if self.violations:
             return EXIT_VIOLATIONS
+        if self.settled.get("failed"):
+            return EXIT_FAILED_GROUPS
         return EXIT_LEFT_OPEN if self.left_open else EXIT_SETTLED
 
 

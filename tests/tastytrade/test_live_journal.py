@@ -62,3 +62,23 @@ def test_a_journal_that_cannot_be_created_is_one_line(
     assert code == EXIT_USER_ERROR  # before: a FileNotFoundError traceback
     assert err.count("\n") == 1 and "--journal" in err and "No such file or directory" in err, err
     assert first.request_count("POST /oauth/token") == 0
+
+
+def test_a_failed_group_is_not_a_clean_exit() -> None:
+    """A ``failed`` group leaves a position for a human: the run must not exit 0 on it."""
+    from atomic_orders.backends.tastytrade.live import (
+        EXIT_FAILED_GROUPS,
+        EXIT_LEFT_OPEN,
+        EXIT_SETTLED,
+        EXIT_VIOLATIONS,
+        LiveResult,
+    )
+
+    def result(settled: dict[str, int], left: tuple[str, ...] = (), violations: tuple[str, ...] = ()) -> int:
+        return LiveResult("stopped", sum(settled.values()), settled, left, violations).exit_code
+
+    assert result({"committed": 3, "rolled_back": 1}) == EXIT_SETTLED
+    assert result({"committed": 3, "failed": 1}) == EXIT_FAILED_GROUPS
+    assert result({"failed": 1}, left=("G2",)) == EXIT_FAILED_GROUPS
+    assert result({"committed": 1}, left=("G2",)) == EXIT_LEFT_OPEN
+    assert result({"failed": 1}, violations=("[1 x] y",)) == EXIT_VIOLATIONS
