@@ -259,7 +259,9 @@ _MAX_EPOCH_MS = 10**13
 
 _DIGITS = re.compile(r"[0-9]+")
 _WHOLE = re.compile(r"([0-9]+)(?:\.0*)?")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+#: A decimal number as the API writes one (ASCII digits, an optional sign and exponent): what
+#: ``Decimal()`` alone would also take (``"0_1"``, other scripts' digits, spaces) is refused.
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def _q(value: Any) -> str:
@@ -328,7 +330,7 @@ def parse_price(value: Any, what: str) -> Decimal:
         number = Decimal(repr(value)) if math.isfinite(value) else Decimal("NaN")
     elif isinstance(value, Decimal):
         number = value
-    elif isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and _DECIMAL.fullmatch(value):
+    elif isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and DECIMAL_TEXT.fullmatch(value):
         number = Decimal(value)  # short and exponent <= 999: cheap, and compared before use
     else:
         raise ValueError(f"{what}={_q(value)}: not a decimal price")

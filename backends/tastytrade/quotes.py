@@ -38,7 +38,7 @@ from typing import Any
 
 from atomic_orders.backends.tastytrade.client import MAX_MARKET_DATA_SYMBOLS, TastytradeApiClient
 from atomic_orders.backends.tastytrade.errors import TastytradeError
-from atomic_orders.backends.tastytrade.parsing import _DECIMAL
+from atomic_orders.backends.tastytrade.parsing import DECIMAL_TEXT
 from atomic_orders.fsm.clock import Clock
 from atomic_orders.fsm.errors import BrokerUnavailable, QuoteUnavailable, ValidationError
 from atomic_orders.fsm.orders import Quote, quote_problem
@@ -65,7 +65,7 @@ def _price(item: dict[str, Any], field: str, occ: str) -> Decimal:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)) or (isinstance(raw, str) and len(raw) > _MAX_TEXT):
         raise QuoteUnavailable(occ, field, str(raw)[:_MAX_TEXT], "not a decimal string")
     # Decimal() alone also reads " 1.00", "1_000" (as 1000) and non-ASCII digits: not the API's strings
-    if isinstance(raw, str) and not (_DECIMAL.fullmatch(raw) or raw.strip("+-").lower() in _NON_FINITE):
+    if isinstance(raw, str) and not (DECIMAL_TEXT.fullmatch(raw) or raw.strip("+-").lower() in _NON_FINITE):
         raise QuoteUnavailable(occ, field, raw, "not a decimal string")
     try:
         value = Decimal(raw)
