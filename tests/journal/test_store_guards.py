@@ -311,9 +311,15 @@ def test_a_journal_read_while_a_session_writes_it_is_one_consistent_snapshot(tmp
         [sys.executable, "-m", "atomic_orders.simulator.cli", "simulate", "--groups", "100000", "--quiet",
          "--journal", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # Ready once the writer has created its tables (a file that exists may still be empty: on a
+        # loaded machine the first read came before the schema). Bounded; torn reads count after it.
+        deadline, ready = time.monotonic() + 60, False
+        while not ready and time.monotonic() < deadline and writer.poll() is None:
+            try:
+                ready = read_journal(path, integrity=False).records > 0
+            except (FileNotFoundError, JournalCorrupted):
+                time.sleep(0.05)
+        assert ready, "the writer never wrote a first record"
         reads, grew = 0, set()
         stop = time.monotonic() + 4
         while time.monotonic() < stop and writer.poll() is None:
