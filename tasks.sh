@@ -7,32 +7,34 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Installs the Debian package $1, as root or through sudo. Returns 0 when done and 3 when this user
+# cannot install packages (no root, no sudo); a failed apt-get ends the script, naming the package.
+apt_install() {
+  local SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else return 3; fi
+  fi
+  if $SUDO apt-get install -y -q "$1" >/dev/null 2>&1; then return 0; fi
+  if $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "$1" >/dev/null; then return 0; fi
+  echo "error: apt-get install $1 failed" >&2
+  exit 1
+}
+
 need_dot() {
   if command -v dot >/dev/null 2>&1; then return 0; fi
   echo "graphviz 'dot' not found: installing Debian's graphviz" >&2
-  local SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      echo "error: 'dot' is missing and this user cannot install packages; run: apt-get install graphviz" >&2
-      exit 1
-    fi
-  fi
-  $SUDO apt-get install -y -q graphviz >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q graphviz >/dev/null; }
+  apt_install graphviz && return 0
+  echo "error: 'dot' is missing and this user cannot install packages; run: apt-get install graphviz" >&2
+  exit 1
 }
 
 # The browser tests/report opens the HTML report in: Debian's chromium (never a downloaded one).
 need_chromium() {
   if command -v chromium >/dev/null 2>&1; then return 0; fi
   echo "chromium not found: installing Debian's chromium (for the HTML report's browser test)" >&2
-  local SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      echo "warning: 'chromium' is missing and this user cannot install packages; the browser test is skipped" \
-        "(apt-get install chromium)" >&2
-      return 0
-    fi
-  fi
-  $SUDO apt-get install -y -q chromium >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
+  apt_install chromium && return 0
+  echo "warning: 'chromium' is missing and this user cannot install packages; the browser test is skipped" \
+    "(apt-get install chromium)" >&2
 }
 
 # The interpreter a .venv is made with: $PYTHON, else the first of python3, python3.13, python3.12,

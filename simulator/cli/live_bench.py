@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import statistics
 import tempfile
 import threading
 import time
@@ -51,6 +50,7 @@ from atomic_orders.fsm.journal import Journal
 from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.script import BrokerScript, OrderMatch, Reject, Rest, Rule
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
+from atomic_orders.simulator.cli.streamer_bench import percentiles
 from atomic_orders.simulator.emulator.server import TastytradeEmulator
 from atomic_orders.simulator.emulator.session import EmulatorDriver
 
@@ -111,14 +111,6 @@ class _Noting(TastytradeEmulator):
         if method == "DELETE":
             self.deletes.append(time.perf_counter())
         return super().dispatch(method, target, headers, raw)
-
-
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None, "n": 0}
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"p50": round(statistics.median(ordered), 1), "p99": round(p99, 1), "n": len(ordered)}
 
 
 def live_reject_reaction(groups: int, streamer: bool, seed: int = 3) -> dict[str, Any]:
@@ -189,7 +181,8 @@ def live_reject_reaction(groups: int, streamer: bool, seed: int = 3) -> dict[str
     for (r0, d0), (r1, d1) in itertools.pairwise(marks):
         if r1 > r0 and d1 > d0:  # this group's first reject and its first cancel
             wall_ms.append((emulator.deletes[d0] - rejects[r0]) * 1000)
-    return {"wall_ms": _percentiles(wall_ms), "settled": dict(result.settled), "left_open": len(result.left_open)}
+    return {"wall_ms": percentiles(wall_ms, digits=1), "settled": dict(result.settled),
+            "left_open": len(result.left_open)}
 
 
 def live_reaction_figures(quick: bool = False) -> dict[str, Any]:

@@ -52,12 +52,13 @@ class _Clocked(TastytradeEmulator):
         return super().dispatch(method, target, headers, raw)
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def percentiles(values: list[float], digits: int = 3) -> dict[str, float | None]:
+    """``{"p50", "p99", "n"}`` of ``values`` (nearest-rank p99), rounded to ``digits``; None when empty."""
     if not values:
         return {"p50": None, "p99": None, "n": 0}
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"p50": round(statistics.median(ordered), 3), "p99": round(p99, 3), "n": len(ordered)}
+    return {"p50": round(statistics.median(ordered), digits), "p99": round(p99, digits), "n": len(ordered)}
 
 
 def _driver(streamer: bool, script: BrokerScript | None = None, profile: ChaosProfile | None = None,
@@ -123,7 +124,7 @@ def reject_reaction(groups: int, streamer: bool) -> dict[str, Any]:
                 break
     finally:
         driver.close()
-    return {"virtual_ms": _percentiles(virtual_ms), "wall_ms": _percentiles(wall_ms)}
+    return {"virtual_ms": percentiles(virtual_ms), "wall_ms": percentiles(wall_ms)}
 
 
 def requests_per_tick(open_groups: int, streamer: bool, ticks: int = 30) -> float:
