@@ -105,6 +105,7 @@ class AtomicOrderExecutor:
         on_finished: Callable[[AtomicOrderGroup, GroupSummary], None] | None = None,
         on_alert: Callable[[str], None] | None = None,
         release_finished: bool = False,
+        compact_finished: bool = False,
         keep_summaries: bool = True,
         verify_replay: bool = False,
         id_prefix: str = "G",
@@ -117,6 +118,15 @@ class AtomicOrderExecutor:
         self.on_finished = on_finished
         self.on_alert = on_alert
         self.release_finished = release_finished
+        #: With ``release_finished``: a finished group's audit trails are dropped once
+        #: ``on_finished`` has seen it (:meth:`AtomicOrderGroup.forget_history`), so the groups
+        #: lingering for late events stay small. Refused with a journal or ``verify_replay``:
+        #: both read the whole trail again when a late event re-opens the group.
+        if compact_finished and (journal is not None or verify_replay or not release_finished):
+            raise ValidationError("compact_finished", compact_finished,
+                                  "needs release_finished, and no journal or verify_replay (they read the whole "
+                                  "audit trail again)")
+        self.compact_finished = compact_finished
         #: Keep every finished group's summary in :attr:`summaries` (off for long sessions whose
         #: caller aggregates through ``on_finished``, so memory stays flat).
         self.keep_summaries = keep_summaries
@@ -1298,6 +1308,8 @@ class AtomicOrderExecutor:
         if self.on_finished is not None:
             self.on_finished(group, summary)
         if self.release_finished and gid in self._groups:
+            if self.compact_finished:
+                group.forget_history()
             release_at = now + dt.timedelta(seconds=self.policy.linger_seconds)
             self._release_at[gid] = release_at
             self._schedule(gid, release_at)

@@ -700,6 +700,18 @@ class AtomicOrderGroup:
         # reference cycle, and every finished group waited for a full collector pass to be freed.
         ticket.on_fill = self.ledger.record
 
+    def forget_history(self) -> None:
+        """Drop the audit trails (:attr:`audit`, each ticket's ``order_events``); keep everything else.
+
+        For a finished group an executor holds only to answer late events: state, tickets, fills
+        and ledger decide those, the trails are never read again (they hold every event the group
+        saw, most of a finished group's memory). Afterwards :meth:`replay` replays only what came
+        later: never call it on a group a journal or a replay check still needs.
+        """
+        self.audit.clear()
+        for ticket in self._tickets.values():
+            ticket.order_events.clear()
+
     def replay(self, audit: Iterable[GroupAuditRecord] | None = None) -> AtomicOrderGroup:
         """A fresh group with the same definition, driven through ``audit`` (default: this one's)."""
         fresh = self.clone_definition()

@@ -316,6 +316,8 @@ def run_session(
         config.policy,
         on_finished=finished,
         release_finished=True,
+        # lingering groups keep no audit trail unless a journal or the replay check reads it
+        compact_finished=journal is None and not config.verify_replay,
         keep_summaries=False,
         verify_replay=config.verify_replay,
         session_id="",  # a fresh simulated account: plain ids (G000001), reproducible per seed

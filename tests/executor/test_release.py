@@ -10,13 +10,18 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 
+import attrs
 import pytest
 
+from atomic_orders.fsm.errors import ValidationError
 from atomic_orders.fsm.events import Fill
+from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.orders import BrokerStatus, OrderRequest
 from atomic_orders.fsm.ticket import OrderTicket
+from atomic_orders.simulator.broker.backend import SimulatedBackend
+from atomic_orders.simulator.broker.chaos import ChaosProfile
 from atomic_orders.simulator.broker.simulated_broker import BrokerSimulator
 from atomic_orders.simulator.session.runner import SessionConfig, run_session
 
@@ -74,3 +79,37 @@ def test_settled_orders_are_summaries_that_still_answer_reconcile(no_cyclic_gc: 
     for r in filled:
         assert r.fills == seen["fills"][r.order_ref]  # type: ignore[index]
         assert all(isinstance(f, Fill) for f in r.fills)
+
+
+def test_lingering_groups_keep_no_audit_trail_and_outcomes_do_not_change() -> None:
+    lingering: list[AtomicOrderGroup] = []
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        lingering.extend(g for g in executor._groups.values() if g.is_terminal)
+
+    # lingering past the session's end, so the end sees them; late fills still arrive meanwhile
+    policy = ExecutionPolicy(linger_seconds=100_000.0)
+    config = SessionConfig(seed=3, groups=60, profile="hostile", mode=ExecutionMode.LEGGED, policy=policy)
+    compact = run_session(config, on_end=inspect)
+    assert lingering, "the session should end with finished groups still held for late events"
+    # what a finished group still records is what came after its finish (late fills, reconciles)
+    assert not any(r.trigger in ("validate", "start") for g in lingering for r in g.audit)
+    assert not any(r.source == "new" for g in lingering for t in g.tickets for r in t.order_events)
+    # verify_replay needs the whole trail, so that session keeps it: the same decisions either way
+    full = run_session(attrs.evolve(config, verify_replay=True))
+    assert any(r.trigger == "fill" for g in lingering for t in g.tickets for r in t.order_events), \
+        "the seed should send fills to groups after they finished"
+    compact_json, full_json = compact.to_json(), full.to_json()
+    for volatile in ("config", "wall_seconds", "events_per_second"):
+        compact_json.pop(volatile, None)
+        full_json.pop(volatile, None)
+    assert compact_json == full_json
+
+
+@pytest.mark.parametrize("kwargs", [{"verify_replay": True}, {"release_finished": False}])
+def test_compact_finished_is_refused_where_the_whole_trail_is_read(kwargs: dict[str, bool]) -> None:
+    broker = BrokerSimulator(1, ChaosProfile.preset("none"))
+    options = {"release_finished": True, **kwargs}
+    with pytest.raises(ValidationError) as err:
+        AtomicOrderExecutor(SimulatedBackend(broker), compact_finished=True, **options)
+    assert err.value.field == "compact_finished"
