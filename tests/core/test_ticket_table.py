@@ -9,6 +9,7 @@ the ticket exactly as it was.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -248,3 +249,16 @@ def test_submit_of_limit_order_without_price_fails_and_changes_nothing() -> None
     assert ticket_snapshot(t) == before
     assert t.apply(Submit(now(), Decimal("1.05"))) == "submitting"
     assert t.limit_price == Decimal("1.05")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_librarys_debug_lines_appear_exactly_when_its_logger_listens(
+    caplog: pytest.LogCaptureFixture, debug: bool
+) -> None:
+    # Our machines skip transitions' per-transition debug calls for speed; a user who enables
+    # DEBUG for transitions.core still gets every line, and the transition is the same.
+    caplog.set_level(logging.DEBUG if debug else logging.INFO, logger="transitions.core")
+    t = ticket_in("new")
+    assert t.apply(Submit(now(), Decimal("1.05"))) == "submitting"
+    lines = [r.getMessage() for r in caplog.records if r.name == "transitions.core" and r.levelno == logging.DEBUG]
+    assert any("Initiating transition from state new to state submitting" in m for m in lines) is debug
