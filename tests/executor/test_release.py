@@ -29,15 +29,24 @@ from atomic_orders.simulator.session.runner import SessionConfig, run_session
 @pytest.fixture
 def no_cyclic_gc() -> Iterator[None]:
     gc.collect()
+    _BEFORE[:] = [obj for obj in gc.get_objects() if isinstance(obj, (AtomicOrderGroup, OrderTicket, OrderRequest))]
     gc.disable()
     try:
         yield
     finally:
         gc.enable()
+        _BEFORE.clear()
+
+
+#: Objects alive before a test's session (another test's fixtures may hold some): held here, so
+#: their ids are not reused, and left out of the count.
+_BEFORE: list[object] = []
 
 
 def _alive(kind: type) -> int:
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, kind))
+    """How many ``kind`` objects exist that did not before the test (see :func:`no_cyclic_gc`)."""
+    old = {id(obj) for obj in _BEFORE}
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, kind) and id(obj) not in old)
 
 
 @pytest.mark.parametrize("mode", [ExecutionMode.COMBO, ExecutionMode.LEGGED])
