@@ -60,9 +60,10 @@ RESYNC = "resync"
 
 _MAX_SHOWN = 200
 #: The websocket library's own logger: it logs frames (our messages carry the token) at DEBUG,
-#: so it is held at INFO whatever the application's level.
+#: and its connection lifecycle at INFO (ours says "account streamer up/down"), so it is held at
+#: WARNING whatever the application's level.
 _WIRE_LOG = logging.getLogger("atomic_orders.tastytrade.streamer.wire")
-_WIRE_LOG.setLevel(logging.INFO)
+_WIRE_LOG.setLevel(logging.WARNING)
 
 
 def _in_range(low: float, high: float | None) -> Callable[[object, attrs.Attribute[float], float], None]:

@@ -41,7 +41,8 @@ __all__ = ["StreamerHub"]
 log = logging.getLogger("atomic_orders.emulator.streamer")
 
 _WIRE_LOG = logging.getLogger("atomic_orders.emulator.streamer.wire")
-_WIRE_LOG.setLevel(logging.INFO)  # the library logs frames (tokens) at DEBUG
+# The library logs frames (tokens) at DEBUG and every connection at INFO: noise in a session's output.
+_WIRE_LOG.setLevel(logging.WARNING)
 
 
 class _Socket:

@@ -338,3 +338,18 @@ def test_the_driver_drops_the_socket_on_schedule(make_driver: Callable[..., Emul
     assert d.streamer_drops == 2 and d.emulator.streamer.counts.get("drops") == 2
     d.backend.poll_events()
     assert d.backend.resyncs == 3
+
+
+def test_the_websocket_library_logs_neither_frames_nor_connections(caplog: pytest.LogCaptureFixture) -> None:
+    """Frames carry the token (DEBUG); connection open/close lines (INFO) were printed in the middle
+    of a session's report: both websocket loggers pass only warnings."""
+    import atomic_orders.backends.tastytrade.streamer
+    import atomic_orders.simulator.emulator.streamer  # noqa: F401  (both set their wire loggers up)
+
+    caplog.set_level(logging.DEBUG)  # even when the application logs everything
+    for name in ("atomic_orders.tastytrade.streamer.wire", "atomic_orders.emulator.streamer.wire"):
+        wire = logging.getLogger(name)
+        wire.info("connection open")
+        wire.debug("> TEXT '{\"auth-token\": \"Bearer x\"}'")
+        assert not wire.isEnabledFor(logging.INFO)
+    assert "connection open" not in caplog.text and "Bearer" not in caplog.text
