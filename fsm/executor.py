@@ -104,6 +104,7 @@ class AtomicOrderExecutor:
         clock: Clock | None = None,
         on_finished: Callable[[AtomicOrderGroup, GroupSummary], None] | None = None,
         on_alert: Callable[[str], None] | None = None,
+        on_released: Callable[[str], None] | None = None,
         release_finished: bool = False,
         compact_finished: bool = False,
         keep_summaries: bool = True,
@@ -117,6 +118,12 @@ class AtomicOrderExecutor:
         self.clock: Clock = clock if clock is not None else backend.clock
         self.on_finished = on_finished
         self.on_alert = on_alert
+        #: With ``release_finished``: called with a finished group's id once the executor has
+        #: forgotten it (``policy.linger_seconds`` after it finished, no order of it live). From
+        #: then on the group cannot finish again (a later event for it is a stray), so an owner
+        #: keeping per-group figures for a re-finish can fold them into totals. Not called for a
+        #: group never held (one that ended ``invalid`` at :meth:`execute`).
+        self.on_released = on_released
         self.release_finished = release_finished
         #: With ``release_finished``: a finished group's audit trails are dropped once
         #: ``on_finished`` has seen it (:meth:`AtomicOrderGroup.forget_history`), so the groups
@@ -191,6 +198,9 @@ class AtomicOrderExecutor:
         #: the broker took our cancel, then ``cancelled``: nothing of ours may work at the broker
         #: unowned. Bounded like ``_released_fills``.
         self._abandoned: OrderedDict[str, str] = OrderedDict()
+        #: The ``pending`` refs of ``_abandoned``: the timers look at those only when there are any
+        #: (scanning the bounded table on every tick made a long session's cost grow with its length).
+        self._abandoned_pending: set[str] = set()
         #: The durable journal (write-ahead; None: nothing survives the process).
         self.journal = journal
         self._recorder: JournalRecorder | None = None
@@ -485,7 +495,8 @@ class AtomicOrderExecutor:
                 self._outages[gid] = failures
                 self._step_timer[gid] = now + self._backoff(failures)
                 self._schedule(gid, self._step_timer[gid])
-        for ref in [r for r, st in self._abandoned.items() if st == "pending"]:
+        pending = [r for r, st in self._abandoned.items() if st == "pending"] if self._abandoned_pending else []
+        for ref in pending:
             after = self._surfaced_after.get(ref)
             if after is None or now >= after:
                 try:
@@ -581,7 +592,7 @@ class AtomicOrderExecutor:
     def cancel_orphan(self, order_ref: str) -> None:
         """For recovery: cancel an order of ours the broker works that no group owns (the journal
         lacks it). Retried on the timers while the broker cannot take the cancel."""
-        self._abandoned[order_ref] = "pending"
+        self._mark_abandoned(order_ref, "pending")
         self._cancel_surfaced(order_ref)
 
     def alert(self, text: str) -> None:
@@ -687,7 +698,7 @@ class AtomicOrderExecutor:
     def _on_broker_event(self, be: BrokerEvent) -> None:
         self.stats.broker_events += 1
         if self._abandoned.get(be.order_ref) == "dormant" and be.event.trigger in _ALIVE_TRIGGERS:
-            self._abandoned[be.order_ref] = "pending"
+            self._mark_abandoned(be.order_ref, "pending")
             self._alert(f"order {be.order_ref} surfaced at the broker after it was given up as not found: "
                         f"cancelling it ({be.event.trigger})")
             self._cancel_surfaced(be.order_ref)
@@ -729,8 +740,16 @@ class AtomicOrderExecutor:
         if isinstance(event, Reconciled) and event.status is BrokerStatus.NOT_FOUND and ticket.state == REJECTED:
             self._abandoned.setdefault(order_ref, "dormant")  # nothing to cancel unless it surfaces
             if len(self._abandoned) > _RELEASED_FILLS_KEPT:
-                self._abandoned.popitem(last=False)
+                evicted, _state = self._abandoned.popitem(last=False)
+                self._abandoned_pending.discard(evicted)
         return True
+
+    def _mark_abandoned(self, order_ref: str, state: str) -> None:
+        self._abandoned[order_ref] = state
+        if state == "pending":
+            self._abandoned_pending.add(order_ref)
+        else:
+            self._abandoned_pending.discard(order_ref)
 
     def _cancel_surfaced(self, order_ref: str) -> None:
         """Cancel an order given up as not found that the broker now works (retried on timers)."""
@@ -746,7 +765,7 @@ class AtomicOrderExecutor:
             return
         self._surfaced_tries.pop(order_ref, None)
         self._surfaced_after.pop(order_ref, None)
-        self._abandoned[order_ref] = "cancelled"
+        self._mark_abandoned(order_ref, "cancelled")
         self.stats.surfaced_cancels += 1
         self.stats.cancels_sent += 1
 
@@ -1340,6 +1359,8 @@ class AtomicOrderExecutor:
                        self._step_timer):
             gtable.pop(gid, None)
         del self._groups[gid]
+        if self.on_released is not None:
+            self.on_released(gid)
 
     def _summarise(self, group: AtomicOrderGroup, now: dt.datetime, violations: list[str]) -> GroupSummary:
         first = self._first_fill.get(group.group_id)
