@@ -7,7 +7,7 @@ The executor sends :class:`OrderRequest`; the backend answers with :class:`Broke
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
 
 import attrs
@@ -147,6 +147,31 @@ MAX_PRICE = Decimal(100_000)
 #: a few more decimals for averaged executions).
 MIN_PRICE_EXPONENT = -6
 
+_FINEST = Decimal(1).scaleb(MIN_PRICE_EXPONENT)
+# Exact for every value quote_problem quantizes (at most MAX_PRICE: 12 digits at 1E-6), whatever the
+# caller's context.
+_QUANTIZE = Context(prec=28)
+
+
+def _price_problem(field: str, value: object) -> tuple[str, object, str] | None:
+    """One side of :func:`quote_problem`."""
+    if type(value) is not Decimal and (not isinstance(value, Decimal) or isinstance(value, bool)):
+        return field, value, "must be a Decimal"
+    assert isinstance(value, Decimal)
+    if not value.is_finite():
+        return field, value, "is not a finite number (a missing value)"
+    if value < 0:
+        return field, value, "is negative"
+    if value > MAX_PRICE:
+        return field, value, f"is above {MAX_PRICE}"
+    # A multiple of 1E-6 is never finer (one C call, no digit tuple: quotes cross here all the
+    # time); anything else is judged on its normalized exponent, as it always was.
+    if value.quantize(_FINEST, None, _QUANTIZE) != value:  # (exp, rounding, context): positional is faster
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < MIN_PRICE_EXPONENT:
+            return field, value, f"is finer than 1E{MIN_PRICE_EXPONENT}"
+    return None
+
 
 def quote_problem(bid: object, ask: object) -> tuple[str, object, str] | None:
     """Why a top of book cannot be used for pricing, as ``(field, value, reason)``; None when usable.
@@ -154,18 +179,11 @@ def quote_problem(bid: object, ask: object) -> tuple[str, object, str] | None:
     Usable: both Decimals, finite, ``0 <= bid <= ask``, ``ask > 0``, at most :data:`MAX_PRICE`, on a
     scale no finer than ``10**MIN_PRICE_EXPONENT``. Checked before any arithmetic on the values.
     """
-    for field, value in (("bid", bid), ("ask", ask)):
-        if not isinstance(value, Decimal) or isinstance(value, bool):
-            return field, value, "must be a Decimal"
-        if not value.is_finite():
-            return field, value, "is not a finite number (a missing value)"
-        if value < 0:
-            return field, value, "is negative"
-        if value > MAX_PRICE:
-            return field, value, f"is above {MAX_PRICE}"
-        exponent = value.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and exponent < MIN_PRICE_EXPONENT:
-            return field, value, f"is finer than 1E{MIN_PRICE_EXPONENT}"
+    problem = _price_problem("bid", bid)
+    if problem is None:
+        problem = _price_problem("ask", ask)
+    if problem is not None:
+        return problem
     assert isinstance(bid, Decimal) and isinstance(ask, Decimal)
     if ask == 0:
         return "ask", ask, "is zero (nobody offers)"

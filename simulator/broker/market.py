@@ -81,26 +81,6 @@ def black_scholes(spot: float, strike: float, years: float, vol: float, rate: fl
     return disc * _ncdf(-d2) - spot * _ncdf(-d1)
 
 
-def _floor_tick(cents: float) -> int:
-    """Round a price in cents down to the SPX tick grid."""
-    c = math.floor(cents / 5.0 + 1e-9) * 5
-    if c >= 300:
-        c = math.floor(cents / 10.0 + 1e-9) * 10
-    return int(c)
-
-
-def _ceil_tick(cents: float) -> int:
-    """Round a price in cents up to the SPX tick grid."""
-    c = math.ceil(cents / 5.0 - 1e-9) * 5
-    if c >= 300:
-        c = math.ceil(cents / 10.0 - 1e-9) * 10
-    return int(c)
-
-
-def _tick_cents(cents: int) -> int:
-    return 10 if cents >= 300 else 5
-
-
 def _weekdays_after(start: dt.date, end: dt.date) -> int:
     """Weekdays in ``(start, end]``."""
     if end <= start:
@@ -150,6 +130,12 @@ class MarketModel:
         "_q_val",
         "_q_obj_step",
         "_q_obj",
+        "_t_after",
+        "_t_step",
+        "_t_val",
+        "_when_step",
+        "_when",
+        "_sym_cache",
     )
 
     def __init__(
@@ -215,6 +201,17 @@ class MarketModel:
         # the last Quote object built per symbol (callers poll the same symbols again and again)
         self._q_obj_step: list[int] = []
         self._q_obj: list[Quote | None] = []
+        # the time terms of the last (years after today's close, step) priced: the legs of one
+        # expiry share them, and callers ask for several legs at the same step
+        self._t_after = math.nan
+        self._t_step = -1
+        self._t_val: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+        # the quote time of the last step quoted (every symbol's quote in a step carries it)
+        self._when_step = -1
+        self._when = self.session_open
+        # symbols built by symbol() with an int strike, so that equal symbols are one object (dict
+        # lookups then stop at identity instead of comparing five fields); bounded like _DEC_CACHE
+        self._sym_cache: dict[tuple[dt.date, Right, int], OptionSymbol] = {}
 
     # -- underlying ---------------------------------------------------------------------------
 
@@ -297,21 +294,33 @@ class MarketModel:
         strike, is_call, after = self._info[idx]
         path = self._path
         s = path[step] if step < len(path) else self.spot_at_step(step)
-        if after == -math.inf:
-            years = 0.0
-        else:
-            left = self.session_seconds - step * self.step_seconds
-            years = after + (left if left > 0.0 else 0.0) / TRADING_SECONDS_PER_YEAR
         vol = self.annual_vol
+        if self._t_step == step and self._t_after == after:
+            years, sd, carry, growth = self._t_val
+        else:
+            # the terms that depend on time only, computed as black_scholes() does (same floats)
+            if after == -math.inf:
+                years = 0.0
+            else:
+                left = self.session_seconds - step * self.step_seconds
+                years = after + (left if left > 0.0 else 0.0) / TRADING_SECONDS_PER_YEAR
+            if years <= 0.0 or vol <= 0.0:
+                sd = carry = growth = 0.0
+            else:
+                rate = self.rate
+                sd = vol * math.sqrt(years)
+                carry = (rate + 0.5 * vol * vol) * years
+                growth = math.exp(-rate * years)
+            self._t_after = after
+            self._t_step = step
+            self._t_val = (years, sd, carry, growth)
         if years <= 0.0 or vol <= 0.0:
             mid = max(s - strike, 0.0) if is_call else max(strike - s, 0.0)
         else:
             # black_scholes() inlined: this is the simulator's hottest function
-            rate = self.rate
-            sd = vol * math.sqrt(years)
-            d1 = (math.log(s / strike) + (rate + 0.5 * vol * vol) * years) / sd
+            d1 = (math.log(s / strike) + carry) / sd
             d2 = d1 - sd
-            disc = strike * math.exp(-rate * years)
+            disc = strike * growth
             erfc = math.erfc
             if is_call:
                 mid = s * 0.5 * erfc(-d1 / _SQRT2) - disc * 0.5 * erfc(-d2 / _SQRT2)
@@ -319,12 +328,19 @@ class MarketModel:
                 mid = disc * 0.5 * erfc(d2 / _SQRT2) - s * 0.5 * erfc(d1 / _SQRT2)
         # relative widening away from the money keeps bid and ask monotone in the strike
         half = self.base_half_spread + mid * (self.spread_price_frac + self.spread_moneyness * abs(strike / s - 1.0))
-        bid = _floor_tick((mid - half) * 100.0)
+        # onto the SPX tick grid in cents (0.05 below $3, 0.10 from $3): bid down, ask up
+        cents = (mid - half) * 100.0
+        bid = math.floor(cents / 5.0 + 1e-9) * 5
+        if bid >= 300:
+            bid = math.floor(cents / 10.0 + 1e-9) * 10
         if bid < 5:
             bid = 5
-        ask = _ceil_tick((mid + half) * 100.0)
+        cents = (mid + half) * 100.0
+        ask = math.ceil(cents / 5.0 - 1e-9) * 5
+        if ask >= 300:
+            ask = math.ceil(cents / 10.0 - 1e-9) * 10
         if ask <= bid:
-            ask = bid + _tick_cents(bid)
+            ask = bid + (10 if bid >= 300 else 5)
         result = (bid, ask)
         self._q_step[idx] = step
         self._q_val[idx] = result
@@ -346,15 +362,29 @@ class MarketModel:
         The quote's ``time`` is the start of the walk step it belongs to (when the market last
         moved), so the same object serves every request within a step.
         """
-        idx = self.intern(symbol)
-        step = self.step_of(seconds)
+        idx = self._index.get(symbol)
+        if idx is None:
+            idx = self.intern(symbol)
+        step = int(seconds // self.step_seconds) if seconds > 0 else 0  # step_of(), inlined: a hot path
         if self._q_obj_step[idx] == step:
             cached = self._q_obj[idx]
             if cached is not None:
                 return cached
-        bid, ask = self.quote_cents_at(idx, step)
-        when = self.session_open + dt.timedelta(seconds=step * self.step_seconds)
-        quote = Quote(symbol=symbol, bid=cents_to_decimal(bid), ask=cents_to_decimal(ask), time=when)
+        if self._q_step[idx] == step:
+            bid, ask = self._q_val[idx]
+        else:
+            bid, ask = self._compute(idx, step)
+        if self._when_step != step:
+            self._when_step = step
+            self._when = self.session_open + dt.timedelta(seconds=step * self.step_seconds)
+        dec = _DEC_CACHE.get
+        bid_d = dec(bid)
+        if bid_d is None:
+            bid_d = cents_to_decimal(bid)
+        ask_d = dec(ask)
+        if ask_d is None:
+            ask_d = cents_to_decimal(ask)
+        quote = Quote(symbol=symbol, bid=bid_d, ask=ask_d, time=self._when)
         self._q_obj_step[idx] = step
         self._q_obj[idx] = quote
         return quote
@@ -397,10 +427,21 @@ class MarketModel:
     # -- strategy helpers -----------------------------------------------------------------------
 
     def symbol(self, expiry: dt.date, right: Right | str, strike: int | Decimal) -> OptionSymbol:
-        """An option of this market's root."""
-        return OptionSymbol(
-            underlying=self.underlying, root=self.root, expiry=expiry, right=Right(right), strike=Decimal(strike)
-        )
+        """An option of this market's root (the same object for the same int strike, expiry and right)."""
+        right = Right(right)
+        if type(strike) is not int or type(expiry) is not dt.date:
+            return OptionSymbol(
+                underlying=self.underlying, root=self.root, expiry=expiry, right=right, strike=Decimal(strike)
+            )
+        key = (expiry, right, strike)
+        symbol = self._sym_cache.get(key)
+        if symbol is None:
+            symbol = OptionSymbol(
+                underlying=self.underlying, root=self.root, expiry=expiry, right=right, strike=Decimal(strike)
+            )
+            if len(self._sym_cache) < 100_000:  # bounded: a session trades a few hundred strikes
+                self._sym_cache[key] = symbol
+        return symbol
 
     def strikes_for_iron_condor(
         self, seconds: float, expiry: dt.date, width: int, wing_distance: float

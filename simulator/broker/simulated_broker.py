@@ -670,11 +670,17 @@ class BrokerSimulator:
         d = (2 * o.limit_c - net_bid - net_ask) / spread
         return float(p.limit_fill_rate * math.exp(p.limit_fill_decay * d))
 
-    def _schedule_opportunity(self, o: _Order, now: float, first: bool = False) -> None:
-        """Schedule the order's next fill opportunity from its current marketability."""
+    def _schedule_opportunity(self, o: _Order, now: float, first: bool = False, net_bid: int | None = None,
+                              net_ask: int = 0, lam: float | None = None) -> None:
+        """Schedule the order's next fill opportunity from its current marketability.
+
+        ``net_bid``/``net_ask`` (and the intensity ``lam``) when the caller already has them for
+        ``o`` at ``now``: the market is constant within a step, so they are not asked again.
+        """
         p = self.profile
         rng = self._rng_fill
-        net_bid, net_ask = self.market.combo_cents(o.iunits, self.market.step_of(now))
+        if net_bid is None:
+            net_bid, net_ask = self.market.combo_cents(o.iunits, self.market.step_of(now))
         if o.is_market or o.limit_c >= net_ask:
             if first:
                 o.resting = False
@@ -684,7 +690,9 @@ class BrokerSimulator:
         else:
             if first:
                 o.resting = True
-            rate = max(self._intensity(o, net_bid, net_ask), 1.0 / p.limit_recheck_seconds)
+            if lam is None:
+                lam = self._intensity(o, net_bid, net_ask)
+            rate = max(lam, 1.0 / p.limit_recheck_seconds)
             o.cand_rate = rate
             gap = rng.expovariate(rate)
         o.opp = self.scheduler.schedule(now + gap, self._opportunity, o)
@@ -706,6 +714,7 @@ class BrokerSimulator:
             return  # nothing trades after the close (GTC orders wait)
         net_bid, net_ask = self.market.combo_cents(o.iunits, self.market.step_of(now))
         price: Decimal | None = None
+        lam: float | None = None
         if o.is_market or o.limit_c >= net_ask:
             # a resting order the market moved through is hit at its limit; a marketable one takes the touch
             price = o.limit if (o.resting and o.limit is not None) else o.touch_price(net_ask)
@@ -727,7 +736,8 @@ class BrokerSimulator:
                 if self._log is not None:
                     self._log.append({"t": _fmt_t(now), "kind": "silenced", "ref": o.ref})
                 return
-        self._schedule_opportunity(o, now)
+        # a fill changes neither the market nor the limit: the same quote and intensity hold
+        self._schedule_opportunity(o, now, net_bid=net_bid, net_ask=net_ask, lam=lam)
 
     def _fill(self, o: _Order, qty: int, price: Decimal, now: float) -> Fill:
         """Execute ``qty`` units of ``o`` at ``price`` (broker truth); return the Fill to report."""
