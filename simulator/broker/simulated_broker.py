@@ -45,7 +45,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from atomic_orders.fsm.errors import BrokerUnavailable, SubmissionOutcomeUnknown, SubmissionRefused, ValidationError
 from atomic_orders.fsm.events import (
@@ -90,10 +90,10 @@ def _fmt_t(t: float) -> str:
 class _Order:
     """Broker-side truth about one order (mutable; one per order received).
 
-    Once final (filled, canceled, rejected, expired) it is a summary: :meth:`settle` drops what
-    only a working order needs (the request, its units), keeping status, fills, broker id and the
-    delivery watermark that later answers (a cancel reject) still follow. The same object stays,
-    so callbacks already scheduled with it see one truth.
+    Once final (filled, canceled, rejected, expired) :meth:`settle` drops what only a working order
+    needs (the request, its units), keeping status, fills, broker id and the delivery watermark that
+    later answers (a cancel reject) still follow; between scheduler runs the broker then replaces
+    it by a compact :class:`_Final` (callbacks still holding this object see its final status).
     """
 
     __slots__ = (
@@ -183,6 +183,68 @@ class _Order:
         return cents_to_decimal(net_ask_c * self.price_sign)
 
 
+_ONE_US = dt.timedelta(microseconds=1)
+
+
+class _Final:
+    """A final order as the broker remembers it for the rest of the session (about 250 bytes).
+
+    It answers all that a final order still must: :meth:`BrokerSimulator.reconcile` and
+    ``find_orders`` (status, fills, broker id), a later cancel or replace (its final reason,
+    delivered behind ``watermark``), duplicate-reference refusal (its key). Built from a settled
+    :class:`_Order` once no callback can still change it (:meth:`BrokerSimulator._compact_settled`).
+
+    A broker id ``SIM`` + 7 digits is kept as its number. Fills are kept flat in ``packed`` as
+    ``(microseconds since the open, quantity, price)`` triples when the fill id is the broker's own
+    (``<broker id>-<n>``, the n-th fill) and the time is on the session's clock; :meth:`fills` rebuilds
+    them into :class:`Fill` values equal to the originals. Any other fill (one held from a journal)
+    stays as it was in ``kept``.
+    """
+
+    __slots__ = ("ref", "status", "bid", "watermark", "packed", "kept")
+
+    def __init__(self, o: _Order, session_open: dt.datetime) -> None:
+        self.ref = o.ref
+        self.status = o.status
+        bid = o.broker_id
+        digits = bid[3:]
+        numbered = bid.startswith("SIM") and digits.isascii() and digits.isdigit() and f"SIM{int(digits):07d}" == bid
+        self.bid: int | str = int(digits) if numbered else bid
+        self.watermark = o.watermark
+        packed: list[int | Decimal] = []
+        for i, f in enumerate(o.fills, 1):
+            us = (f.time - session_open) // _ONE_US
+            if (f.fill_id != f"{bid}-{i}" or f.time.tzinfo is not session_open.tzinfo
+                    or session_open + dt.timedelta(microseconds=us) != f.time):
+                packed = []
+                break
+            price = f.price
+            if price and price.as_tuple().exponent == -2:  # a cent price: the shared value (same digits)
+                price = cents_to_decimal(int(price.scaleb(2)))
+            packed += (us, f.quantity, price)
+        self.packed: tuple[int | Decimal, ...] = tuple(packed)
+        self.kept: tuple[Fill, ...] = () if packed or not o.fills else o.fills
+
+    @property
+    def broker_id(self) -> str:
+        """The broker's id of the order (``SIM0000042``)."""
+        bid = self.bid
+        return bid if isinstance(bid, str) else f"SIM{bid:07d}"
+
+    def fills(self, session_open: dt.datetime) -> tuple[Fill, ...]:
+        """Every fill of the order, equal to the ones it reported."""
+        if self.kept:
+            return self.kept
+        packed = self.packed
+        bid = self.broker_id
+        fills: list[Fill] = []
+        for n, k in enumerate(range(0, len(packed), 3), 1):
+            us, quantity, price = cast("tuple[int, int, Decimal]", packed[k:k + 3])
+            time = session_open + dt.timedelta(microseconds=us)
+            fills.append(Fill(time=time, fill_id=f"{bid}-{n}", quantity=quantity, price=price))
+        return tuple(fills)
+
+
 class BrokerSimulator:
     """A simulated broker for one session; deterministic for a given seed, profile and call sequence.
 
@@ -225,7 +287,11 @@ class BrokerSimulator:
         self._keep_requests = keep_requests
         #: What chaos did (and basic volumes); keys are stable, see :meth:`_new_stats`.
         self.stats: dict[str, int] = self._new_stats()
-        self._orders: dict[str, _Order] = {}
+        #: Every order of the session by reference: an ``_Order`` while it can change, a compact
+        #: ``_Final`` once it is final and no callback can still touch it.
+        self._orders: dict[str, _Order | _Final] = {}
+        #: Orders settled since the last compaction (see :meth:`_compact_settled`).
+        self._settling: list[_Order] = []
         self._working: dict[str, _Order] = {}
         self._positions: dict[OptionSymbol, int] = {}
         self._deliveries: list[tuple[float, int, BrokerEvent]] = []
@@ -336,6 +402,8 @@ class BrokerSimulator:
         if seconds < self.clock.seconds:
             return
         self.scheduler.run_until(seconds)
+        if self._settling:
+            self._compact_settled()
 
     def close_session(self) -> None:
         """Advance to the close: day orders still working expire."""
@@ -392,6 +460,9 @@ class BrokerSimulator:
             event = CancelRejected(time=self.clock.to_datetime(now + delay), reason="unknown order")
             self.stats["cancel_rejected"] += 1
             self._deliver(None, order_ref, event, now + delay)
+            return
+        if isinstance(o, _Final):  # final: nothing can race the cancel; its answer is the final reason
+            self.scheduler.schedule(now + delay, self._process_cancel, o)
             return
         if isinstance(o.scripted, FillOnCancel) and not o.cancel_requested and o.status == _WORKING:
             race = o.scripted
@@ -463,8 +534,9 @@ class BrokerSimulator:
             if o is None:
                 out[ref] = OrderReport(order_ref=ref, status=BrokerStatus.NOT_FOUND)
             else:
+                fills = o.fills if isinstance(o, _Order) else o.fills(self.market.session_open)
                 out[ref] = OrderReport(
-                    order_ref=ref, status=self._broker_status(o), fills=o.fills, broker_order_id=o.broker_id
+                    order_ref=ref, status=self._broker_status(o), fills=fills, broker_order_id=o.broker_id
                 )
         return out
 
@@ -514,7 +586,7 @@ class BrokerSimulator:
             for symbol, n in o.units:
                 self._positions[symbol] = self._positions.get(symbol, 0) + n * fill.quantity
         o.settle()
-        self._orders[o.ref] = o
+        self._orders[o.ref] = _Final(o, self.market.session_open)  # nothing is scheduled for it
 
     def quote(self, symbol: OptionSymbol) -> Quote:
         """Top of book for ``symbol`` now."""
@@ -536,7 +608,9 @@ class BrokerSimulator:
         folds fills not yet delivered into an order it reports final, so none is ever lost).
         """
         o = self._orders.get(order_ref)
-        return () if o is None else o.fills
+        if o is None:
+            return ()
+        return o.fills if isinstance(o, _Order) else o.fills(self.market.session_open)
 
     @property
     def working_count(self) -> int:
@@ -640,6 +714,7 @@ class BrokerSimulator:
         if reason is not None:
             o.status = _REJECTED
             o.settle()
+            self._settling.append(o)
             self.stats["rejected"] += 1
             key = f"rejects.{reason}"
             self.stats[key] = self.stats.get(key, 0) + 1
@@ -758,6 +833,7 @@ class BrokerSimulator:
                 o.opp.cancel()
                 o.opp = None
             o.settle()
+            self._settling.append(o)
         if self._log is not None:
             self._log.append(
                 {
@@ -821,12 +897,33 @@ class BrokerSimulator:
             o.opp.cancel()
             o.opp = None
         o.settle()
+        self._settling.append(o)
 
-    def _process_cancel(self, o: _Order) -> None:
+    def _compact_settled(self) -> None:
+        """Replace each order settled since the last call by its compact :class:`_Final`.
+
+        Called between scheduler runs, never inside a callback (one that settled an order still
+        delivers for it and moves its watermark). An order with race fills still held for its
+        cancel's result waits for that cancel. Callbacks still scheduled with the old object see a
+        final status and do nothing, except cancel and replace processing, which look the order up
+        again (:meth:`_process_cancel`, :meth:`_process_replace`): one truth either way.
+        """
+        orders = self._orders
+        session_open = self.market.session_open
+        waiting: list[_Order] = []
+        for o in self._settling:
+            if o.held:
+                waiting.append(o)
+            else:
+                orders[o.ref] = _Final(o, session_open)
+        self._settling = waiting
+
+    def _process_cancel(self, sent: _Order | _Final) -> None:
+        o = self._orders[sent.ref]  # the record now: a final order may have been compacted since
         now = self.clock.seconds
         when = self.clock.now()
         event: TicketEvent
-        if o.status in (_PENDING, _WORKING):
+        if isinstance(o, _Order) and o.status in (_PENDING, _WORKING):
             self._stop_working(o, _CANCELED)
             self.stats["canceled"] += 1
             event = Canceled(time=when)
@@ -839,7 +936,7 @@ class BrokerSimulator:
         if self._log is not None:
             self._log.append({"t": _fmt_t(now), "kind": kind, "ref": o.ref, "reason": reason})
         at = self._deliver(o, o.ref, event, now)
-        if o.held:
+        if isinstance(o, _Order) and o.held:
             p = self.profile
             key = "late_fills" if kind == "canceled" else "fills_after_cancel_reject"
             for fill in o.held:
@@ -850,11 +947,12 @@ class BrokerSimulator:
                 self.stats[key] += 1
             o.held = ()
 
-    def _process_replace(self, o: _Order, limit: Decimal, quantity: int | None) -> None:
+    def _process_replace(self, sent: _Order | _Final, limit: Decimal, quantity: int | None) -> None:
+        o = self._orders[sent.ref]  # the record now: a final order may have been compacted since
         now = self.clock.seconds
         when = self.clock.now()
         reason: str | None = None
-        if o.status not in (_PENDING, _WORKING):
+        if not isinstance(o, _Order) or o.status not in (_PENDING, _WORKING):
             reason = _FINAL_REASON[o.status]
         elif o.is_market:
             reason = "market order cannot be replaced"
@@ -867,6 +965,7 @@ class BrokerSimulator:
             self.stats["update_rejected"] += 1
             event = UpdateRejected(time=when, reason=reason)
         else:
+            assert isinstance(o, _Order)  # a final order always has a reason
             o.set_limit(limit)
             if quantity is not None:
                 o.quantity = quantity
@@ -876,7 +975,7 @@ class BrokerSimulator:
             kind = "updated" if reason is None else "update_rejected"
             self._log.append({"t": _fmt_t(now), "kind": kind, "ref": o.ref, "reason": reason})
         self._deliver(o, o.ref, event, now)
-        if reason is None and o.status == _WORKING and not o.silent and o.scripted is None:
+        if reason is None and isinstance(o, _Order) and o.status == _WORKING and not o.silent and o.scripted is None:
             # a replaced order is re-evaluated as if new (a silenced order stays silent)
             if o.opp is not None:
                 o.opp.cancel()
@@ -911,7 +1010,8 @@ class BrokerSimulator:
 
     # -- internals: delivery ----------------------------------------------------------------------
 
-    def _deliver(self, o: _Order | None, ref: str, event: TicketEvent, at: float, bypass: bool = False) -> float:
+    def _deliver(self, o: _Order | _Final | None, ref: str, event: TicketEvent, at: float,
+                 bypass: bool = False) -> float:
         """Schedule delivery of ``event`` at ``at`` with FIFO, reorder, outage and duplicate rules.
 
         ``bypass`` skips the FIFO watermark and the reorder knob (for deliberately late reports).
@@ -963,12 +1063,12 @@ class BrokerSimulator:
                 log.append({"t": now_s, "kind": "duplicate", "ref": ref, "event": event.trigger, "at": _fmt_t(t2)})
         return t
 
-    def _broker_status(self, o: _Order) -> BrokerStatus:
+    def _broker_status(self, o: _Order | _Final) -> BrokerStatus:
         s = o.status
         if s == _PENDING:
             return BrokerStatus.WORKING
-        if s == _WORKING:
-            return BrokerStatus.PARTIALLY_FILLED if o.filled else BrokerStatus.WORKING
+        if s == _WORKING:  # (never a _Final)
+            return BrokerStatus.PARTIALLY_FILLED if isinstance(o, _Order) and o.filled else BrokerStatus.WORKING
         if s == _FILLED:
             return BrokerStatus.FILLED
         if s == _CANCELED:
