@@ -7,16 +7,16 @@ rolled back, or failed with its residual exposure stated; the report proves it.
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import statistics
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -44,6 +44,8 @@ LAST_ENTRY_BEFORE_CLOSE = 45 * 60.0
 AFTER_CLOSE_SECONDS = 3600.0
 #: The report names this many of the worst groups per measure (every failed group is named).
 WORST_GROUPS = 3
+
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -178,65 +180,143 @@ class SessionReport:
         return not self.invariant_violations and not self.unaccounted_exposure and not self.unfinished
 
 
+@attrs.frozen
+class _Held:
+    """A finished group's figures while the executor still holds it (a late fill may re-open it)."""
+
+    outcome: str
+    fills: int
+    unwind_orders: int
+    settle: float | None
+    slippage_per_unit: Decimal | None
+    flagged: bool
+    alerts: int
+    positions: dict[str, int]
+    failed: dict[str, Any] | None
+    reason: str | None
+    entry: Decimal
+    unwind: Decimal
+    slippage: Decimal | None
+    anomalies: int
+    round_trip: Decimal | None
+
+
 class _Tally:
-    """Compact aggregates of finished groups (the groups themselves are released)."""
+    """The session's aggregates of finished groups, flat in memory.
+
+    A finished group's figures are kept per group (:attr:`held`) only while the executor holds
+    it: until then a late fill can re-open it and its next finish replaces them (it counts once).
+    Once the executor releases it (``on_released``) it cannot finish again, and :meth:`fold` adds
+    its figures to the running totals and drops them. Sums are exact (Decimal, int; float means by
+    ``statistics.fmean``, which is exactly rounded), so the order groups are folded in changes no
+    figure. Failed groups are kept whole (few; the report lists each); records only when asked.
+    """
 
     def __init__(self) -> None:
-        self.outcome: dict[str, str] = {}
-        self.fills: dict[str, int] = {}
-        self.unwinds: dict[str, int] = {}
-        self.settle: dict[str, float] = {}
-        self.slippage: dict[str, Decimal] = {}
+        self.held: dict[str, _Held] = {}
+        self.outcomes: Counter[str] = Counter()
+        self.fills = 0
+        self.unwind_orders = 0
+        self.alerts = 0
+        self.flagged = 0
+        self.anomalies = 0
+        self.anomaly_groups = 0
+        #: Seconds (first fill -> settled) and slippage per unit, one double per group that has one.
+        self.settle = array("d")
+        self.slippage_per_unit = array("d")
+        #: What every finished group leaves at the broker (OCC symbol -> signed contracts).
+        self.positions: Counter[str] = Counter()
         self.failed: dict[str, dict[str, Any]] = {}
-        self.flagged: set[str] = set()
-        self.alerts: dict[str, int] = {}
-        self.final_positions: dict[str, dict[str, int]] = {}
-        # Per group, only what the session's sums need (a re-finished group replaces its entry).
-        self.reasons: dict[str, str] = {}
-        self.cash: dict[str, tuple[Decimal, Decimal]] = {}
-        self.slippage_dollars: dict[str, Decimal] = {}
-        self.anomalous: dict[str, int] = {}
-        self.round_trip: dict[str, Decimal] = {}
+        self.reasons: Counter[str] = Counter()
+        self.credits = Decimal(0)
+        self.debits = Decimal(0)
+        self.unwind = Decimal(0)
+        self.slippage_dollars: Decimal | None = None
+        #: The WORST_GROUPS worst so far: (group, settle seconds > 0), (group, round trip, entry, unwind).
+        self.longest_settle: list[tuple[str, float]] = []
+        self.costliest: list[tuple[str, Decimal, Decimal, Decimal]] = []
         self.records: dict[str, GroupRecord] | None = None
 
-    def account(self, rec: GroupRecord) -> None:
-        """Keep a finished group's money, reason and anomalies (and its record, when asked)."""
-        gid = rec.group
-        for table in (self.reasons, self.slippage_dollars, self.anomalous, self.round_trip):
-            table.pop(gid, None)
-        if rec.reason is not None:
-            self.reasons[gid] = rec.reason
-        self.cash[gid] = (rec.entry, rec.unwind)
-        if rec.slippage is not None:
-            self.slippage_dollars[gid] = rec.slippage
-        if rec.anomalies:
-            self.anomalous[gid] = rec.anomalies
-        if rec.unwind_orders:
-            self.round_trip[gid] = rec.round_trip_cost
+    def add(self, rec: GroupRecord, s: GroupSummary) -> bool:
+        """Keep a finished group's figures until it is released; True the first time it finishes."""
+        gid = s.group_id
+        before = self.held.get(gid)
+        settle, per_unit, flagged = s.settle_seconds, s.slippage_per_unit, s.flagged
+        if before is not None:  # finished again: a measure this finish lacks keeps its earlier value
+            settle = before.settle if settle is None else settle
+            per_unit = before.slippage_per_unit if per_unit is None else per_unit
+            flagged = flagged or before.flagged
+        failed: dict[str, Any] | None = None
+        if s.state == "failed":
+            failed = {"group": gid, "residual_exposure": dict(s.residual_exposure), "reason": s.rollback_reason,
+                      "alerts": list(s.alerts)}
+            if rec.reason is not None:
+                failed["category"] = rec.reason
+        self.held[gid] = _Held(
+            outcome=s.state, fills=s.fills, unwind_orders=s.unwind_orders, settle=settle,
+            slippage_per_unit=per_unit, flagged=flagged, alerts=len(s.alerts),
+            positions=dict(s.residual_exposure), failed=failed, reason=rec.reason, entry=rec.entry,
+            unwind=rec.unwind, slippage=rec.slippage, anomalies=rec.anomalies,
+            round_trip=rec.round_trip_cost if rec.unwind_orders else None)
         if self.records is not None:
             self.records[gid] = rec
+        return before is None
 
-    def record(self, group: AtomicOrderGroup, s: GroupSummary) -> None:
-        # Keyed by group: a group re-opened by a late fill and finished again counts once.
-        gid = s.group_id
-        self.outcome[gid] = s.state
-        self.fills[gid] = s.fills
-        self.unwinds[gid] = s.unwind_orders
-        if s.settle_seconds is not None:
-            self.settle[gid] = s.settle_seconds
-        if s.slippage_per_unit is not None:
-            self.slippage[gid] = s.slippage_per_unit
-        if s.flagged:
-            self.flagged.add(gid)
-        self.alerts[gid] = len(s.alerts)
-        self.final_positions[gid] = dict(s.residual_exposure)
-        if s.state == "failed":
-            self.failed[gid] = {"group": gid, "residual_exposure": dict(s.residual_exposure),
-                                "reason": s.rollback_reason, "alerts": list(s.alerts)}
-            if gid in self.reasons:
-                self.failed[gid]["category"] = self.reasons[gid]
-        else:
-            self.failed.pop(gid, None)
+    def fold(self, gid: str) -> None:
+        """Add a released group's figures to the totals and forget them (unknown ids: nothing)."""
+        h = self.held.pop(gid, None)
+        if h is None:
+            return
+        self.outcomes[h.outcome] += 1
+        self.fills += h.fills
+        self.unwind_orders += h.unwind_orders
+        self.alerts += h.alerts
+        self.flagged += h.flagged
+        if h.anomalies:
+            self.anomalies += h.anomalies
+            self.anomaly_groups += 1
+        if h.settle is not None:
+            self.settle.append(h.settle)
+            if h.settle > 0:  # only groups that took time are named (see _worst_groups)
+                _keep_worst(self.longest_settle, (gid, h.settle), _by_longest)
+        if h.slippage_per_unit is not None:
+            self.slippage_per_unit.append(float(h.slippage_per_unit))
+        self.positions.update(h.positions)
+        if h.failed is not None:
+            self.failed[gid] = h.failed
+        if h.reason is not None:
+            self.reasons[h.reason] += 1
+        if h.entry > 0:
+            self.credits += h.entry
+        elif h.entry < 0:
+            self.debits += h.entry
+        self.unwind += h.unwind
+        if h.slippage is not None:
+            # from Decimal(0) as sum() did: a lone -0.00 reads 0.00
+            base = Decimal(0) if self.slippage_dollars is None else self.slippage_dollars
+            self.slippage_dollars = base + h.slippage
+        if h.round_trip is not None:
+            _keep_worst(self.costliest, (gid, h.round_trip, h.entry, h.unwind), _by_cost)
+
+    def fold_all(self) -> None:
+        """At the session's end: fold every group still held."""
+        for gid in list(self.held):
+            self.fold(gid)
+
+
+def _by_longest(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
+
+
+def _by_cost(item: tuple[str, Decimal, Decimal, Decimal]) -> tuple[Decimal, str]:
+    return item[1], item[0]
+
+
+def _keep_worst(kept: list[_T], item: _T, key: Callable[[_T], Any]) -> None:
+    """Keep the WORST_GROUPS smallest by ``key`` (a total order: the group id breaks ties)."""
+    kept.append(item)
+    if len(kept) > WORST_GROUPS:
+        kept.remove(max(kept, key=key))
 
 
 def session_config_json(config: SessionConfig) -> dict[str, Any]:
@@ -246,7 +326,7 @@ def session_config_json(config: SessionConfig) -> dict[str, Any]:
             "session_seconds": config.session_seconds}
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def _percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -296,10 +376,11 @@ def run_session(
     clock = broker.clock
 
     def finished(group: AtomicOrderGroup, summary: GroupSummary) -> None:
-        first_time = summary.group_id not in tally.outcome
         submitted = clock.to_seconds(group.created_at) if group.created_at is not None else None
-        tally.account(group_record(group, summary, submitted_at=submitted, settled_at=round(clock.seconds, 6)))
-        tally.record(group, summary)
+        rec = group_record(group, summary, submitted_at=submitted, settled_at=round(clock.seconds, 6))
+        first_time = tally.add(rec, summary)
+        if summary.state == "invalid":  # refused at submission: never held, so never released nor re-opened
+            tally.fold(summary.group_id)
         if first_time:
             done[0] += 1
             if on_group_finished is not None:
@@ -315,6 +396,7 @@ def run_session(
         backend,
         config.policy,
         on_finished=finished,
+        on_released=tally.fold,  # a released group cannot finish again: its figures become totals
         release_finished=True,
         # lingering groups keep no audit trail unless a journal or the replay check reads it
         compact_finished=journal is None and not config.verify_replay,
@@ -327,11 +409,9 @@ def run_session(
     rng = make_rng(config.seed, "session-plan")
     last_entry = config.session_seconds - LAST_ENTRY_BEFORE_CLOSE
     first_entry = min(FIRST_ENTRY_SECONDS, last_entry)
-    entries = sorted(rng.uniform(first_entry, last_entry) for _ in range(config.groups))
-    plan = [
-        (t, rng.randint(1, config.max_quantity), rng.choice(config.widths), rng.choice(config.wing_distances))
-        for t in entries
-    ]
+    # Entry times as doubles; each condor's shape is drawn when it is placed, in entry order, which
+    # is the order the whole plan was once drawn in up front (same draws, nothing kept per condor).
+    entries = array("d", sorted(rng.uniform(first_entry, last_entry) for _ in range(config.groups)))
     expiry = market.default_expiry
     horizon = config.session_seconds + AFTER_CLOSE_SECONDS
     next_entry = 0
@@ -344,17 +424,18 @@ def run_session(
         wake = executor.next_wakeup()
         if wake is not None:
             candidates.append(clock.to_seconds(wake))
-        if next_entry < len(plan):
-            candidates.append(plan[next_entry][0])
+        if next_entry < len(entries):
+            candidates.append(entries[next_entry])
         if not candidates:
             break
         t = max(min(candidates), clock.seconds)
         if t > horizon:
             break
         driver.advance_to(t)
-        while next_entry < len(plan) and plan[next_entry][0] <= t:
-            _, qty, width, wing = plan[next_entry]
+        while next_entry < len(entries) and entries[next_entry] <= t:
             next_entry += 1
+            qty, width, wing = (rng.randint(1, config.max_quantity), rng.choice(config.widths),
+                                rng.choice(config.wing_distances))
             sc, lc, sp, lp = market.strikes_for_iron_condor(t, expiry, width, wing)
             if getattr(driver, "quotes", None) is not None:  # over HTTP: the new legs' quotes in one request
                 driver.quotes.prefetch((sc, lc, sp, lp))
@@ -362,7 +443,7 @@ def run_session(
                                           mode=config.mode)
         executor.process_events()
         executor.on_timer()
-        if next_entry >= len(plan) and not executor.open_groups() and t >= config.session_seconds:
+        if next_entry >= len(entries) and not executor.open_groups() and t >= config.session_seconds:
             break
 
     executor.process_events()
@@ -372,10 +453,9 @@ def run_session(
     if on_end is not None:
         on_end(broker, executor)
 
+    tally.fold_all()
     # Exposure the broker holds that no group accounts for would be a lost fill.
-    expected: Counter[str] = Counter()
-    for positions in tally.final_positions.values():
-        expected.update(positions)
+    expected: Counter[str] = Counter(tally.positions)
     for group in executor.open_groups():
         expected.update({s.occ: q for s, q in group.ledger.positions().items()})
     actual: Counter[str] = Counter({s.occ: q for s, q in backend.positions().items() if q})
@@ -393,8 +473,8 @@ def run_session(
     for group in executor.open_groups():
         residual.update({s.occ: q for s, q in group.ledger.positions().items()})
 
-    outcomes = Counter(tally.outcome.values())
-    slippages = [float(v) for v in tally.slippage.values()]
+    outcomes = tally.outcomes
+    slippages = tally.slippage_per_unit
     stats = executor.stats
     report = SessionReport(
         config=config,
@@ -404,16 +484,16 @@ def run_session(
         residual_exposure={k: v for k, v in sorted(residual.items()) if v},
         failed_groups=[tally.failed[g] for g in sorted(tally.failed)],
         unaccounted_exposure=unaccounted,
-        fills=sum(tally.fills.values()),
-        unwind_orders=sum(tally.unwinds.values()),
+        fills=tally.fills,
+        unwind_orders=tally.unwind_orders,
         orders_sent=stats.orders_sent,
         events=stats.broker_events,
         stray_events=stats.stray_events,
-        anomalies=sum(tally.anomalous.values()),
-        alerts=sum(tally.alerts.values()),
-        flagged_groups=len(tally.flagged),
-        settle_p50=_percentile(list(tally.settle.values()), 0.50),
-        settle_p99=_percentile(list(tally.settle.values()), 0.99),
+        anomalies=tally.anomalies,
+        alerts=tally.alerts,
+        flagged_groups=tally.flagged,
+        settle_p50=_percentile(tally.settle, 0.50),
+        settle_p99=_percentile(tally.settle, 0.99),
         slippage_mean=round(statistics.fmean(slippages), 4) if slippages else None,
         slippage_p50=_percentile(slippages, 0.50),
         wall_seconds=wall,
@@ -422,10 +502,10 @@ def run_session(
         chaos=dict(broker.stats),
         executor=attrs.asdict(stats),
         unfinished=unfinished,
-        rollback_reasons=dict(sorted(Counter(tally.reasons.values()).items(), key=lambda kv: (-kv[1], kv[0]))),
+        rollback_reasons=dict(sorted(tally.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         pnl=_session_pnl(tally),
-        slippage_dollars=sum(tally.slippage_dollars.values(), Decimal(0)) if tally.slippage_dollars else None,
-        anomaly_groups=len(tally.anomalous),
+        slippage_dollars=tally.slippage_dollars,
+        anomaly_groups=tally.anomaly_groups,
         http_faults=http_faults,
         worst_groups=_worst_groups(tally),
         records=[tally.records[g] for g in sorted(tally.records)] if tally.records is not None else [],
@@ -436,24 +516,24 @@ def run_session(
 
 
 def _session_pnl(tally: _Tally) -> dict[str, Decimal | None]:
-    """Dollars at fill prices: entry credits and debits, their net, unwinds, fees (None: not reported), total."""
-    credits = sum((e for e, _ in tally.cash.values() if e > 0), Decimal(0))
-    debits = sum((e for e, _ in tally.cash.values() if e < 0), Decimal(0))
-    unwind = sum((u for _, u in tally.cash.values()), Decimal(0))
+    """Dollars at fill prices: entry credits and debits, their net, unwinds, fees (None: not reported), total.
+
+    Of the groups folded so far (:meth:`_Tally.fold_all` first for the whole session)."""
+    credits, debits, unwind = tally.credits, tally.debits, tally.unwind
     return {"entry_credits": credits, "entry_debits": debits, "entry": credits + debits, "unwind": unwind,
             "fees": None, "total": credits + debits + unwind}
 
 
 def _worst_groups(tally: _Tally) -> dict[str, list[dict[str, Any]]]:
+    """The worst of the groups folded so far (:meth:`_Tally.fold_all` first for the whole session)."""
     # Only groups that took time: over the emulator a combo settles in 0 s, and "longest settle
     # G000001 0 s" named groups with nothing to look at (the page lists the same ones).
-    settle = heapq.nsmallest(WORST_GROUPS, ((g, v) for g, v in tally.settle.items() if v > 0),
-                             key=lambda kv: (-kv[1], kv[0]))
-    costly = heapq.nsmallest(WORST_GROUPS, tally.round_trip.items(), key=lambda kv: (kv[1], kv[0]))
+    settle = sorted(tally.longest_settle, key=_by_longest)
+    costly = sorted(tally.costliest, key=_by_cost)
     return {
         "longest_settle": [{"group": g, "settle_seconds": round(v, 3)} for g, v in settle],
-        "largest_unwind_cost": [{"group": g, "cost": str(v), "entry": str(tally.cash[g][0]),
-                                 "unwind": str(tally.cash[g][1])} for g, v in costly if v < 0],
+        "largest_unwind_cost": [{"group": g, "cost": str(v), "entry": str(e), "unwind": str(u)}
+                                for g, v, e, u in costly if v < 0],
         "failed": [{"group": g, "residual": dict(info["residual_exposure"]), "reason": info.get("category"),
                     "detail": info["reason"]} for g, info in sorted(tally.failed.items())],
     }

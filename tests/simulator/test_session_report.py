@@ -210,8 +210,8 @@ def test_a_failed_group_is_named_with_its_residual_and_why() -> None:
     assert GroupRecord.from_json(rec.to_json()) == rec
 
     tally = runner._Tally()
-    tally.account(rec)
-    tally.record(group, summary)
+    tally.add(rec, summary)
+    tally.fold_all()
     worst = runner._worst_groups(tally)
     assert worst["failed"] == [{"group": rec.group, "residual": {LC.occ: 2}, "reason": "unwind_exhausted",
                                 "detail": group.rollback_reason}]
@@ -224,8 +224,29 @@ def test_longest_settle_names_only_groups_that_took_time() -> None:
     # G000002 0 s, G000003 0 s" while the page (rightly) listed none.
     from atomic_orders.simulator.session.runner import _Tally, _worst_groups
 
-    tally = _Tally()
-    tally.settle.update({"G000001": 0.0, "G000002": 0.0, "G000003": 2.5, "G000004": 0.0})
-    assert _worst_groups(tally)["longest_settle"] == [{"group": "G000003", "settle_seconds": 2.5}]
-    tally.settle["G000003"] = 0.0
-    assert _worst_groups(tally)["longest_settle"] == []
+    def tally_of(finishes: list[tuple[str, float]]) -> _Tally:
+        tally = _Tally()
+        for gid, settle in finishes:
+            tally.add(*_committed(gid, settle))
+        tally.fold_all()
+        return tally
+
+    finishes = [("G000001", 0.0), ("G000002", 0.0), ("G000003", 2.5), ("G000004", 0.0)]
+    assert _worst_groups(tally_of(finishes))["longest_settle"] == [{"group": "G000003", "settle_seconds": 2.5}]
+    # G000003 re-opened and finished again before it was released: its second finish is the one kept
+    assert _worst_groups(tally_of([*finishes, ("G000003", 0.0)]))["longest_settle"] == []
+
+
+def _committed(gid: str, settle: float) -> tuple[GroupRecord, Any]:
+    """The record and summary of a committed one-lot condor that settled in ``settle`` seconds."""
+    from atomic_orders.fsm.executor import GroupSummary
+
+    summary = GroupSummary(group_id=gid, strategy="iron_condor", mode="combo", quantity=1, state="committed",
+                           rollback_reason=None, fills=1, unwind_orders=0, residual_exposure={},
+                           settle_seconds=settle, slippage_per_unit=None, anomalies=0, alerts=(), violations=(),
+                           flagged=False)
+    rec = GroupRecord(group=gid, strategy="iron_condor", mode="combo", quantity=1, outcome="committed", reason=None,
+                      reason_detail=None, submitted_at=0.0, settled_at=settle, settle_seconds=settle,
+                      entry=Decimal("100.00"), unwind=Decimal(0), fees=None, slippage=None, fills=1, orders=1,
+                      unwind_orders=0, residual={}, flagged=False, anomalies=0, alerts=0)
+    return rec, summary
