@@ -179,6 +179,17 @@ def quote_problem(bid: object, ask: object) -> tuple[str, object, str] | None:
     Usable: both Decimals, finite, ``0 <= bid <= ask``, ``ask > 0``, at most :data:`MAX_PRICE`, on a
     scale no finer than ``10**MIN_PRICE_EXPONENT``. Checked before any arithmetic on the values.
     """
+    if (
+        type(bid) is Decimal
+        and type(ask) is Decimal
+        and bid.is_finite()
+        and ask.is_finite()
+        and 0 <= bid <= ask <= MAX_PRICE
+        and ask != 0
+        and bid.quantize(_FINEST, None, _QUANTIZE) == bid
+        and ask.quantize(_FINEST, None, _QUANTIZE) == ask
+    ):
+        return None  # every check below holds: the usual quote, judged in a few C calls
     problem = _price_problem("bid", bid)
     if problem is None:
         problem = _price_problem("ask", ask)

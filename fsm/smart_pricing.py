@@ -53,14 +53,20 @@ def combo_mid_natural(legs: Sequence[Leg], quotes: Sequence[BidAsk]) -> tuple[De
     """
     mid = Decimal(0)
     natural = Decimal(0)
+    buy = Side.BUY
     for leg, (bid, ask) in zip(legs, quotes, strict=True):
         leg_mid = (bid + ask) / 2
-        if leg.side is Side.BUY:
-            mid += leg_mid * leg.ratio
-            natural += ask * leg.ratio
+        ratio = leg.ratio
+        if ratio != 1:  # times 1 is the same Decimal (usable quotes have far fewer digits than the context)
+            leg_mid *= ratio
+            bid *= ratio
+            ask *= ratio
+        if leg.side is buy:
+            mid += leg_mid
+            natural += ask
         else:
-            mid -= leg_mid * leg.ratio
-            natural -= bid * leg.ratio
+            mid -= leg_mid
+            natural -= bid
     return mid, natural
 
 

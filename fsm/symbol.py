@@ -29,6 +29,11 @@ _DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
 _STRIKE_TEXT_RE = re.compile(r"[0-9]{1,5}(\.[0-9]{1,3})?", re.ASCII)
 _STRIKE_SCALE = Decimal(1000)
 _MAX_STRIKE_MILLIS = 99_999_999
+# OCC text per (root, expiry, strike, is call): asked for again and again (reports, logs, wire payloads)
+# and not cheap to format. Keyed by the parts, so no symbol is kept alive. Bounded: a session trades a
+# few hundred distinct contracts; past the bound the text is formatted each time.
+_OCC_CACHE: dict[tuple[str, dt.date, Decimal, bool], str] = {}
+_OCC_CACHE_MAX = 10_000
 
 
 class Right(StrEnum):
@@ -113,8 +118,14 @@ class OptionSymbol:
     @property
     def occ(self) -> str:
         """The 21-character OCC symbol, e.g. ``'SPXW  250117C05000000'``."""
-        millis = int(self.strike * _STRIKE_SCALE)
-        return f"{self.root:<6}{self.expiry:%y%m%d}{self.right.value}{millis:08d}"
+        key = (self.root, self.expiry, self.strike, self.right is Right.CALL)
+        occ = _OCC_CACHE.get(key)
+        if occ is None:
+            millis = int(self.strike * _STRIKE_SCALE)
+            occ = f"{self.root:<6}{self.expiry:%y%m%d}{self.right.value}{millis:08d}"
+            if len(_OCC_CACHE) < _OCC_CACHE_MAX:
+                _OCC_CACHE[key] = occ
+        return occ
 
     def __str__(self) -> str:
         return self.occ

@@ -20,7 +20,7 @@ from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
 from atomic_orders.fsm.leg import Leg, Side
-from atomic_orders.fsm.orders import BrokerEvent, OrderReport, Quote
+from atomic_orders.fsm.orders import MAX_PRICE, MIN_PRICE_EXPONENT, BrokerEvent, OrderReport, Quote, quote_problem
 from atomic_orders.fsm.pricing import PriceEffect
 from atomic_orders.fsm.strategy import StrategyKind
 from atomic_orders.fsm.symbol import OptionSymbol, Right
@@ -50,6 +50,47 @@ def test_an_unusable_quote_refuses_the_group_before_it_starts(bid: object, ask: 
     err = info.value
     assert err.symbol == LC.occ and err.field == field and str(bid if field == "bid" else ask) in str(err)
     assert backend.submitted == [] and ex.open_groups() == []
+
+
+def _reference_quote_problem(bid: object, ask: object) -> tuple[str, object, str] | None:
+    """quote_problem's rule written plainly, side by side (what the fast path must agree with)."""
+    for field, value in (("bid", bid), ("ask", ask)):
+        if not isinstance(value, Decimal) or isinstance(value, bool):
+            return field, value, "must be a Decimal"
+        if not value.is_finite():
+            return field, value, "is not a finite number (a missing value)"
+        if value < 0:
+            return field, value, "is negative"
+        if value > MAX_PRICE:
+            return field, value, f"is above {MAX_PRICE}"
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < MIN_PRICE_EXPONENT:
+            return field, value, f"is finer than 1E{MIN_PRICE_EXPONENT}"
+    assert isinstance(bid, Decimal) and isinstance(ask, Decimal)
+    if ask == 0:
+        return "ask", ask, "is zero (nobody offers)"
+    if bid > ask:
+        return "bid", bid, f"is above the ask {ask} (a crossed quote)"
+    return None
+
+
+class _MyDecimal(Decimal):
+    pass
+
+
+_EDGE_PRICES: list[object] = [
+    *(Decimal(t) for t in ("0", "-0", "0.00", "0.05", "1.20", "1.2000000000", "0.000001", "0.0000001", "1.0000001",
+                           "1E-6", "1E-7", "99999.999999", "100000", "100000.000000", "100000.000001", "1E+5",
+                           "1E+6", "-0.05", "NaN", "sNaN", "Infinity", "-Infinity",
+                           "1.00000000000000000000000000001", "3.10")),
+    _MyDecimal("1.20"), _MyDecimal("1.2000001"), 1, 1.2, True, None, "1.20",
+]
+
+
+def test_quote_problem_agrees_with_its_rule_on_every_edge_pair() -> None:
+    for bid in _EDGE_PRICES:
+        for ask in _EDGE_PRICES:
+            assert quote_problem(bid, ask) == _reference_quote_problem(bid, ask), (bid, ask)
 
 
 def test_a_nan_quote_mid_execution_is_no_quote_yet_then_an_explained_refusal() -> None:

@@ -149,3 +149,52 @@ def test_other_underlyings_and_naive_open_are_refused(market: MarketModel) -> No
     with pytest.raises(ValueError, match="timezone-aware"):
         MarketModel(seed=1, session_open=dt.datetime(2026, 1, 5, 14, 30))
     assert MarketModel(seed=1, session_open=utc(2026, 3, 2, 14, 30)).session_date == dt.date(2026, 3, 2)
+
+
+def _reference_cents(market: MarketModel, symbol: OptionSymbol, step: int) -> tuple[int, int]:
+    """The module docstring's quote rule, from black_scholes() and the tick grid, one symbol at a time."""
+    import math
+
+    strike = float(symbol.strike)
+    s = market.spot_at_step(step)
+    if symbol.expiry < market.session_date:
+        years = 0.0
+    else:
+        days = sum(1 for d in range(1, (symbol.expiry - market.session_date).days + 1)
+                   if (market.session_date + dt.timedelta(days=d)).weekday() < 5)
+        left = max(market.session_seconds - step * market.step_seconds, 0.0)
+        years = days / 252.0 + left / (252 * market.session_seconds)
+    mid = black_scholes(s, strike, years, market.annual_vol, market.rate, symbol.right is Right.CALL)
+    half = market.base_half_spread + mid * (market.spread_price_frac + market.spread_moneyness * abs(strike / s - 1))
+    low, high = (mid - half) * 100, (mid + half) * 100
+    bid = math.floor(low / 5 + 1e-9) * 5
+    if bid >= 300:
+        bid = math.floor(low / 10 + 1e-9) * 10
+    bid = max(bid, 5)
+    ask = math.ceil(high / 5 - 1e-9) * 5
+    if ask >= 300:
+        ask = math.ceil(high / 10 - 1e-9) * 10
+    if ask <= bid:
+        ask = bid + (10 if bid >= 300 else 5)
+    return bid, ask
+
+
+def test_quotes_follow_the_rule_whatever_the_order_they_are_asked_in(market: MarketModel) -> None:
+    # legs of two expiries (one already expired) asked interleaved, steps moving on: the market's
+    # per-step and per-symbol caches must never hand one symbol's or one step's terms to another
+    expiries = (market.default_expiry, market.session_date + dt.timedelta(days=2),
+                market.session_date - dt.timedelta(days=1))
+    symbols = [market.symbol(e, r, k) for k in (4800, 4995, 5000, 5205) for e in expiries for r in ("C", "P")]
+    for step in (0, 0, 1, 7, 7, 3600, 23399, 23400, 23401):
+        for sym in symbols:
+            assert market.quote_cents(sym, step) == _reference_cents(market, sym, step), (sym, step)
+
+
+def test_symbol_gives_one_object_per_int_strike(market: MarketModel) -> None:
+    expiry = market.default_expiry
+    one = market.symbol(expiry, "C", 5000)
+    assert market.symbol(expiry, Right.CALL, 5000) is one
+    assert one == OptionSymbol.of("SPXW", expiry, "C", 5000)
+    assert market.symbol(expiry, "P", 5000) is not one and market.symbol(expiry, "C", 5005) is not one
+    # a Decimal strike keeps its own spelling (5000.0 is not rewritten as 5000)
+    assert str(market.symbol(expiry, "C", Decimal("5000.0")).strike) == "5000.0"
