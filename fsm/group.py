@@ -181,7 +181,7 @@ def is_complete(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
     return is_at_target(g) and not _unsettled(g)
 
 
-def has_failed_leg(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
+def has_failed_leg(g: AtomicOrderGroup, _e: GroupEvent | None) -> bool:
     """Some entry order ended short of its quantity, or the broker over-filled a leg."""
     for t in g.entry_tickets:
         if t.state in _SHORT_END_STATES and t.quantity_filled < t.quantity:
@@ -226,6 +226,20 @@ def is_disturbed(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
     if g.state == COMMITTED:
         return not is_at_target(g) or g.broker_positions() != {s: q for s, q in g.targets.items() if q}
     return not g.ledger.is_flat or bool(g.broker_positions())
+
+
+def still_working(g: AtomicOrderGroup) -> bool:
+    """An executing group whose ``ticket_update`` can only take the table's "still working" row.
+
+    The ``(executing, ticket_update)`` rows, in order: ``committed`` if ``is_complete and
+    broker_confirms``; ``rolling_back`` if ``has_failed_leg``; otherwise an internal row with no
+    effect. While some order of the group is live ``is_complete`` is false, and with no failed
+    leg the second row fails too: the machine would change nothing but the audit trail. The
+    guards are pure, so this answers without running the machine. Most events of a working
+    group are of this kind (two thirds of a hostile legged session's ticket events): acks,
+    replaces, partial fills, one leg filling while another still works.
+    """
+    return g.state == EXECUTING and _unsettled(g) and not has_failed_leg(g, None)
 
 
 GROUP_GUARDS: dict[str, Callable[[Any, Any], bool]] = {
@@ -622,6 +636,11 @@ class AtomicOrderGroup:
             self.unwind_failures[symbol] = self.unwind_failures.get(symbol, 0) + 1
         if self.state in (PENDING, VALIDATED, INVALID):
             return self.state  # a ticket event before execution: nothing for the group to decide
+        if still_working(self):
+            # The machine's answer is known (see still_working): record exactly the transition it
+            # would record, without the event object and the trigger around it.
+            self.audit.append(GroupAuditRecord(event.time, EXECUTING, "ticket_update", EXECUTING, order_ref, event))
+            return EXECUTING
         return self._fire(GroupEvent(event.time, "ticket_update", "", order_ref, event))
 
     def broker_disputed(self, time: dt.datetime, reason: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 from transitions import Machine
-from transitions.core import Transition
+from transitions.core import Condition, Event, EventData, State, Transition
 
 #: A guard: a pure predicate over the model and the event being applied.
 Guard = Callable[[Any, Any], bool]
@@ -130,8 +130,20 @@ def _resolve(names: Sequence[str], registry: Mapping[str, Any], kind: str, spec:
     return [registry[n] for n in names]
 
 
-#: The library's own logger: its per-trigger debug lines are shown exactly when it is enabled.
+#: The library's own logger: its per-trigger debug and info lines are shown exactly when it is enabled.
 _LIBRARY_LOG = logging.getLogger("transitions.core")
+
+
+class _Condition(Condition):  # type: ignore[misc]  # transitions ships no type hints
+    """A guard already resolved to a callable taking the event data (``send_event=True``).
+
+    The library resolves the callable by name on every check; :func:`build_runtime_machine`
+    resolves every guard once, when it builds the machine.
+    """
+
+    def check(self, event_data: Any) -> bool:
+        guard: Any = self.func
+        return bool(guard(event_data) == self.target)
 
 
 class _Transition(Transition):  # type: ignore[misc]  # transitions ships no type hints
@@ -144,22 +156,106 @@ class _Transition(Transition):  # type: ignore[misc]  # transitions ships no typ
     transitions 0.9 (pinned below 0.10 in pyproject.toml) minus the logging.
     """
 
+    condition_cls = _Condition
+
     def execute(self, event_data: Any) -> bool:
         if _LIBRARY_LOG.isEnabledFor(logging.DEBUG):
             return bool(super().execute(event_data))
         machine = event_data.machine
-        machine.callbacks(self.prepare, event_data)
+        if self.prepare:
+            machine.callbacks(self.prepare, event_data)
         if not self._eval_conditions(event_data):
             return False
-        machine.callbacks(itertools.chain(machine.before_state_change, self.before), event_data)
+        # Most rows have no effects and our machines no machine-wide callbacks: skip empty calls.
+        if machine.before_state_change:
+            machine.callbacks(itertools.chain(machine.before_state_change, self.before), event_data)
+        elif self.before:
+            machine.callbacks(self.before, event_data)
         if self.dest:  # None: an internal transition, no state change
             self._change_state(event_data)
-        machine.callbacks(itertools.chain(self.after, machine.after_state_change), event_data)
+        if machine.after_state_change:
+            machine.callbacks(itertools.chain(self.after, machine.after_state_change), event_data)
+        elif self.after:
+            machine.callbacks(self.after, event_data)
         return True
+
+    def _eval_conditions(self, event_data: Any) -> bool:
+        if _LIBRARY_LOG.isEnabledFor(logging.DEBUG):
+            return bool(super()._eval_conditions(event_data))
+        for cond in self.conditions:  # noqa: SIM110 - a loop, not all(): no generator on the hot path
+            if not cond.check(event_data):
+                return False
+        return True
+
+
+class _State(State):  # type: ignore[misc]  # transitions ships no type hints
+    """The library's ``State`` with its enter/exit log lines (a debug and an info call each) skipped
+    while no one listens; the library's own methods run whenever INFO is enabled for
+    ``transitions.core``."""
+
+    def enter(self, event_data: Any) -> None:
+        if _LIBRARY_LOG.isEnabledFor(logging.INFO):
+            super().enter(event_data)
+        elif self.on_enter:
+            event_data.machine.callbacks(self.on_enter, event_data)
+
+    def exit(self, event_data: Any) -> None:
+        if _LIBRARY_LOG.isEnabledFor(logging.INFO):
+            super().exit(event_data)
+        elif self.on_exit:
+            event_data.machine.callbacks(self.on_exit, event_data)
+
+
+class _Event(Event):  # type: ignore[misc]  # transitions ships no type hints
+    """The library's ``Event`` with its per-trigger log lines skipped while no one listens.
+
+    ``trigger`` is the library's chain ``Event.trigger`` -> ``Machine._process`` ->
+    ``Event._trigger`` -> ``Event._process`` of transitions 0.9 in one call, minus its two debug
+    lines and the partial it builds for a queue our machines do not have (without ``queued`` the
+    library never fills it): ~1 us per trigger,
+    two triggers (ticket and group) per broker event. With INFO enabled for ``transitions.core``,
+    or a queued machine, the library's own chain runs.
+    """
+
+    def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:
+        machine = self.machine
+        if machine.has_queue or _LIBRARY_LOG.isEnabledFor(logging.INFO):
+            return bool(super().trigger(model, *args, **kwargs))
+        event_data = EventData(None, self, machine, model, args=args, kwargs=kwargs)
+        state = event_data.state = machine.get_model_state(model)
+        try:
+            if self._is_valid_source(state):
+                if machine.prepare_event:
+                    machine.callbacks(machine.prepare_event, event_data)
+                for trans in self.transitions[state.name]:
+                    event_data.transition = trans
+                    if trans.execute(event_data):
+                        event_data.result = True
+                        break
+        except BaseException as err:
+            event_data.error = err  # type: ignore[assignment]  # the library keeps any BaseException here
+            if machine.on_exception:
+                machine.callbacks(machine.on_exception, event_data)
+            else:
+                raise
+        finally:
+            if machine.finalize_event:
+                machine.callbacks(machine.finalize_event, event_data)
+        return bool(event_data.result)
 
 
 class _Machine(Machine):  # type: ignore[misc]  # transitions ships no type hints
     transition_cls = _Transition
+    event_cls = _Event
+    state_cls = _State
+
+    def callbacks(self, funcs: Iterable[Any], event_data: Any) -> None:
+        # The library logs one INFO line per callback run: skipped while no one listens.
+        if _LIBRARY_LOG.isEnabledFor(logging.INFO):
+            super().callbacks(funcs, event_data)
+            return
+        for func in funcs:
+            self.callback(func, event_data)
 
 
 def build_runtime_machine(spec: MachineSpec, guards: Mapping[str, Guard], effects: Mapping[str, Effect]) -> Machine:
