@@ -65,7 +65,9 @@ class VirtualClock:
         """The current simulated time as an aware UTC datetime."""
         if self._now_seconds != self._seconds:
             self._now_seconds = self._seconds
-            self._now_dt = self._open + dt.timedelta(seconds=self._seconds)
+            # timedelta(days, seconds): the same value as seconds=..., without parsing a keyword
+            # (this runs whenever time moves, once per simulated event)
+            self._now_dt = self._open + dt.timedelta(0, self._seconds)
         return self._now_dt
 
     def to_datetime(self, seconds: float) -> dt.datetime:
