@@ -47,6 +47,7 @@ from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor_report import ExecutorStats as ExecutorStats
 from atomic_orders.fsm.executor_report import GroupSummary as GroupSummary
 from atomic_orders.fsm.group import INVALID, AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.id_set import IdSet
 from atomic_orders.fsm.leg import Leg, PositionEffect, Side
 from atomic_orders.fsm.orders import BrokerEvent, OrderReport, OrderType, Purpose, Quote, quote_problem
 from atomic_orders.fsm.pricing import PriceEffect
@@ -151,8 +152,10 @@ class AtomicOrderExecutor:
         self.stray_events: list[BrokerEvent] = []
         #: Fill ids of recently released tickets, so a late duplicate is told apart from a lost fill.
         #: Bounded (oldest forgotten first) so memory stays flat over a long session.
-        self._released_fills: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._finished_ids: set[str] = set()
+        #: (A tuple: most tickets fill once, and a frozenset costs four times as much.)
+        self._released_fills: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        #: Every finished group's id, released or not; the executor's own ids cost a bit each.
+        self._finished_ids = IdSet(f"{self.id_prefix}{self.session_id}")
         self.summaries: dict[str, GroupSummary] = {}
         self._groups: dict[str, AtomicOrderGroup] = {}
         self._route: dict[str, AtomicOrderGroup] = {}
@@ -709,7 +712,7 @@ class AtomicOrderExecutor:
             self.stats.stray_events += 1
             event = be.event
             if event.trigger == "fill":
-                known = self._released_fills.get(be.order_ref, frozenset())
+                known = self._released_fills.get(be.order_ref, ())
                 if event.fill_id in known:  # type: ignore[union-attr]
                     self.stats.stray_duplicates += 1
                     return
@@ -1347,7 +1350,7 @@ class AtomicOrderExecutor:
             ref = ticket.order_ref
             self._route.pop(ref, None)
             if ticket.fills:
-                self._released_fills[ref] = frozenset(f.fill_id for f in ticket.fills)
+                self._released_fills[ref] = tuple(f.fill_id for f in ticket.fills)
                 if len(self._released_fills) > _RELEASED_FILLS_KEPT:
                     self._released_fills.popitem(last=False)
             for table in (self._sent_at, self._pending_since, self._not_before, self._next_step,
@@ -1358,6 +1361,7 @@ class AtomicOrderExecutor:
                        self._adopted, self._disagreements, self._ask_after, self._alerted, self._outages,
                        self._step_timer):
             gtable.pop(gid, None)
+        self._stuck_alerted.discard(gid)
         del self._groups[gid]
         if self.on_released is not None:
             self.on_released(gid)
