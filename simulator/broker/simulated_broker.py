@@ -43,6 +43,7 @@ import datetime as dt
 import heapq
 import json
 import math
+import struct
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, cast
@@ -184,10 +185,14 @@ class _Order:
 
 
 _ONE_US = dt.timedelta(microseconds=1)
+#: A final order as bytes (:meth:`_Final.encode`): status, broker id number, watermark; then per
+#: fill microseconds since the open, quantity, price in cents.
+_HEAD = struct.Struct("<BId")
+_FILL = struct.Struct("<qIq")
 
 
 class _Final:
-    """A final order as the broker remembers it for the rest of the session (about 250 bytes).
+    """A final order as the broker remembers it for the rest of the session.
 
     It answers all that a final order still must: :meth:`BrokerSimulator.reconcile` and
     ``find_orders`` (status, fills, broker id), a later cancel or replace (its final reason,
@@ -198,7 +203,8 @@ class _Final:
     ``(microseconds since the open, quantity, price)`` triples when the fill id is the broker's own
     (``<broker id>-<n>``, the n-th fill) and the time is on the session's clock; :meth:`fills` rebuilds
     them into :class:`Fill` values equal to the originals. Any other fill (one held from a journal)
-    stays as it was in ``kept``.
+    stays as it was in ``kept``. The broker holds it as bytes (:meth:`encode`, about 70 for an order
+    filled once, the reason a settled order costs about 150 bytes with its key) whenever it can.
     """
 
     __slots__ = ("ref", "status", "bid", "watermark", "packed", "kept")
@@ -230,6 +236,43 @@ class _Final:
         """The broker's id of the order (``SIM0000042``)."""
         bid = self.bid
         return bid if isinstance(bid, str) else f"SIM{bid:07d}"
+
+    def encode(self) -> bytes | None:
+        """The record as bytes (about 70 for an order filled once), or ``None`` when it has a part
+        bytes do not hold (a broker id or fill of another form, a price not in whole cents).
+
+        Bytes are not tracked by the garbage collector and cost a third of the record's objects:
+        :meth:`BrokerSimulator._compact_settled` keeps a final order so, :meth:`decode` reads it.
+        """
+        bid = self.bid
+        if isinstance(bid, str) or self.kept or not 0 <= bid < 1 << 32:
+            return None
+        packed = self.packed
+        out = [_HEAD.pack(self.status, bid, self.watermark)]
+        for k in range(0, len(packed), 3):
+            us, quantity, price = cast("tuple[int, int, Decimal]", packed[k:k + 3])
+            if not (price and price.as_tuple().exponent == -2 and 0 < quantity < 1 << 32
+                    and -(1 << 63) <= us < 1 << 63):
+                return None
+            cents = int(price.scaleb(2))
+            if not -(1 << 63) <= cents < 1 << 63:
+                return None
+            out.append(_FILL.pack(us, quantity, cents))
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, ref: str, data: bytes) -> _Final:
+        """The record :meth:`encode` gave ``data`` for (prices as the shared cent values, equal and
+        with the same digits)."""
+        record = cls.__new__(cls)
+        record.ref = ref
+        record.status, record.bid, record.watermark = _HEAD.unpack_from(data)
+        packed: list[int | Decimal] = []
+        for us, quantity, cents in _FILL.iter_unpack(memoryview(data)[_HEAD.size:]):
+            packed += (us, quantity, cents_to_decimal(cents))
+        record.packed = tuple(packed)
+        record.kept = ()
+        return record
 
     def fills(self, session_open: dt.datetime) -> tuple[Fill, ...]:
         """Every fill of the order, equal to the ones it reported."""
@@ -288,8 +331,9 @@ class BrokerSimulator:
         #: What chaos did (and basic volumes); keys are stable, see :meth:`_new_stats`.
         self.stats: dict[str, int] = self._new_stats()
         #: Every order of the session by reference: an ``_Order`` while it can change, a compact
-        #: ``_Final`` once it is final and no callback can still touch it.
-        self._orders: dict[str, _Order | _Final] = {}
+        #: ``_Final`` once it is final and no callback can still touch it, kept as bytes when it can be
+        #: (:meth:`_Final.encode`; :meth:`_record` reads either).
+        self._orders: dict[str, _Order | _Final | bytes] = {}
         #: Orders settled since the last compaction (see :meth:`_compact_settled`).
         self._settling: list[_Order] = []
         self._working: dict[str, _Order] = {}
@@ -453,7 +497,7 @@ class BrokerSimulator:
         rng = self._rng_cancel
         delay = self._latency(rng, p.cancel_latency_mean, p.cancel_latency_jitter)
         self.stats["cancels_requested"] += 1
-        o = self._orders.get(order_ref)
+        o = self._record(order_ref)
         if self._log is not None:
             self._log.append({"t": _fmt_t(now), "kind": "cancel_requested", "ref": order_ref})
         if o is None:
@@ -491,7 +535,7 @@ class BrokerSimulator:
         p = self.profile
         delay = self._latency(self._rng_cancel, p.replace_latency_mean, p.replace_latency_jitter)
         self.stats["replaces_requested"] += 1
-        o = self._orders.get(order_ref)
+        o = self._record(order_ref)
         if self._log is not None:
             self._log.append(
                 {
@@ -530,7 +574,7 @@ class BrokerSimulator:
             raise BrokerUnavailable("reconcile: broker unreachable (outage)")
         out: dict[str, OrderReport] = {}
         for ref in order_refs:
-            o = self._orders.get(ref)
+            o = self._record(ref)
             if o is None:
                 out[ref] = OrderReport(order_ref=ref, status=BrokerStatus.NOT_FOUND)
             else:
@@ -586,7 +630,8 @@ class BrokerSimulator:
             for symbol, n in o.units:
                 self._positions[symbol] = self._positions.get(symbol, 0) + n * fill.quantity
         o.settle()
-        self._orders[o.ref] = _Final(o, self.market.session_open)  # nothing is scheduled for it
+        record = _Final(o, self.market.session_open)  # nothing is scheduled for it
+        self._orders[o.ref] = record.encode() or record
 
     def quote(self, symbol: OptionSymbol) -> Quote:
         """Top of book for ``symbol`` now."""
@@ -598,7 +643,7 @@ class BrokerSimulator:
 
     def order_status(self, order_ref: str) -> str | None:
         """The broker's internal state name of one order (``pending`` .. ``expired``), ``None`` if unknown."""
-        o = self._orders.get(order_ref)
+        o = self._record(order_ref)
         return None if o is None else _STATUS_NAMES[o.status]
 
     def order_fills(self, order_ref: str) -> tuple[Fill, ...]:
@@ -607,7 +652,7 @@ class BrokerSimulator:
         A hook for adapters that publish broker state in another form (the TastyTrade emulator
         folds fills not yet delivered into an order it reports final, so none is ever lost).
         """
-        o = self._orders.get(order_ref)
+        o = self._record(order_ref)
         if o is None:
             return ()
         return o.fills if isinstance(o, _Order) else o.fills(self.market.session_open)
@@ -899,6 +944,13 @@ class BrokerSimulator:
         o.settle()
         self._settling.append(o)
 
+    def _record(self, ref: str) -> _Order | _Final | None:
+        """What the broker holds about ``ref`` (a final order kept as bytes is read back), or ``None``."""
+        o = self._orders.get(ref)
+        if type(o) is bytes:
+            return _Final.decode(ref, o)
+        return o  # type: ignore[return-value]  # (not bytes)
+
     def _compact_settled(self) -> None:
         """Replace each order settled since the last call by its compact :class:`_Final`.
 
@@ -908,18 +960,20 @@ class BrokerSimulator:
         final status and do nothing, except cancel and replace processing, which look the order up
         again (:meth:`_process_cancel`, :meth:`_process_replace`): one truth either way.
         """
-        orders = self._orders
+        orders = self._orders  # (a _Final as bytes when it can be: not tracked by the collector, and small)
         session_open = self.market.session_open
         waiting: list[_Order] = []
         for o in self._settling:
             if o.held:
                 waiting.append(o)
             else:
-                orders[o.ref] = _Final(o, session_open)
+                record = _Final(o, session_open)
+                orders[o.ref] = record.encode() or record
         self._settling = waiting
 
     def _process_cancel(self, sent: _Order | _Final) -> None:
-        o = self._orders[sent.ref]  # the record now: a final order may have been compacted since
+        o = self._record(sent.ref)  # the record now: a final order may have been compacted since
+        assert o is not None  # (an order is never forgotten)
         now = self.clock.seconds
         when = self.clock.now()
         event: TicketEvent
@@ -936,7 +990,9 @@ class BrokerSimulator:
         if self._log is not None:
             self._log.append({"t": _fmt_t(now), "kind": kind, "ref": o.ref, "reason": reason})
         at = self._deliver(o, o.ref, event, now)
-        if isinstance(o, _Order) and o.held:
+        if isinstance(o, _Final):
+            self._orders[o.ref] = o.encode() or o  # its watermark moved
+        elif o.held:
             p = self.profile
             key = "late_fills" if kind == "canceled" else "fills_after_cancel_reject"
             for fill in o.held:
@@ -948,7 +1004,8 @@ class BrokerSimulator:
             o.held = ()
 
     def _process_replace(self, sent: _Order | _Final, limit: Decimal, quantity: int | None) -> None:
-        o = self._orders[sent.ref]  # the record now: a final order may have been compacted since
+        o = self._record(sent.ref)  # the record now: a final order may have been compacted since
+        assert o is not None  # (an order is never forgotten)
         now = self.clock.seconds
         when = self.clock.now()
         reason: str | None = None
@@ -975,6 +1032,8 @@ class BrokerSimulator:
             kind = "updated" if reason is None else "update_rejected"
             self._log.append({"t": _fmt_t(now), "kind": kind, "ref": o.ref, "reason": reason})
         self._deliver(o, o.ref, event, now)
+        if isinstance(o, _Final):
+            self._orders[o.ref] = o.encode() or o  # its watermark moved
         if reason is None and isinstance(o, _Order) and o.status == _WORKING and not o.silent and o.scripted is None:
             # a replaced order is re-evaluated as if new (a silenced order stays silent)
             if o.opp is not None:

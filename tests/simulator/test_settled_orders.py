@@ -67,10 +67,10 @@ def _retained(orders: int) -> int:
 
 def test_a_settled_order_costs_a_few_hundred_bytes() -> None:
     # the marginal cost of 1,500 more orders over the same session (the market's own state,
-    # the same for both, cancels out): a settled order with its fills, about 300 bytes
-    # (it was about 1,000 when the broker kept the order object and its Fill values)
+    # the same for both, cancels out): a settled order with its fills and its key, about 150
+    # bytes (about 650 when the broker kept the order object and its Fill values)
     per_order = (_retained(2000) - _retained(500)) / 1500
-    assert per_order < 550, f"{per_order:.0f} bytes per settled order"
+    assert per_order < 250, f"{per_order:.0f} bytes per settled order"
 
 
 def test_settled_orders_answer_with_the_fills_they_reported() -> None:
