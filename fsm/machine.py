@@ -179,6 +179,40 @@ class _Transition(Transition):  # type: ignore[misc]  # transitions ships no typ
             machine.callbacks(self.after, event_data)
         return True
 
+    def run_quiet(self, event_data: Any) -> bool:
+        """:meth:`execute` for :meth:`_Event.trigger`, which has checked that no one listens.
+
+        The library's steps in its order (prepare, guards, before, state change with exit and
+        enter callbacks, after), without its log calls and level checks, and calling each
+        callback directly: :func:`build_runtime_machine` resolves every name to a callable and
+        the machine sends the event data (``send_event=True``).
+        """
+        machine = event_data.machine
+        prepare: list[Any] = self.prepare
+        for func in prepare:
+            func(event_data)
+        for cond in self.conditions:
+            if not cond.check(event_data):
+                return False
+        for func in itertools.chain(machine.before_state_change, self.before):
+            func(event_data)
+        if self.dest:  # None: an internal transition, no state change
+            states = machine.states
+            on_exit: list[Any] = states[self.source].on_exit
+            for func in on_exit:
+                func(event_data)
+            dest = states[self.dest]
+            setattr(event_data.model, machine.model_attribute, dest.value)
+            event_data.state = dest
+            for func in dest.on_enter:
+                func(event_data)
+            if dest.final:
+                for func in machine.on_final:
+                    func(event_data)
+        for func in itertools.chain(self.after, machine.after_state_change):
+            func(event_data)
+        return True
+
     def _eval_conditions(self, event_data: Any) -> bool:
         if _LIBRARY_LOG.isEnabledFor(logging.DEBUG):
             return bool(super()._eval_conditions(event_data))
@@ -227,9 +261,10 @@ class _Event(Event):  # type: ignore[misc]  # transitions ships no type hints
             if self._is_valid_source(state):
                 if machine.prepare_event:
                     machine.callbacks(machine.prepare_event, event_data)
-                for trans in self.transitions[state.name]:
+                rows: list[Any] = self.transitions[state.name]
+                for trans in rows:
                     event_data.transition = trans
-                    if trans.execute(event_data):
+                    if trans.run_quiet(event_data):
                         event_data.result = True
                         break
         except BaseException as err:
