@@ -262,3 +262,23 @@ def test_the_librarys_debug_lines_appear_exactly_when_its_logger_listens(
     assert t.apply(Submit(now(), Decimal("1.05"))) == "submitting"
     lines = [r.getMessage() for r in caplog.records if r.name == "transitions.core" and r.levelno == logging.DEBUG]
     assert any("Initiating transition from state new to state submitting" in m for m in lines) is debug
+
+
+@pytest.mark.parametrize("level", [logging.WARNING, logging.INFO, logging.DEBUG])
+def test_the_librarys_lines_at_each_level_appear_exactly_when_its_logger_listens(
+    caplog: pytest.LogCaptureFixture, level: int
+) -> None:
+    # Below INFO our machines run the library's steps without its log calls; at INFO or DEBUG the
+    # library's own chain runs and every line it writes at that level is there.
+    caplog.set_level(level, logger="transitions.core")
+    t = ticket_in("new")
+    assert t.apply(Submit(now(), Decimal("1.05"))) == "submitting"
+    assert t.apply(Fill(now(), fill_id(), t.quantity, PRICE)) == "filled"
+    seen = {(r.levelno, r.getMessage()) for r in caplog.records if r.name == "transitions.core"}
+    info = {m for lv, m in seen if lv == logging.INFO}
+    debug = {m for lv, m in seen if lv == logging.DEBUG}
+    assert any("Finished processing state filled enter callbacks" in m for m in info) is (level <= logging.INFO)
+    assert any("Executed callback" in m for m in info) is (level <= logging.INFO)
+    assert any("Transition condition failed" in m for m in debug) is (level <= logging.DEBUG)
+    assert any("Executed machine preparation callbacks" in m for m in debug) is (level <= logging.DEBUG)
+    assert t.order_events[-1].dest == "filled"
