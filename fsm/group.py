@@ -162,7 +162,11 @@ class GroupAuditRecord:
 
 
 def _unsettled(g: AtomicOrderGroup) -> bool:
-    return any(t.is_live for t in g._tickets.values())
+    # Loops, not any()/all() over generators: these run on every ticket event of every group.
+    for t in g._tickets.values():  # noqa: SIM110
+        if t.is_live:
+            return True
+    return False
 
 
 def is_valid(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
@@ -173,7 +177,10 @@ def is_valid(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
 def is_at_target(g: AtomicOrderGroup) -> bool:
     """Every leg's net position equals its target exactly (and nothing else is held)."""
     net = g.ledger.held
-    return all(net.get(symbol, 0) == target for symbol, target in g.targets.items())
+    for symbol, target in g.targets.items():  # noqa: SIM110 - see _unsettled
+        if net.get(symbol, 0) != target:
+            return False
+    return True
 
 
 def is_complete(g: AtomicOrderGroup, _e: GroupEvent) -> bool:
