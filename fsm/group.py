@@ -643,9 +643,10 @@ class AtomicOrderGroup:
             self.unwind_failures[symbol] = self.unwind_failures.get(symbol, 0) + 1
         if self.state in (PENDING, VALIDATED, INVALID):
             return self.state  # a ticket event before execution: nothing for the group to decide
-        if still_working(self):
+        if _EVENTS is _RUNTIME.events and still_working(self):
             # The machine's answer is known (see still_working): record exactly the transition it
-            # would record, without the event object and the trigger around it.
+            # would record, without the event object and the trigger around it. Only for the real
+            # table's machine: one swapped in (a planted defect) decides every event itself.
             self.audit.append(GroupAuditRecord(event.time, EXECUTING, "ticket_update", EXECUTING, order_ref, event))
             return EXECUTING
         return self._fire(GroupEvent(event.time, "ticket_update", "", order_ref, event))

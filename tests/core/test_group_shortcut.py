@@ -20,7 +20,7 @@ from atomic_orders.fsm.events import CancelRequested, Submit, TicketEvent
 from atomic_orders.fsm.group import GROUP_MACHINE, AtomicOrderGroup, ExecutionMode, still_working
 from atomic_orders.fsm.ticket import OrderTicket
 
-from .factories import fill, group_snapshot, leg_ticket, make_group, now, send, started
+from .factories import ev, fill, group_snapshot, leg_ticket, make_group, now, send, started
 from .test_properties import _broker_event
 
 
@@ -95,3 +95,25 @@ def test_random_walks_agree_with_the_machine(data: st.DataObject) -> None:
             assert g.audit == twin.audit
             assert [t.order_events for t in g.tickets] == [t.order_events for t in twin.tickets]
             assert g.ledger.entries == twin.ledger.entries
+
+
+def test_a_machine_swapped_in_decides_every_ticket_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The shortcut proves what the real table's rows do. A machine swapped in for it (the planted-defect
+    # tests build one with a guard replaced) must see every event, or a planted has_failed_leg or
+    # is_complete would go unexercised for every event of a working group.
+    from atomic_orders.fsm.group import GROUP_EFFECTS, GROUP_GUARDS
+    from atomic_orders.fsm.machine import build_runtime_machine
+
+    asked: list[str] = []
+
+    def every_leg_failed(g: AtomicOrderGroup, e: object) -> bool:
+        asked.append(g.group_id)
+        return True
+
+    planted = build_runtime_machine(GROUP_MACHINE, {**GROUP_GUARDS, "has_failed_leg": every_leg_failed}, GROUP_EFFECTS)
+    g = started(make_group(mode=ExecutionMode.LEGGED, quantity=1))
+    first = leg_ticket(g, 0)
+    monkeypatch.setattr(group_module, "_EVENTS", planted.events)
+    ev(g, first, Submit(now(), Decimal("1.00")))  # a live order, no failed leg: the real table's "still working"
+    assert asked
+    assert g.state == "rolling_back"
