@@ -8,6 +8,7 @@ and drive random walks twice, shortcut on and off, comparing everything an event
 from __future__ import annotations
 
 import copy
+import logging
 from decimal import Decimal
 
 import pytest
@@ -117,3 +118,19 @@ def test_a_machine_swapped_in_decides_every_ticket_update(monkeypatch: pytest.Mo
     ev(g, first, Submit(now(), Decimal("1.00")))  # a live order, no failed leg: the real table's "still working"
     assert asked
     assert g.state == "rolling_back"
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING])
+def test_the_librarys_lines_for_a_working_group_appear_exactly_when_its_logger_listens(
+    caplog: pytest.LogCaptureFixture, level: int
+) -> None:
+    # The "still working" row writes only debug lines; while the library listens at DEBUG the group
+    # machine runs, so they appear as they did before the shortcut.
+    caplog.set_level(level, logger="transitions.core")
+    g = started(make_group(mode=ExecutionMode.LEGGED, quantity=1))
+    first = leg_ticket(g, 0)
+    assert send(g, first) == "executing"
+    assert still_working(g)
+    lines = [r.getMessage() for r in caplog.records if r.name == "transitions.core"]
+    assert any("from state executing to state None" in m for m in lines) is (level <= logging.DEBUG)
+    assert [r.source for r in g.audit[-2:]] == ["executing", "executing"]
