@@ -33,6 +33,17 @@ def test_scaling_figures_put_every_target_beside_its_goal() -> None:
     assert lines and lines[0].startswith("scaling")
 
 
+def test_a_child_forked_from_a_large_process_reports_its_own_peak_not_the_parents() -> None:
+    # Linux keeps the forking process's high-water mark as a floor of its child's ru_maxrss: a
+    # small session started from a bench that had grown large read as large as the bench.
+    ballast = bytearray(400 * 1024 * 1024)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1  # touched: resident
+    run = run_child_session(5, "combo")
+    del ballast
+    assert 10 < run["peak_rss_mb"] < 300
+
+
 @pytest.mark.parametrize(("large", "small", "field"), [(100, 0, "small"), (10, 10, "large"), (5.0, 1, "large")])
 def test_sizes_out_of_order_are_refused_by_name(large: object, small: object, field: str) -> None:
     with pytest.raises(ValidationError) as err:
