@@ -155,6 +155,18 @@ def positive_at_most(maximum: int) -> Callable[[str], int]:
     return _at_most(positive, maximum)
 
 
+def int_above(minimum: int) -> Callable[[str], int]:
+    """The type of an int above ``minimum``."""
+
+    def above(text: str) -> int:
+        value = _integer(text)
+        if value <= minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above {minimum:,}")
+        return value
+
+    return above
+
+
 def port(text: str) -> int:
     """A TCP port, 0..65535 (0: any free port)."""
     value = _integer(text)

@@ -49,3 +49,13 @@ def test_sizes_out_of_order_are_refused_by_name(large: object, small: object, fi
     with pytest.raises(ValidationError) as err:
         scaling_figures(large=large, small=small)  # type: ignore[arg-type]
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1000", "abc"])
+def test_a_scaling_size_not_above_the_1000_compared_is_refused_before_any_figure(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from atomic_orders.simulator.cli.main import main
+
+    assert main(["bench", "--quick", "--no-sim", "--scaling", value]) == 2
+    err = capsys.readouterr().err
+    assert "--scaling" in err and value in err and "Traceback" not in err
