@@ -166,7 +166,7 @@ def _mutables(root: object) -> dict[int, object]:
 @pytest.mark.parametrize("copy", ["sibling", "frontier"])
 def test_two_children_of_one_parent_share_no_mutable_state(copy: str) -> None:
     """Children are copies of their parent: by a pickle with frozen records shared (siblings), or
-    from the parent's pickled frontier state (the parent itself is the last child)."""
+    from the parent's frontier state (the same sharing pickle, kept from the level before)."""
     parent = World(vertical_legs(), 2, mode=ExecutionMode.LEGGED)
     parent.run(parse_script("ack(#0) -> fill(#0, 1)"))
     assert parent.check_step("incremental") == []  # builds the replay shadow a frontier state carries
