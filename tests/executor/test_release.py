@@ -7,13 +7,16 @@ still alive at the end is kept by a reference (or a cycle), never merely not yet
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
+import tracemalloc
 from collections.abc import Iterator
 
 import attrs
 import pytest
 
-from atomic_orders.fsm.errors import ValidationError
+from atomic_orders.fsm import executor as executor_module
+from atomic_orders.fsm.errors import InvalidTransition, ValidationError
 from atomic_orders.fsm.events import Fill
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
@@ -94,7 +97,7 @@ def test_lingering_groups_keep_no_audit_trail_and_outcomes_do_not_change() -> No
     lingering: list[AtomicOrderGroup] = []
 
     def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
-        lingering.extend(g for g in executor._groups.values() if g.is_terminal)
+        lingering.extend(g for g in executor.groups() if g.is_terminal)
 
     # lingering past the session's end, so the end sees them; late fills still arrive meanwhile
     policy = ExecutionPolicy(linger_seconds=100_000.0)
@@ -122,3 +125,96 @@ def test_compact_finished_is_refused_where_the_whole_trail_is_read(kwargs: dict[
     with pytest.raises(ValidationError) as err:
         AtomicOrderExecutor(SimulatedBackend(broker), compact_finished=True, **options)
     assert err.value.field == "compact_finished"
+
+
+def _drop_lingering(executor: AtomicOrderExecutor) -> int:
+    """Forget every group the executor still holds, and its table entries; return how many it held."""
+    held = len(executor._groups) + len(getattr(executor, "_dormant", {}))
+    executor._groups.clear()
+    executor._route.clear()
+    getattr(executor, "_dormant", {}).clear()
+    for table in (executor._sent_at, executor._pending_since, executor._not_before, executor._next_step,
+                  executor._mid_at_submit, executor._cancel_refusals, executor._cancel_after,
+                  executor._update_refusals, executor._update_after, executor._quote_misses, executor._started,
+                  executor._finished_at, executor._reconcile_after, executor._first_fill, executor._adopted,
+                  executor._disagreements, executor._ask_after, executor._alerted, executor._outages,
+                  executor._step_timer):
+        table.clear()
+    return held
+
+
+@pytest.mark.parametrize(("mode", "bound"), [(ExecutionMode.COMBO, 1_500), (ExecutionMode.LEGGED, 2_000)])
+def test_a_lingering_group_costs_about_a_kilobyte(mode: ExecutionMode, bound: int) -> None:
+    """Measured with tracemalloc: what the executor frees when it forgets its lingering groups.
+
+    Before finished groups slept (pickled in batches after a quiet minute), a lingering group with
+    its table entries cost about 4 KB combo and 10 KB legged; a long session holds thousands at once.
+    """
+    seen: dict[str, int] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        assert not executor.open_groups()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        seen["held"] = _drop_lingering(executor)
+        gc.collect()
+        seen["bytes"] = before - tracemalloc.get_traced_memory()[0]
+
+    policy = ExecutionPolicy(linger_seconds=100_000.0)  # every group still lingers at the end
+    tracemalloc.start()
+    try:  # 4 batches of 16
+        run_session(SessionConfig(seed=3, groups=64, profile="hostile", mode=mode, policy=policy), on_end=inspect)
+    finally:
+        tracemalloc.stop()
+    assert seen["held"] == 64
+    per_group = seen["bytes"] / seen["held"]
+    assert per_group < bound, f"a lingering {mode.value} group holds {per_group:.0f} bytes"
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_sleeping_groups_wake_for_late_events_and_sessions_do_not_change(monkeypatch: pytest.MonkeyPatch,
+                                                                          batch: int) -> None:
+    """Groups put to sleep at once (not after a quiet minute) take their late events as if awake."""
+    config = SessionConfig(seed=1, groups=80, profile="hostile", mode=ExecutionMode.LEGGED, records=True)
+    awake = run_session(attrs.evolve(config, policy=ExecutionPolicy()))
+    woken: list[str] = []
+    wake = AtomicOrderExecutor._wake
+
+    def counting_wake(self: AtomicOrderExecutor, gid: str) -> AtomicOrderGroup:
+        woken.append(gid)
+        return wake(self, gid)
+
+    monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
+    monkeypatch.setattr(executor_module, "_SLEEP_BATCH", batch)
+    monkeypatch.setattr(AtomicOrderExecutor, "_wake", counting_wake)
+    asleep = run_session(config)
+    assert len(woken) >= 5, "the seed should send late events to finished groups"
+    one, other = awake.to_json(), asleep.to_json()
+    for volatile in ("wall_seconds", "events_per_second"):
+        one.pop(volatile)
+        other.pop(volatile)
+    assert one == other
+    assert awake.records == asleep.records
+
+
+def test_views_wake_a_sleeping_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
+    monkeypatch.setattr(executor_module, "_SLEEP_BATCH", 2)
+    kept: dict[str, object] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        gid = next(iter(executor._dormant))
+        kept["owns"] = executor.owns_order(f"{gid}-L0")
+        group = executor.group(gid)
+        kept["state"] = group.state
+        kept["same"] = executor.group(gid) is group and gid not in executor._dormant
+        with pytest.raises(InvalidTransition):
+            executor.abort(gid)  # a finished group refuses an abort, asleep or not
+        kept["all"] = len(executor.groups())
+        kept["dormant"] = len(executor._dormant)
+
+    policy = ExecutionPolicy(linger_seconds=100_000.0)
+    run_session(SessionConfig(seed=2, groups=10, profile="hostile", mode=ExecutionMode.LEGGED, policy=policy),
+                on_end=inspect)
+    assert kept == {"owns": True, "state": kept["state"], "same": True, "all": 10, "dormant": 0}
+    assert kept["state"] in ("committed", "rolled_back", "failed")
