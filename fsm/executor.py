@@ -244,8 +244,8 @@ class AtomicOrderExecutor:
         #: (scanning the bounded table on every tick made a long session's cost grow with its length).
         self._abandoned_pending: set[str] = set()
         #: With ``compact_finished``: lingering groups asleep (see :meth:`_sleep`); the finished groups
-        #: still awake, oldest first (``(since, group id)``; ``_awake_since`` holds each one's latest,
-        #: so a woken group's older entry is skipped); and those quiet long enough, waiting for a batch.
+        #: still awake, oldest first (``(when it may sleep, group id)``; ``_awake_since`` holds each
+        #: one's latest, so a woken group's older entry is skipped); and those due, waiting for a batch.
         self._dormant: dict[str, _Dormant] = {}
         self._awake_finished: deque[tuple[dt.datetime, str]] = deque()
         self._awake_since: dict[str, dt.datetime] = {}
@@ -561,7 +561,7 @@ class AtomicOrderExecutor:
                     self._surfaced_tries[ref] = n
                     self._surfaced_after[ref] = now + self._backoff(n)
                     self._schedule("", self._surfaced_after[ref])
-        if self._awake_finished:
+        if self._awake_finished and self._awake_finished[0][0] <= now:
             self._sleep_quiet(now)
         self._journal_commit()
 
@@ -1443,16 +1443,17 @@ class AtomicOrderExecutor:
 
     def _note_finished(self, gid: str, since: dt.datetime) -> None:
         """A finished group is awake from ``since``: it sleeps after ``_DORMANT_AFTER`` (:meth:`_sleep_quiet`)."""
-        self._awake_since[gid] = since
-        self._awake_finished.append((since, gid))
+        due = since + _DORMANT_AFTER
+        self._awake_since[gid] = due
+        self._awake_finished.append((due, gid))
 
     def _sleep_quiet(self, now: dt.datetime) -> None:
         """Put to sleep the finished groups awake for ``_DORMANT_AFTER``, ``_SLEEP_BATCH`` at a time
         (oldest first; O(1) when none is due)."""
         queue = self._awake_finished
-        while queue and now - queue[0][0] >= _DORMANT_AFTER:
-            since, gid = queue.popleft()
-            if self._awake_since.get(gid) != since:
+        while queue and queue[0][0] <= now:
+            due, gid = queue.popleft()
+            if self._awake_since.get(gid) != due:
                 continue  # released, or woken again since: a newer entry (if any) decides
             del self._awake_since[gid]
             self._drowsy.append(gid)
