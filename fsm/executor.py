@@ -17,9 +17,7 @@ import datetime as dt
 import heapq
 import logging
 import marshal
-import pickle
 import secrets
-import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from atomic_orders.fsm import invariants, smart_pricing
 from atomic_orders.fsm.clock import Clock
+from atomic_orders.fsm.dormant import Batch, Dormant, dump_batch, load_batch
 from atomic_orders.fsm.errors import (
     BrokerUnavailable,
     InvalidTransition,
@@ -106,33 +105,6 @@ _DORMANT_AFTER = dt.timedelta(seconds=60)
 _SLEEP_BATCH = 16
 
 
-class _Batch:
-    """Finished groups asleep together: ``blob`` is the zlib-compressed pickle of a list of
-    ``(group, table entries)``, one per group. Freed once none of its groups sleeps any more."""
-
-    __slots__ = ("blob",)
-
-    def __init__(self, blob: bytes) -> None:
-        self.blob = blob
-
-
-class _Dormant:
-    """One sleeping group: where it is in its :class:`_Batch`, and what its release needs.
-
-    ``live``: some order of it is (possibly) live at the broker; ``book``: ``marshal`` bytes of
-    ``(order refs, ((order_ref, fill ids), ...) of every order with fills, in ticket order)``.
-    Nothing of a group changes while it sleeps (any event or view wakes it first): these stay true.
-    """
-
-    __slots__ = ("batch", "book", "index", "live")
-
-    def __init__(self, batch: _Batch, index: int, live: bool, book: bytes) -> None:
-        self.batch = batch
-        self.index = index
-        self.live = live
-        self.book = book
-
-
 class AtomicOrderExecutor:
     """Executes :class:`AtomicOrderGroup` s through one backend, atomically."""
 
@@ -166,9 +138,13 @@ class AtomicOrderExecutor:
         self.on_released = on_released
         self.release_finished = release_finished
         #: With ``release_finished``: a finished group's audit trails are dropped once
-        #: ``on_finished`` has seen it (:meth:`AtomicOrderGroup.forget_history`), so the groups
-        #: lingering for late events stay small. Refused with a journal or ``verify_replay``:
-        #: both read the whole trail again when a late event re-opens the group.
+        #: ``on_finished`` has seen it (:meth:`AtomicOrderGroup.forget_history`), and a minute
+        #: after it finished it falls asleep (kept pickled with other groups, see :meth:`_sleep`),
+        #: so the groups lingering for late events stay small. An event for one of its orders, or
+        #: any view of it (:meth:`group`, :meth:`groups`, :meth:`abort`), wakes it as a new, equal
+        #: object: a group or ticket object kept from before then is no longer updated. Refused
+        #: with a journal or ``verify_replay``: both read the whole trail again when a late event
+        #: re-opens the group.
         if compact_finished and (journal is not None or verify_replay or not release_finished):
             raise ValidationError("compact_finished", compact_finished,
                                   "needs release_finished, and no journal or verify_replay (they read the whole "
@@ -246,7 +222,7 @@ class AtomicOrderExecutor:
         #: With ``compact_finished``: lingering groups asleep (see :meth:`_sleep`); the finished groups
         #: still awake, oldest first (``(when it may sleep, group id)``; ``_awake_since`` holds each
         #: one's latest, so a woken group's older entry is skipped); and those due, waiting for a batch.
-        self._dormant: dict[str, _Dormant] = {}
+        self._dormant: dict[str, Dormant] = {}
         self._awake_finished: deque[tuple[dt.datetime, str]] = deque()
         self._awake_since: dict[str, dt.datetime] = {}
         self._drowsy: list[str] = []
@@ -708,7 +684,7 @@ class AtomicOrderExecutor:
 
     def groups(self) -> list[AtomicOrderGroup]:
         """Every group still held (finished ones until released; sleeping ones are woken first)."""
-        loaded: dict[_Batch, list[tuple[AtomicOrderGroup, list[tuple[int, str, object]]]]] = {}
+        loaded: dict[Batch, list[tuple[AtomicOrderGroup, list[tuple[int, str, object]]]]] = {}
         for gid in list(self._dormant):
             self._wake(gid, loaded)
         return list(self._groups.values())
@@ -1471,7 +1447,7 @@ class AtomicOrderExecutor:
 
     def _sleep(self, groups: Sequence[AtomicOrderGroup]) -> None:
         """Keep lingering finished groups as one compressed pickle, with their entries in the
-        executor's tables; what each one's release needs stays outside (:class:`_Dormant`).
+        executor's tables; what each one's release needs stays outside (:class:`Dormant`).
 
         A finished group's objects (tickets, fills, ledger, legs, ...) cost about 10 KB legged and
         4 KB combo with its table entries; asleep in a batch, well under 1 KB, none of it scanned
@@ -1492,7 +1468,7 @@ class AtomicOrderExecutor:
             for t in group.tickets:
                 t.router = None  # the executor is not part of the snapshot
         try:
-            blob = zlib.compress(pickle.dumps(items, pickle.HIGHEST_PROTOCOL), 1)
+            blob = dump_batch(items)
             books = [marshal.dumps((tuple(t.order_ref for t in g.tickets),
                                     tuple((t.order_ref, tuple(f.fill_id for f in t.fills))
                                           for t in g.tickets if t.fills)))
@@ -1504,7 +1480,7 @@ class AtomicOrderExecutor:
             for group in groups:
                 for t in group.tickets:
                     t.router = self
-        batch = _Batch(blob)
+        batch = Batch(blob)
         for index, (group, entries) in enumerate(items):
             gid = group.group_id
             for i, key, _ in entries:
@@ -1512,10 +1488,10 @@ class AtomicOrderExecutor:
             for t in group.tickets:
                 self._route.pop(t.order_ref, None)
             del self._groups[gid]
-            self._dormant[gid] = _Dormant(batch, index, bool(group.live_tickets()), books[index])
+            self._dormant[gid] = Dormant(batch, index, bool(group.live_tickets()), books[index])
 
     def _wake(self, gid: str,
-              loaded: dict[_Batch, list[tuple[AtomicOrderGroup, list[tuple[int, str, object]]]]] | None = None,
+              loaded: dict[Batch, list[tuple[AtomicOrderGroup, list[tuple[int, str, object]]]]] | None = None,
               ) -> AtomicOrderGroup:
         """Bring a sleeping group back (a new object equal to the one put to sleep), with its table
         entries and routes; it sleeps again after ``_DORMANT_AFTER`` if it stays finished. The rest
@@ -1523,7 +1499,7 @@ class AtomicOrderExecutor:
         dormant = self._dormant.pop(gid)
         items = loaded.get(dormant.batch) if loaded is not None else None
         if items is None:
-            items = pickle.loads(zlib.decompress(dormant.batch.blob))  # our own bytes, made by _sleep
+            items = load_batch(dormant.batch.blob)
             if loaded is not None:
                 loaded[dormant.batch] = items
         group, entries = items[dormant.index]

@@ -16,11 +16,13 @@ import attrs
 import pytest
 
 from atomic_orders.fsm import executor as executor_module
+from atomic_orders.fsm.dormant import dump_batch, load_batch
 from atomic_orders.fsm.errors import InvalidTransition, ValidationError
 from atomic_orders.fsm.events import Fill
 from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.executor import AtomicOrderExecutor
 from atomic_orders.fsm.group import AtomicOrderGroup, ExecutionMode
+from atomic_orders.fsm.leg import Leg
 from atomic_orders.fsm.orders import BrokerStatus, OrderRequest
 from atomic_orders.fsm.ticket import OrderTicket
 from atomic_orders.simulator.broker.backend import SimulatedBackend
@@ -218,3 +220,34 @@ def test_views_wake_a_sleeping_group(monkeypatch: pytest.MonkeyPatch) -> None:
                 on_end=inspect)
     assert kept == {"owns": True, "state": kept["state"], "same": True, "all": 10, "dormant": 0}
     assert kept["state"] in ("committed", "rolled_back", "failed")
+
+
+def test_a_batch_gives_back_equal_groups_with_working_hashes() -> None:
+    """The fast reductions (fields in a tuple, ``__init__`` not run) give equal objects, and the
+    legs and symbols, whose hash attrs caches, hash as a fresh one does."""
+    kept: list[AtomicOrderGroup] = []
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        kept.extend(g for g in executor.groups() if g.is_terminal)
+
+    policy = ExecutionPolicy(linger_seconds=100_000.0)
+    run_session(SessionConfig(seed=4, groups=12, profile="hostile", mode=ExecutionMode.LEGGED, policy=policy),
+                on_end=inspect)
+    assert len(kept) == 12
+    for group in kept:
+        for t in group.tickets:
+            t.router = None
+    back = load_batch(dump_batch([(g, []) for g in kept]))
+    for group, (copy, entries) in zip(kept, back, strict=True):
+        assert copy is not group and entries == []
+        assert (copy.group_id, copy.state, copy.legs, copy.targets, copy.residual_exposure, copy.alerts) == (
+            group.group_id, group.state, group.legs, group.targets, group.residual_exposure, group.alerts)
+        assert list(copy.ledger) == list(group.ledger) and dict(copy.ledger.held) == dict(group.ledger.held)
+        for t, c in zip(group.tickets, copy.tickets, strict=True):
+            assert (c.order_ref, c.state, c.fills, c.quantity_filled, c.average_fill_price, c.broker_record,
+                    c.limit_price, c.anomalies) == (t.order_ref, t.state, t.fills, t.quantity_filled,
+                                                    t.average_fill_price, t.broker_record, t.limit_price, t.anomalies)
+            assert c.on_fill is not None and c.on_fill.__self__ is copy.ledger  # type: ignore[attr-defined]
+        for leg, fresh in zip(copy.legs, group.legs, strict=True):
+            assert hash(leg) == hash(Leg(fresh.symbol, fresh.side, fresh.ratio, fresh.position_effect))
+            assert hash(leg.symbol) == hash(attrs.evolve(fresh.symbol))
