@@ -146,12 +146,15 @@ def _drop_lingering(executor: AtomicOrderExecutor) -> int:
 
 
 @pytest.mark.parametrize(("mode", "bound"), [(ExecutionMode.COMBO, 1_500), (ExecutionMode.LEGGED, 2_000)])
-def test_a_lingering_group_costs_about_a_kilobyte(mode: ExecutionMode, bound: int) -> None:
+def test_a_lingering_group_costs_about_a_kilobyte(monkeypatch: pytest.MonkeyPatch, mode: ExecutionMode,
+                                                  bound: int) -> None:
     """Measured with tracemalloc: what the executor frees when it forgets its lingering groups.
 
     Before finished groups slept (pickled in batches after a quiet minute), a lingering group with
-    its table entries cost about 4 KB combo and 10 KB legged; a long session holds thousands at once.
+    its table entries cost about 4 KB combo and 10 KB legged; a long session holds thousands at once
+    (here, as in such a session, every group beyond the awake ones kept may sleep: none kept).
     """
+    monkeypatch.setattr(executor_module, "_AWAKE_FINISHED_KEPT", 0)
     seen: dict[str, int] = {}
 
     def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
@@ -188,6 +191,7 @@ def test_sleeping_groups_wake_for_late_events_and_sessions_do_not_change(monkeyp
 
     monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
     monkeypatch.setattr(executor_module, "_SLEEP_BATCH", batch)
+    monkeypatch.setattr(executor_module, "_AWAKE_FINISHED_KEPT", 0)
     monkeypatch.setattr(AtomicOrderExecutor, "_wake", counting_wake)
     asleep = run_session(config)
     assert len(woken) >= 5, "the seed should send late events to finished groups"
@@ -202,6 +206,7 @@ def test_sleeping_groups_wake_for_late_events_and_sessions_do_not_change(monkeyp
 def test_views_wake_a_sleeping_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
     monkeypatch.setattr(executor_module, "_SLEEP_BATCH", 2)
+    monkeypatch.setattr(executor_module, "_AWAKE_FINISHED_KEPT", 0)
     kept: dict[str, object] = {}
 
     def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
@@ -251,3 +256,16 @@ def test_a_batch_gives_back_equal_groups_with_working_hashes() -> None:
         for leg, fresh in zip(copy.legs, group.legs, strict=True):
             assert hash(leg) == hash(Leg(fresh.symbol, fresh.side, fresh.ratio, fresh.position_effect))
             assert hash(leg.symbol) == hash(attrs.evolve(fresh.symbol))
+
+
+def test_a_session_holding_few_finished_groups_puts_none_to_sleep() -> None:
+    """Sleeping costs CPU: below ``_AWAKE_FINISHED_KEPT`` awake finished groups, none sleeps."""
+    held: dict[str, int] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        held["awake"], held["asleep"] = len(executor._groups), len(executor._dormant)
+
+    policy = ExecutionPolicy(linger_seconds=100_000.0)
+    run_session(SessionConfig(seed=3, groups=40, profile="hostile", mode=ExecutionMode.COMBO, policy=policy),
+                on_end=inspect)
+    assert held == {"awake": 40, "asleep": 0}
