@@ -38,6 +38,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import enum
+import gc
 import hashlib
 import io
 import logging
@@ -1307,33 +1308,45 @@ def _check_mode(
     record(_examine(root, root.check_step(replay="none"), depth > 0, settle_every_state, probe_illegal, probed, memo),
            ())
     frontier, nxt = nxt, []
-    for level in range(depth):
-        if len(found) >= max_counterexamples or not frontier:
-            break
-        keep = level < depth - 1
-        chunks = _chunks(frontier, workers)
-        if mapper is None or len(frontier) < SPLIT_AT * max(workers, 1):
-            for index, parents in chunks:
-                shared: tuple[Any, ...] = (seen, False, keep, settle_every_state, probe_illegal, probed)
-                if not merge(parents, _expand_chunk(shared, (index, parents), memo)[1], keep):
-                    break
-        else:
-            shared = (frozenset(marks), True, keep, settle_every_state, probe_illegal, frozenset(probed))
-            waiting: dict[int, list[list[_Child]]] = {}
-            at = 0
-            results = mapper(_expand_chunk, shared, chunks)
-            try:
-                for _item, (index, children) in results:
-                    waiting[index] = children
-                    while at in waiting and merge(chunks[at][1], waiting.pop(at), keep):
-                        at += 1
-                    if len(found) >= max_counterexamples:
+    # What the search keeps (known states, the frontier, the drive memo) grows past a GB at depth
+    # 7, and the collector's full passes re-walk all of it. Frozen at the end of each level (with
+    # the few discarded copies not yet collected, until the mode ends), it leaves the collector
+    # the objects of the level under way. Nothing here depends on when a cycle is collected (no
+    # weak references, no finalizers).
+    freeze = gc.get_freeze_count() == 0
+    try:
+        for level in range(depth):
+            if len(found) >= max_counterexamples or not frontier:
+                break
+            keep = level < depth - 1
+            chunks = _chunks(frontier, workers)
+            if mapper is None or len(frontier) < SPLIT_AT * max(workers, 1):
+                for index, parents in chunks:
+                    shared: tuple[Any, ...] = (seen, False, keep, settle_every_state, probe_illegal, probed)
+                    if not merge(parents, _expand_chunk(shared, (index, parents), memo)[1], keep):
                         break
-            finally:
-                close = getattr(results, "close", None)
-                if close is not None:
-                    close()
-        frontier, nxt = nxt, []
+            else:
+                shared = (frozenset(marks), True, keep, settle_every_state, probe_illegal, frozenset(probed))
+                waiting: dict[int, list[list[_Child]]] = {}
+                at = 0
+                results = mapper(_expand_chunk, shared, chunks)
+                try:
+                    for _item, (index, children) in results:
+                        waiting[index] = children
+                        while at in waiting and merge(chunks[at][1], waiting.pop(at), keep):
+                            at += 1
+                        if len(found) >= max_counterexamples:
+                            break
+                finally:
+                    close = getattr(results, "close", None)
+                    if close is not None:
+                        close()
+            frontier, nxt = nxt, []
+            if freeze:
+                gc.freeze()
+    finally:
+        if freeze:
+            gc.unfreeze()
     return ModeReport(
         mode=mode.value,
         depth=depth,
