@@ -1427,6 +1427,12 @@ class AtomicOrderExecutor:
         due = since + _DORMANT_AFTER
         self._awake_since[gid] = due
         self._awake_finished.append((due, gid))
+        # Entries of groups released or woken again are skipped only once they reach the front, and
+        # the front is reached only while more than _AWAKE_FINISHED_KEPT are awake: without this, a
+        # long-running executor holding fewer kept one entry per group it ever finished.
+        if len(self._awake_finished) > 2 * len(self._awake_since) + 64:
+            since_of = self._awake_since
+            self._awake_finished = deque(e for e in self._awake_finished if since_of.get(e[1]) == e[0])
 
     def _sleep_quiet(self, now: dt.datetime) -> None:
         """Put to sleep the finished groups awake for ``_DORMANT_AFTER``, oldest first and

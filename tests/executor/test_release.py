@@ -269,3 +269,19 @@ def test_a_session_holding_few_finished_groups_puts_none_to_sleep() -> None:
     run_session(SessionConfig(seed=3, groups=40, profile="hostile", mode=ExecutionMode.COMBO, policy=policy),
                 on_end=inspect)
     assert held == {"awake": 40, "asleep": 0}
+
+
+def test_the_queue_of_groups_waiting_to_sleep_does_not_grow_with_the_groups_released() -> None:
+    """Below ``_AWAKE_FINISHED_KEPT`` awake, nothing sleeps, and a released group's place in the
+    queue is never reached: it used to stay there, one entry per group the executor ever finished."""
+    seen: dict[str, int] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        seen["queued"], seen["awake"] = len(executor._awake_finished), len(executor._awake_since)
+        seen["held"], seen["finished"] = len(executor._groups), len(executor.finished_group_ids())
+
+    policy = ExecutionPolicy(linger_seconds=30.0)  # released soon after they finish
+    run_session(SessionConfig(seed=1, groups=200, profile="rough", mode=ExecutionMode.COMBO, policy=policy),
+                on_end=inspect)
+    assert seen["finished"] == 200 and seen["held"] < 50
+    assert seen["queued"] <= 2 * seen["awake"] + 64, seen
