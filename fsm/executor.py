@@ -449,7 +449,7 @@ class AtomicOrderExecutor:
         Raises :class:`ValidationError` (``group_id``) for a group this executor does not hold.
         """
         group = self._groups.get(group_id) if isinstance(group_id, str) else None
-        if group is None and group_id in self._dormant:
+        if group is None and isinstance(group_id, str) and group_id in self._dormant:  # a list would raise TypeError
             group = self._wake(group_id)
         if group is None:
             raise ValidationError("group_id", group_id, "is not a group this executor holds")

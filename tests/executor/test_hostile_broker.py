@@ -226,6 +226,15 @@ def test_abort_of_an_unknown_group_names_the_group_id() -> None:
     assert info.value.field == "group_id"
 
 
+@pytest.mark.parametrize("bad", [["G000001"], {"group": 1}, 7])
+def test_abort_of_a_group_id_that_is_no_string_names_the_group_id(bad: object) -> None:
+    """Refused by name, also when it cannot key a table (unhashable): never a TypeError."""
+    _, ex = make()
+    with pytest.raises(ValidationError) as info:
+        ex.abort(bad)  # type: ignore[arg-type]
+    assert info.value.field == "group_id" and info.value.value == bad
+
+
 
 def test_a_quote_the_backend_refuses_keeps_its_reason_and_is_no_boundary_error() -> None:
     """``QuoteUnavailable`` is within the port's contract (fsm/ports.py): a stale or halted quote
