@@ -713,13 +713,15 @@ class AtomicOrderExecutor:
         group = self._route.get(ticket.order_ref) or self._dormant_group_of(ticket.order_ref)
         if group is None:
             raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
-        self._cancel(group, ticket, self.clock.now())
+        # The group's own ticket: one kept from before the group slept is a stale copy.
+        self._cancel(group, group.ticket(ticket.order_ref), self.clock.now())
 
     def request_update(self, ticket: OrderTicket, limit_price: Decimal | None, quantity: int | None) -> None:
         """Change one order's limit price and/or quantity (through the backend)."""
         group = self._route.get(ticket.order_ref) or self._dormant_group_of(ticket.order_ref)
         if group is None:
             raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
+        ticket = group.ticket(ticket.order_ref)  # the group's own: a copy kept from before it slept is stale
         if limit_price is None and quantity is None:
             raise ValidationError("update", None, "give a limit_price or a quantity")
         if limit_price is not None:

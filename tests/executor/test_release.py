@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import tracemalloc
+import types
 from collections.abc import Iterator
+from decimal import Decimal
 
 import attrs
 import pytest
@@ -285,3 +287,29 @@ def test_the_queue_of_groups_waiting_to_sleep_does_not_grow_with_the_groups_rele
                 on_end=inspect)
     assert seen["finished"] == 200 and seen["held"] < 50
     assert seen["queued"] <= 2 * seen["awake"] + 64, seen
+
+
+def test_cancel_and_update_act_on_the_groups_own_ticket_not_a_stale_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ticket object kept from before its group slept is a stale copy: the executor decides from
+    the group's current ticket (here final, so nothing is sent), never from the object passed in."""
+    monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
+    monkeypatch.setattr(executor_module, "_SLEEP_BATCH", 1)
+    monkeypatch.setattr(executor_module, "_AWAKE_FINISHED_KEPT", 0)
+    seen: dict[str, object] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        gid = next(iter(executor._dormant))
+        ref = f"{gid}-L0"
+        # what a caller's old copy may say: still working at the broker
+        stale = types.SimpleNamespace(order_ref=ref, state="working", quantity=1, limit_price=Decimal("1.00"))
+        sent = executor.stats.cancels_sent
+        executor.request_cancel(stale)  # type: ignore[arg-type]
+        executor.request_update(stale, Decimal("1.05"), None)  # type: ignore[arg-type]
+        seen["current"] = executor.group(gid).ticket(ref).state
+        seen["cancels"] = executor.stats.cancels_sent - sent
+
+    policy = ExecutionPolicy(linger_seconds=100_000.0)
+    run_session(SessionConfig(seed=2, groups=6, profile="hostile", mode=ExecutionMode.LEGGED, policy=policy),
+                on_end=inspect)
+    assert seen["current"] in ("filled", "canceled", "rejected", "expired")
+    assert seen["cancels"] == 0
