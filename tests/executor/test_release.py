@@ -205,10 +205,15 @@ def test_sleeping_groups_wake_for_late_events_and_sessions_do_not_change(monkeyp
     assert awake.records == asleep.records
 
 
-def test_views_wake_a_sleeping_group(monkeypatch: pytest.MonkeyPatch) -> None:
+def _sleep_at_once(monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """Every finished group falls asleep at once, ``batch`` at a time (none kept awake)."""
     monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
-    monkeypatch.setattr(executor_module, "_SLEEP_BATCH", 2)
+    monkeypatch.setattr(executor_module, "_SLEEP_BATCH", batch)
     monkeypatch.setattr(executor_module, "_AWAKE_FINISHED_KEPT", 0)
+
+
+def test_views_wake_a_sleeping_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    _sleep_at_once(monkeypatch, batch=2)
     kept: dict[str, object] = {}
 
     def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
@@ -292,9 +297,7 @@ def test_the_queue_of_groups_waiting_to_sleep_does_not_grow_with_the_groups_rele
 def test_cancel_and_update_act_on_the_groups_own_ticket_not_a_stale_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A ticket object kept from before its group slept is a stale copy: the executor decides from
     the group's current ticket (here final, so nothing is sent), never from the object passed in."""
-    monkeypatch.setattr(executor_module, "_DORMANT_AFTER", dt.timedelta(0))
-    monkeypatch.setattr(executor_module, "_SLEEP_BATCH", 1)
-    monkeypatch.setattr(executor_module, "_AWAKE_FINISHED_KEPT", 0)
+    _sleep_at_once(monkeypatch, batch=1)
     seen: dict[str, object] = {}
 
     def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
