@@ -679,6 +679,8 @@ class AtomicOrderExecutor:
 
     def group(self, group_id: str) -> AtomicOrderGroup:
         """A group still held by the executor (KeyError when it holds none of this id)."""
+        if not isinstance(group_id, str):  # a list would raise TypeError, not the KeyError promised
+            raise KeyError(f"no group {group_id!r}: group ids are strings")
         if group_id in self._dormant:
             return self._wake(group_id)
         return self._groups[group_id]
@@ -710,17 +712,13 @@ class AtomicOrderExecutor:
 
     def request_cancel(self, ticket: OrderTicket) -> None:
         """Cancel one order of a group (through the backend; never around the executor)."""
-        group = self._route.get(ticket.order_ref) or self._dormant_group_of(ticket.order_ref)
-        if group is None:
-            raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
+        group = self._group_of(ticket)
         # The group's own ticket: one kept from before the group slept is a stale copy.
         self._cancel(group, group.ticket(ticket.order_ref), self.clock.now())
 
     def request_update(self, ticket: OrderTicket, limit_price: Decimal | None, quantity: int | None) -> None:
         """Change one order's limit price and/or quantity (through the backend)."""
-        group = self._route.get(ticket.order_ref) or self._dormant_group_of(ticket.order_ref)
-        if group is None:
-            raise ValidationError("order_ref", ticket.order_ref, "is not an order of this executor")
+        group = self._group_of(ticket)
         ticket = group.ticket(ticket.order_ref)  # the group's own: a copy kept from before it slept is stale
         if limit_price is None and quantity is None:
             raise ValidationError("update", None, "give a limit_price or a quantity")
@@ -1524,6 +1522,15 @@ class AtomicOrderExecutor:
             self._route[t.order_ref] = group
             t.router = self
         self._note_finished(gid, self.clock.now())
+        return group
+
+    def _group_of(self, ticket: OrderTicket) -> AtomicOrderGroup:
+        """The group (woken if asleep) of a caller's ticket; ValidationError (``order_ref``) when
+        it is no order of this executor, whatever was passed."""
+        ref = getattr(ticket, "order_ref", None)
+        group = (self._route.get(ref) or self._dormant_group_of(ref)) if isinstance(ref, str) else None
+        if group is None:
+            raise ValidationError("order_ref", ref, "is not an order of this executor")
         return group
 
     def _dormant_group_of(self, order_ref: str) -> AtomicOrderGroup | None:

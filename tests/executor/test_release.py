@@ -316,3 +316,27 @@ def test_cancel_and_update_act_on_the_groups_own_ticket_not_a_stale_copy(monkeyp
                 on_end=inspect)
     assert seen["current"] in ("filled", "canceled", "rejected", "expired")
     assert seen["cancels"] == 0
+
+
+@pytest.mark.parametrize("bad", [None, "G000001", 7, object(), types.SimpleNamespace(order_ref=None),
+                                 types.SimpleNamespace(order_ref=5), types.SimpleNamespace(order_ref=["x"])])
+def test_cancel_and_update_of_no_ticket_name_the_order_ref_while_groups_sleep(monkeypatch: pytest.MonkeyPatch,
+                                                                           bad: object) -> None:
+    """Whatever a caller passes for a ticket, the answer is ValidationError(order_ref), also while
+    groups sleep (the sleeping lookup once raised AttributeError for a reference that is no string)."""
+    _sleep_at_once(monkeypatch, batch=1)
+    seen: dict[str, object] = {}
+
+    def inspect(broker: BrokerSimulator, executor: AtomicOrderExecutor) -> None:
+        seen["asleep"] = len(executor._dormant)
+        for name, call in (("cancel", lambda: executor.request_cancel(bad)),  # type: ignore[arg-type]
+                           ("update", lambda: executor.request_update(bad, Decimal("1.05"), None))):  # type: ignore[arg-type]
+            with pytest.raises(ValidationError) as info:
+                call()
+            seen[name] = info.value.field
+        with pytest.raises(KeyError):
+            executor.group(["G000001"])  # type: ignore[arg-type]
+
+    run_session(SessionConfig(seed=2, groups=4, profile="hostile", mode=ExecutionMode.COMBO,
+                              policy=ExecutionPolicy(linger_seconds=100_000.0)), on_end=inspect)
+    assert seen["asleep"] and seen["cancel"] == seen["update"] == "order_ref"
