@@ -26,6 +26,7 @@ from atomic_orders.fsm.execution_policy import ExecutionPolicy
 from atomic_orders.fsm.group import ExecutionMode
 from atomic_orders.simulator.cli.options import (
     MAX_DEPTH,
+    MAX_GROUPS,
     STDOUT,
     Parser,
     UserError,
@@ -59,6 +60,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     # Alerts are counted in the report; print each one only when asked. Violations always print.
     logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
 
+    if args.streamer == "on" and args.backend != "tastytrade-emulator":
+        raise UserError("--streamer on: the account streamer needs --backend tastytrade-emulator")
     config = SessionConfig(
         seed=args.seed,
         groups=args.groups,
@@ -288,8 +291,9 @@ def add_main_commands(sub: Any) -> None:
     chk.add_argument("--depth", type=count_at_most(MAX_DEPTH), default=5, metavar="K",
                      help=f"script length K (default 5; each step multiplies the work ~5-8x; at most {MAX_DEPTH})")
     add_mode(chk, repeatable=True)
-    chk.add_argument("--quantity", type=positive, default=2, metavar="N",
-                     help="units of the 2-leg vertical (default 2)")
+    chk.add_argument("--quantity", type=positive_at_most(MAX_CONTRACTS), default=2, metavar="N",
+                     help=f"units of the 2-leg vertical (default 2, at most {MAX_CONTRACTS:,}: "
+                          "the policy's contracts per leg)")
     chk.add_argument("--workers", type=positive, default=2, metavar="N",
                      help="worker processes (default 2: the two modes in parallel; 1: serial; the report is the same)")
     chk.add_argument("--dask", action="store_true",
@@ -304,7 +308,7 @@ def add_main_commands(sub: Any) -> None:
                        help="also time 'check --depth K' (default 7) on 2 local worker processes beside its goal: "
                        "depth 7 under 3 minutes (slow: minutes)")
     # checked here, not after minutes of the other figures: the large session must exceed the 1,000 compared
-    bench.add_argument("--scaling", nargs="?", const=100_000, type=int_above(1_000), metavar="N",
+    bench.add_argument("--scaling", nargs="?", const=100_000, type=int_above(1_000, MAX_GROUPS), metavar="N",
                        help="also run N hostile groups (above 1,000; default 100,000) against 1,000 in child "
                        "processes: per-condor cost, peak RSS and CPU time beside their goals (slow: minutes)")
     bench.add_argument("--sweep", nargs="?", const=40, type=positive_at_most(10_000), metavar="SEEDS",

@@ -155,13 +155,15 @@ def positive_at_most(maximum: int) -> Callable[[str], int]:
     return _at_most(positive, maximum)
 
 
-def int_above(minimum: int) -> Callable[[str], int]:
-    """The type of an int above ``minimum``."""
+def int_above(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """The type of an int above ``minimum`` (and at most ``maximum``, when given)."""
 
     def above(text: str) -> int:
         value = _integer(text)
         if value <= minimum:
             raise argparse.ArgumentTypeError(f"{text!r} must be above {minimum:,}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} is above the maximum {maximum:,}")
         return value
 
     return above

@@ -58,6 +58,10 @@ def _assert_one_line_exit_2(returncode: int, stderr: str, *expected: str) -> Non
     (["lean-run", "algorithm.py", "--days", "100000"], ["atomic-orders lean-run:", "--days", "maximum 260"]),
     (["crash", "run", "--runs", "100000"], ["atomic-orders crash run:", "--runs", "maximum"]),
     (["crash", "run", "--kills", "100000000"], ["atomic-orders crash run:", "--kills", "maximum"]),
+    (["check", "--quantity", "1001"], ["atomic-orders check:", "--quantity", "'1001'", "maximum 1000"]),
+    (["bench", "--scaling", "1000001"], ["atomic-orders bench:", "--scaling", "'1000001'", "maximum 1,000,000"]),
+    # an option that needs another backend is refused before anything runs, not by a traceback
+    (["simulate", "--groups", "5", "--streamer", "on"], ["--streamer on", "--backend tastytrade-emulator"]),
     # lean-run's numbers are the shared option types, with the same words
     (["lean-run", "algorithm.py", "--days", "x"], ["--days", "'x' is not an integer"]),
     (["lean-run", "algorithm.py", "--seed", "x"], ["--seed", "'x' is not an integer"]),
